@@ -1,0 +1,108 @@
+"""Checkpoint files: a state dict plus the metadata that makes it meaningful, loadable with weights_only.
+
+Every way a file can be wrong (not there, not a torch file, not ours, another architecture, missing or
+extra keys) becomes a CheckpointError whose message names the problem.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core.data import Normalization
+from core.model import ModelConfig, build_model
+
+FORMAT = "padlens-checkpoint"
+VERSION = 1
+SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """Write to a temp file and rename, so an interrupted save never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path, model: nn.Module, config: ModelConfig, norm: Normalization, recipe: dict,
+                    metrics: dict) -> None:
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_save({"format": FORMAT, "version": VERSION, "state_dict": state, "model_config": config.to_dict(),
+                 "normalization": norm.to_dict(), "recipe": recipe, "metrics": metrics,
+                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}, path)
+
+
+def read_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        raise CheckpointError(f"{path} is corrupt or not a torch file ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200]}).") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a PadLens checkpoint (no '{FORMAT}' marker); a bare state dict "
+                              "of your own model opens through File > Open custom model.")
+    for key in ("state_dict", "model_config", "normalization"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path} lacks its '{key}' entry; the file is incomplete.")
+    return ckpt
+
+
+def load_state(model: nn.Module, state: dict, what: str) -> None:
+    """Load weights strictly, turning key or shape mismatches into one readable message."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+             if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    if extra:
+        problems.append(f"unexpected keys {extra[:5]}{' ...' if len(extra) > 5 else ''}")
+    if wrong:
+        problems.append(f"shape mismatches {wrong[:3]}{' ...' if len(wrong) > 3 else ''}")
+    if problems:
+        raise CheckpointError(f"{what} does not fit the model: " + "; ".join(problems) + ".")
+    model.load_state_dict(state)
+
+
+def load_checkpoint(path) -> tuple[nn.Sequential, dict]:
+    """Build the model a checkpoint describes and load its weights; returns (model in eval mode, metadata)."""
+    ckpt = read_checkpoint(path)
+    try:
+        config = ModelConfig.from_dict(ckpt["model_config"])
+        model = build_model(config)
+        Normalization.from_dict(ckpt["normalization"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path} has an invalid model config or normalization: {e}") from None
+    load_state(model, ckpt["state_dict"], f"{path} (another architecture?)")
+    model.eval()
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    meta["path"] = str(path)
+    return model, meta
+
+
+def shipped_checkpoints() -> list[Path]:
+    return sorted(SHIPPED.glob("*.pt"))
+
+
+def default_checkpoint() -> Path:
+    zero = SHIPPED / "vgg_zeros.pt"
+    if zero.is_file():
+        return zero
+    found = shipped_checkpoints()
+    if not found:
+        raise CheckpointError(f"No checkpoint in {SHIPPED}; train one with `padlens train`.")
+    return found[0]

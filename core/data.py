@@ -1,0 +1,199 @@
+"""CIFAR-10 as in-memory uint8 tensors, from torchvision's pickled batches or an ImageFolder tree.
+
+Both sources give (images uint8 [N,3,32,32], labels int64 [N]). Decoded ImageFolder trees are cached
+as one tensor file, because decoding 60,000 JPEGs takes seconds every time otherwise.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+SPLITS = ("train", "test")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+BATCHES_DIR = "cifar-10-batches-py"
+
+
+class DatasetError(RuntimeError):
+    """The data set is missing or malformed; the message says where we looked and what to do."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "padlens"
+
+
+def resolve_data_root(arg: str | os.PathLike | None = None) -> Path:
+    """--data flag, else $PADLENS_DATA, else the default cache folder."""
+    if arg:
+        return Path(arg).expanduser()
+    if os.environ.get("PADLENS_DATA"):
+        return Path(os.environ["PADLENS_DATA"]).expanduser()
+    return cache_dir() / "data"
+
+
+def how_to_get(root: Path) -> str:
+    return (f"Get CIFAR-10 with `padlens download --data {root}` (needs internet), or point --data or "
+            f"PADLENS_DATA at a folder holding {BATCHES_DIR}/ or an ImageFolder tree "
+            f"(train/<class>/*.jpg, test/<class>/*.jpg).")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    images: torch.Tensor   # uint8 [N, 3, 32, 32]
+    labels: torch.Tensor   # int64 [N]
+    source: str            # human description, e.g. "CIFAR-10 test (ImageFolder /path)"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _is_image_folder(path: Path) -> bool:
+    return path.is_dir() and any((path / c).is_dir() for c in CLASSES)
+
+
+def find_source(root: Path, split: str) -> tuple[str, Path]:
+    """Where a split lives: ("batches", dir) or ("folder", dir). Raises DatasetError with advice."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    for cand in (root / BATCHES_DIR, root):
+        if (cand / "test_batch").is_file() or (cand / "data_batch_1").is_file():
+            return "batches", cand
+    if _is_image_folder(root / split):
+        return "folder", root / split
+    if _is_image_folder(root):
+        return "folder", root
+    raise DatasetError(f"No CIFAR-10 {split} split found under {root} (looked for {root / BATCHES_DIR}/, "
+                       f"{root / split}/<class>/ and {root}/<class>/). " + how_to_get(root))
+
+
+def _load_batches(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    names = ["test_batch"] if split == "test" else [f"data_batch_{i}" for i in range(1, 6)]
+    xs, ys = [], []
+    for name in names:
+        path = folder / name
+        try:
+            with open(path, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+            xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64))
+        except FileNotFoundError:
+            raise DatasetError(f"{path} is missing: the {BATCHES_DIR} folder is incomplete. "
+                               + how_to_get(folder.parent)) from None
+        except Exception as e:  # noqa: BLE001 - any unpickling failure means a corrupt file
+            raise DatasetError(f"{path} is not a readable CIFAR-10 batch ({e}). Delete the folder and "
+                               "download it again.") from None
+        if len(xs[-1]) != len(ys[-1]):
+            raise DatasetError(f"{path} holds {len(xs[-1])} images but {len(ys[-1])} labels.")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def to_cifar_tensor(img: torch.Tensor) -> torch.Tensor:
+    """Any uint8 [C,H,W] image as 3x32x32 RGB (grey expanded, alpha dropped, antialiased resize)."""
+    from torchvision.transforms.v2 import functional as TF
+    if img.shape[0] == 1:
+        img = img.expand(3, -1, -1)
+    img = img[:3]
+    if img.shape[-2:] != (32, 32):
+        img = TF.resize(img, [32, 32], antialias=True)
+    return img.contiguous()
+
+
+def read_image_file(path: str | os.PathLike) -> torch.Tensor:
+    """One image file as uint8 [3,32,32]; the only place image files are decoded."""
+    from torchvision.io import ImageReadMode, decode_image
+    try:
+        data = torch.frombuffer(bytearray(Path(path).read_bytes()), dtype=torch.uint8)
+        img = decode_image(data, mode=ImageReadMode.RGB)
+    except Exception as e:  # noqa: BLE001
+        raise DatasetError(f"Cannot read image {path}: {e}") from None
+    return to_cifar_tensor(img)
+
+
+def _folder_files(folder: Path) -> list[tuple[Path, int]]:
+    files = []
+    for label, cls in enumerate(CLASSES):
+        d = folder / cls
+        if d.is_dir():
+            files += [(p, label) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise DatasetError(f"{folder} has class folders but no images in them ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    return files
+
+
+def _load_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    files = _folder_files(folder)
+    stamp = f"{folder.resolve()}|{len(files)}|{max(p.stat().st_mtime_ns for p, _ in files)}"
+    cached = cache_dir() / "decoded" / (hashlib.sha1(stamp.encode()).hexdigest()[:16] + ".pt")
+    if cached.is_file():
+        try:
+            d = torch.load(cached, weights_only=True)
+            return d["images"], d["labels"]
+        except Exception:  # noqa: BLE001 - a broken cache is rebuilt
+            cached.unlink(missing_ok=True)
+    images = torch.stack([read_image_file(p) for p, _ in files])
+    labels = torch.tensor([y for _, y in files], dtype=torch.int64)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp")
+    torch.save({"images": images, "labels": labels}, tmp)
+    os.replace(tmp, cached)
+    return images, labels
+
+
+def load_split(root: str | os.PathLike | None, split: str) -> Dataset:
+    """Load one split from whichever source `root` holds; see resolve_data_root for the default."""
+    root = resolve_data_root(root)
+    kind, where = find_source(root, split)
+    if kind == "batches":
+        x, y = _load_batches(where, split)
+        images, labels = torch.from_numpy(x), torch.from_numpy(y)
+        source = f"CIFAR-10 {split} ({where})"
+    else:
+        images, labels = _load_folder(where)
+        jpeg = " JPEG" if "jpeg" in str(where).lower() or "jpg" in str(where).lower() else ""
+        source = f"CIFAR-10{jpeg} {split} (ImageFolder {where})"
+    return Dataset(images, labels, source)
+
+
+def download(root: str | os.PathLike | None, progress=None) -> Path:
+    """Fetch the original CIFAR-10 through torchvision into root; returns the batches folder."""
+    from torchvision.datasets import CIFAR10
+    root = resolve_data_root(root)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        CIFAR10(str(root), train=True, download=True)
+    except Exception as e:  # noqa: BLE001
+        raise DatasetError(f"Downloading CIFAR-10 into {root} failed: {e}. Check the internet connection, "
+                           "or copy cifar-10-batches-py there by hand.") from None
+    return root / BATCHES_DIR
+
+
+@dataclass(frozen=True)
+class Normalization:
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def of(cls, images: torch.Tensor) -> "Normalization":
+        x = images.float().div_(255)
+        return cls(tuple(x.mean((0, 2, 3)).tolist()), tuple(x.std((0, 2, 3)).tolist()))
+
+    def apply(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 or [0,1] float pixels -> normalized float."""
+        x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def to_dict(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalization":
+        return cls(tuple(d["mean"]), tuple(d["std"]))

@@ -1,0 +1,86 @@
+"""Walk any model made of nested nn.Sequentials by index path (model[i][j]).
+
+Used by the layer tree, the activation capture and the CLI listing; nothing here is specific to our
+architecture.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    path: tuple[int, ...]
+    type: str
+    params: str
+    output_shape: tuple[int, ...]   # without the batch dimension
+    is_container: bool
+
+    @property
+    def name(self) -> str:
+        return "model" + "".join(f"[{i}]" for i in self.path)
+
+
+def iter_paths(model: nn.Module, prefix: tuple[int, ...] = ()):
+    """Yield (path, module) depth-first for every child of every nested Sequential."""
+    for i, child in enumerate(model.children() if isinstance(model, nn.Sequential) else ()):
+        yield prefix + (i,), child
+        yield from iter_paths(child, prefix + (i,))
+
+
+def layer_at(model: nn.Module, path: tuple[int, ...]) -> nn.Module:
+    for i in path:
+        model = model[i]
+    return model
+
+
+def key_params(m: nn.Module) -> str:
+    """A short human summary of what makes a layer what it is."""
+    if isinstance(m, nn.Conv2d):
+        mode = getattr(m, "padding_mode", "zeros")
+        pad = m.padding if isinstance(m.padding, str) else "x".join(map(str, m.padding))
+        return (f"{m.in_channels}->{m.out_channels}, kernel {'x'.join(map(str, m.kernel_size))}, "
+                f"stride {m.stride[0]}, padding {pad} ({mode})")
+    if isinstance(m, nn.BatchNorm2d):
+        return f"{m.num_features} channels"
+    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+        return f"kernel {m.kernel_size}, stride {m.stride}"
+    if isinstance(m, (nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)):
+        return f"output {m.output_size}"
+    if isinstance(m, nn.Linear):
+        return f"{m.in_features}->{m.out_features}"
+    if isinstance(m, nn.Sequential):
+        return f"{len(m)} layers"
+    extra = m.extra_repr()
+    return extra
+
+
+def describe_layers(model: nn.Module, input_shape=(3, 32, 32)) -> list[LayerInfo]:
+    """Every layer with index path, type, key parameters and output shape for one input."""
+    paths = list(iter_paths(model))
+    shapes: dict[int, tuple[int, ...]] = {}
+    hooks = [m.register_forward_hook(lambda mod, inp, out, k=id(m): shapes.__setitem__(k, tuple(out.shape[1:])))
+             for _, m in paths]
+    try:
+        p = next(model.parameters(), None)
+        x = torch.zeros((1, *input_shape), device=p.device if p is not None else "cpu")
+        was_training = model.training
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+        model.train(was_training)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [LayerInfo(path, type(m).__name__, key_params(m), shapes.get(id(m), ()),
+                      isinstance(m, nn.Sequential)) for path, m in paths]
+
+
+def format_layers(infos: list[LayerInfo]) -> str:
+    rows = [(("  " * (len(i.path) - 1)) + i.name, i.type, i.params, "x".join(map(str, i.output_shape)))
+            for i in infos]
+    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows)

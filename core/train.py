@@ -1,0 +1,181 @@
+"""Fast CIFAR-10 training on a CPU (or GPU), airbench style, as a generator of progress events.
+
+The whole split stays in memory as uint8; augmentation (random crop with zero padding, horizontal
+flip) runs on whole batches with tensor ops. Every epoch the run folder gets a resumable state, so an
+interrupted run continues where it stopped.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.checkpoint import atomic_save, load_state, save_checkpoint
+from core.data import Dataset, Normalization
+from core.device import autocast, prepare_model
+from core.evaluate import evaluate
+from core.model import ModelConfig, build_model, init_whitening
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int = 16
+    batch_size: int = 512
+    lr: float = 11.5               # per 1024 examples, airbench's scale
+    momentum: float = 0.85
+    weight_decay: float = 0.0153   # decoupled from the learning rate
+    bias_scaler: float = 64.0      # batch-norm biases learn this much faster
+    label_smoothing: float = 0.2
+    crop_pad: int = 4              # random-crop translation range in pixels (black fill)
+    flip: bool = True
+    warmup: float = 0.23           # fraction of steps
+    seed: int = 0
+    precision: str = "bf16"
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    kind: str          # "step" or "epoch"
+    epoch: int         # 1-based epoch in progress / just finished
+    step: int          # global step done
+    total_steps: int
+    loss: float
+    train_accuracy: float
+    elapsed: float     # seconds of training in this and earlier sessions
+    eta: float
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+
+
+def augment(images_padded: torch.Tensor, idx: torch.Tensor, pad: int, flip: bool, gen: torch.Generator):
+    """Random crops of 32x32 from zero-padded images plus random flips, for one batch, no Python loop."""
+    n = len(idx)
+    size = images_padded.shape[-1] - 2 * pad
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    ar = torch.arange(size)
+    rows = (oy[:, None] + ar)[:, :, None]
+    cols = (ox[:, None] + ar)[:, None, :]
+    if flip:
+        flipped = torch.rand(n, generator=gen) < 0.5
+        cols = torch.where(flipped[:, None, None], cols.flip(-1), cols)
+    batch = images_padded[idx]
+    return batch[torch.arange(n)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+
+
+def lr_factor(step: int, total: int, warmup: float) -> float:
+    """Airbench's triangle: 0.2 -> 1 over the warmup, then down to 0.07."""
+    w = int(total * warmup)
+    if step < w:
+        return 0.2 + 0.8 * step / w
+    return 1.0 - 0.93 * (step - w) / max(1, total - w)
+
+
+def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.SGD:
+    kilostep = 1024 * (1 + 1 / (1 - r.momentum))
+    lr = r.lr / kilostep
+    wd = r.weight_decay * r.batch_size / kilostep
+    norm_biases = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim == 1]
+    others = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim != 1]
+    lr_b = lr * r.bias_scaler
+    groups = [dict(params=norm_biases, lr=lr_b, weight_decay=wd / lr_b, initial_lr=lr_b),
+              dict(params=others, lr=lr, weight_decay=wd / lr, initial_lr=lr)]
+    return torch.optim.SGD(groups, momentum=r.momentum, nesterov=True)
+
+
+def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, config: ModelConfig = ModelConfig(),
+          recipe: Recipe = Recipe(), device: torch.device = torch.device("cpu"),
+          should_stop: Callable[[], bool] = lambda: False, report_every: int = 5) -> Iterator[TrainEvent]:
+    """Train (or resume) into run_dir; yields TrainEvents; writes run_dir/model.pt when done."""
+    run_dir = Path(run_dir)
+    state_path = run_dir / "state.pt"
+    torch.manual_seed(recipe.seed)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    norm = Normalization.of(train_set.images)
+    model = build_model(config)
+    init_whitening(model, norm.apply(train_set.images[:5000]))
+    model = prepare_model(model, device)
+    opt = make_optimizer(model, recipe)
+    ema = {k: v.clone() for k, v in model.state_dict().items()}
+    steps_per_epoch = len(train_set) // recipe.batch_size
+    total = recipe.epochs * steps_per_epoch
+    start_epoch, elapsed, history = 0, 0.0, []
+    if state_path.is_file():
+        s = torch.load(state_path, map_location="cpu", weights_only=True)
+        if s["recipe"] != asdict(recipe) or s["model_config"] != config.to_dict():
+            raise RuntimeError(f"{state_path} belongs to a run with another recipe or model; "
+                               "use a new --run folder or the same settings.")
+        load_state(model, s["model"], str(state_path))
+        opt.load_state_dict(s["optimizer"])
+        ema = {k: v.to(device) for k, v in s["ema"].items()}
+        gen.set_state(s["generator"])
+        torch.set_rng_state(s["torch_rng"])
+        start_epoch, elapsed, history = s["epoch"], s["elapsed"], s["history"]
+        norm = Normalization.from_dict(s["normalization"])
+    padded = F.pad(train_set.images, (recipe.crop_pad,) * 4)   # black border, like RandomCrop(padding=4)
+    labels = train_set.labels
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, reduction="sum")
+    ema_schedule = 0.95 ** 5 * (torch.arange(total + 1) / total) ** 3
+    step = start_epoch * steps_per_epoch
+    session_t0, session_step = time.perf_counter(), step
+    for epoch in range(start_epoch, recipe.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(len(train_set), generator=gen)
+        run_loss, run_correct, run_n = 0.0, 0, 0
+        for b in range(steps_per_epoch):
+            if should_stop():
+                return
+            idx = perm[b * recipe.batch_size:(b + 1) * recipe.batch_size]
+            x = augment(padded, idx, recipe.crop_pad, recipe.flip, gen)
+            x = norm.apply(x.to(device)).contiguous(memory_format=torch.channels_last)
+            y = labels[idx].to(device)
+            f = lr_factor(step, total, recipe.warmup)
+            for g in opt.param_groups:
+                g["lr"] = g["initial_lr"] * f
+            with autocast(device, recipe.precision):
+                out = model(x)
+                loss = loss_fn(out.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % 5 == 0 or step == total:   # lookahead: pull weights toward a slow average
+                decay = 1.0 if step == total else ema_schedule[step].item()
+                with torch.no_grad():
+                    for k, v in model.state_dict().items():
+                        if v.dtype.is_floating_point:
+                            ema[k].lerp_(v, 1 - decay)
+                            v.copy_(ema[k])
+            run_loss += loss.item()
+            run_correct += (out.argmax(1) == y).sum().item()
+            run_n += len(y)
+            if step % report_every == 0:
+                rate = (time.perf_counter() - session_t0) / (step - session_step)
+                yield TrainEvent("step", epoch + 1, step, total, run_loss / run_n, run_correct / run_n,
+                                 elapsed + time.perf_counter() - t0, rate * (total - step))
+        elapsed += time.perf_counter() - t0
+        test = evaluate(model, test_set.images, test_set.labels, norm, device, recipe.precision) if test_set else None
+        history.append({"epoch": epoch + 1, "loss": run_loss / run_n, "train_accuracy": run_correct / run_n,
+                        "test_accuracy": test.accuracy if test else None, "elapsed": elapsed})
+        atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "ema": ema,
+                     "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
+                     "elapsed": elapsed, "history": history, "recipe": asdict(recipe),
+                     "model_config": config.to_dict(), "normalization": norm.to_dict()}, state_path)
+        yield TrainEvent("epoch", epoch + 1, step, total, run_loss / run_n, run_correct / run_n, elapsed,
+                         elapsed / (epoch + 1) * (recipe.epochs - epoch - 1),
+                         test.accuracy if test else None, test.loss if test else None)
+    model.eval()
+    final = evaluate(model, test_set.images, test_set.labels, norm, device, "fp32") if test_set else None
+    metrics = {"training_seconds": round(elapsed, 1), "history": history,
+               "device": str(device), "train_data": train_set.source}
+    if final:
+        metrics.update(test_accuracy=final.accuracy, test_loss=final.loss, test_data=test_set.source,
+                       test_images=final.count, test_precision="fp32")
+    save_checkpoint(run_dir / "model.pt", model, config, norm, asdict(recipe), metrics)

@@ -1,0 +1,229 @@
+"""The translation-robustness grid: accuracy, loss and consistency per (dx, dy) shift.
+
+Fast by construction: many shifted copies go through one forward pass, batch norm is folded, bf16
+and channels_last where supported. Progressive: images are taken in chunks that are each balanced
+over classes, and after every chunk the whole heatmap is yielded, so the first complete picture comes
+after the first small chunk.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.activations import resize_input
+from core.data import Normalization, cache_dir
+from core.device import autocast
+from core.jobs import Partial, Progress, never
+from core.shifts import shift
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    x_min: int = -32
+    x_max: int = 32
+    y_min: int = -32
+    y_max: int = 32
+    step: int = 2
+
+    def __post_init__(self):
+        if self.step < 1:
+            raise ValueError("step must be at least 1 pixel")
+        if self.x_min > self.x_max or self.y_min > self.y_max:
+            raise ValueError("range minimum must not exceed its maximum")
+
+    @property
+    def dxs(self) -> np.ndarray:
+        return np.arange(self.x_min, self.x_max + 1, self.step)
+
+    @property
+    def dys(self) -> np.ndarray:
+        return np.arange(self.y_min, self.y_max + 1, self.step)
+
+    @classmethod
+    def square(cls, lo: int, hi: int, step: int) -> "GridSpec":
+        return cls(lo, hi, lo, hi, step)
+
+
+@dataclass
+class GridResult:
+    """Sums per cell [ny, nx]; rates are derived so partial results merge by addition."""
+    dxs: np.ndarray
+    dys: np.ndarray
+    correct: np.ndarray
+    loss_sum: np.ndarray
+    consistent: np.ndarray
+    count: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, spec: GridSpec, info: dict | None = None) -> "GridResult":
+        z = np.zeros((len(spec.dys), len(spec.dxs)))
+        return cls(spec.dxs, spec.dys, z.copy(), z.copy(), z.copy(), z.copy(), dict(info or {}))
+
+    def _rate(self, a: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 0, a / np.maximum(self.count, 1), np.nan)
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        return self._rate(self.correct)
+
+    @property
+    def loss(self) -> np.ndarray:
+        return self._rate(self.loss_sum)
+
+    @property
+    def consistency(self) -> np.ndarray:
+        return self._rate(self.consistent)
+
+    @property
+    def images(self) -> int:
+        return int(self.count.min()) if self.count.size else 0
+
+    def cell(self, dx: int, dy: int) -> tuple[int, int]:
+        """(row, col) of a shift, or raises KeyError."""
+        ix, iy = np.flatnonzero(self.dxs == dx), np.flatnonzero(self.dys == dy)
+        if not len(ix) or not len(iy):
+            raise KeyError((dx, dy))
+        return int(iy[0]), int(ix[0])
+
+    def save_npz(self, path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part.npz")
+        np.savez_compressed(tmp, dx=self.dxs, dy=self.dys, accuracy=self.accuracy, loss=self.loss,
+                            consistency=self.consistency, count=self.count, correct=self.correct,
+                            loss_sum=self.loss_sum, consistent=self.consistent,
+                            info=np.array(json.dumps(self.info)))
+        tmp.replace(path)
+
+    @classmethod
+    def load_npz(cls, path) -> "GridResult":
+        with np.load(path) as d:
+            return cls(d["dx"], d["dy"], d["correct"], d["loss_sum"], d["consistent"], d["count"],
+                       json.loads(str(d["info"])))
+
+    def write_csv(self, path) -> None:
+        rows = ["dx,dy,accuracy,loss,consistency,images"]
+        acc, loss, cons = self.accuracy, self.loss, self.consistency
+        for r, dy in enumerate(self.dys):
+            for c, dx in enumerate(self.dxs):
+                rows.append(f"{dx},{dy},{acc[r, c]:.6f},{loss[r, c]:.6f},{cons[r, c]:.6f},{int(self.count[r, c])}")
+        Path(path).write_text("\n".join(rows) + "\n")
+
+
+def stratified_subset(labels: torch.Tensor, n: int | None, seed: int = 0) -> torch.Tensor:
+    """n indices balanced over classes, seeded, ordered so every prefix is balanced too (round-robin)."""
+    gen = torch.Generator().manual_seed(seed)
+    classes = labels.unique()
+    per_class = [torch.nonzero(labels == c).flatten() for c in classes]
+    per_class = [idx[torch.randperm(len(idx), generator=gen)] for idx in per_class]
+    longest = max(len(p) for p in per_class)
+    order = torch.stack([torch.cat([p, p.new_full((longest - len(p),), -1)]) for p in per_class], 1).flatten()
+    order = order[order >= 0]
+    return order if not n or n >= len(order) else order[:n]
+
+
+def pooling_period(model: nn.Module) -> int:
+    """Product of the strides of all pooling / strided layers: shifts by multiples of it keep the
+    pooling phase; other shifts sample the grid differently even with no content lost."""
+    period = 1
+    for m in model.modules():
+        if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            s = m.stride if isinstance(m.stride, int) else m.stride[0]
+            period *= s
+        elif isinstance(m, nn.Conv2d) and m.stride[0] > 1:
+            period *= m.stride[0]
+    return period
+
+
+def phase_table(result: GridResult, period: int) -> np.ndarray:
+    """Mean accuracy by (dy mod period, dx mod period): the pooling-phase effect in one table."""
+    acc = result.accuracy
+    table = np.full((period, period), np.nan)
+    for py in range(period):
+        for px in range(period):
+            sel = acc[np.ix_(result.dys % period == py, result.dxs % period == px)]
+            if np.isfinite(sel).any():
+                table[py, px] = np.nanmean(sel)
+    return table
+
+
+def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: Normalization,
+                     spec: GridSpec, mode: str = "affine", device: torch.device = torch.device("cpu"),
+                     precision: str = "fp32", input_size: int = 32, first_chunk: int = 100,
+                     chunk: int = 500, batch_images: int = 2048, info: dict | None = None,
+                     should_stop: Callable[[], bool] = never):
+    """Job over uint8 images (already a subset, in the order to evaluate); returns a GridResult.
+
+    Yields Progress per forward batch and Partial(GridResult) after each image chunk. When stopped,
+    returns the cells and images finished so far (counts say how many images each cell has).
+    """
+    model = model.eval()
+    result = GridResult.empty(spec, {"mode": mode, "precision": precision, "input_size": input_size,
+                                     **(info or {})})
+    shifts = [(int(dx), int(dy)) for dy in spec.dys for dx in spec.dxs]
+    total = len(images) * len(shifts)
+    done = 0
+    bounds = [0, min(first_chunk, len(images))]
+    while bounds[-1] < len(images):
+        bounds.append(min(bounds[-1] + chunk, len(images)))
+
+    def forward(x_pixels: torch.Tensor) -> torch.Tensor:
+        x = resize_input(norm.apply(x_pixels), input_size).to(device)
+        with torch.inference_mode(), autocast(device, precision):
+            return model(x.contiguous(memory_format=torch.channels_last)).float()
+
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        x0, y0 = images[lo:hi], labels[lo:hi].to(device)
+        base_pred = torch.cat([forward(x0[i:i + batch_images]).argmax(1) for i in range(0, len(x0), batch_images)])
+        per_batch = max(1, batch_images // len(x0))
+        n = len(x0)
+        for g in range(0, len(shifts), per_batch):
+            if should_stop():
+                return result
+            group = shifts[g:g + per_batch]
+            logits = forward(torch.cat([shift(x0, dx, dy, mode, norm.mean) for dx, dy in group]))
+            y = y0.repeat(len(group))
+            losses = F.cross_entropy(logits, y, reduction="none").view(len(group), n).sum(1)
+            pred = logits.argmax(1)
+            correct = (pred == y).view(len(group), n).sum(1)
+            consistent = (pred == base_pred.repeat(len(group))).view(len(group), n).sum(1)
+            for k, (dx, dy) in enumerate(group):
+                r, c = result.cell(dx, dy)
+                result.correct[r, c] += correct[k].item()
+                result.loss_sum[r, c] += losses[k].item()
+                result.consistent[r, c] += consistent[k].item()
+                result.count[r, c] += n
+            done += n * len(group)
+            yield Progress(done, total, f"{hi} of {len(images)} images, {g + len(group)}/{len(shifts)} shifts")
+        yield Partial(result)
+    return result
+
+
+def cache_key(checkpoint_id: str, data_id: str, spec: GridSpec, mode: str, n_images: int, seed: int,
+              precision: str, input_size: int) -> str:
+    payload = json.dumps([checkpoint_id, data_id, asdict(spec), mode, n_images, seed, precision, input_size])
+    return hashlib.sha1(payload.encode()).hexdigest()[:20]
+
+
+def cache_file(key: str) -> Path:
+    return cache_dir() / "translation" / f"{key}.npz"
+
+
+def file_identity(path) -> str:
+    """Content hash of a checkpoint (first MiBs and size), stable across copies and renames."""
+    p = Path(path)
+    h = hashlib.sha1()
+    with open(p, "rb") as f:
+        h.update(f.read(4 << 20))
+    return f"{h.hexdigest()}-{p.stat().st_size}"

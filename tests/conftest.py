@@ -1,0 +1,49 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.model import ModelConfig, build_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The CIFAR-10 data set from PADLENS_DATA; skipped without it, but a failure in CI."""
+    root = os.environ.get("PADLENS_DATA")
+    if root and Path(root).is_dir():
+        return Path(root)
+    msg = (f"CIFAR-10 not found (PADLENS_DATA={root!r}); set PADLENS_DATA=../shared/datasets/cifar10-jpeg "
+           "or to a folder holding cifar-10-batches-py to enable the data-set tests")
+    if os.environ.get("PADLENS_REQUIRE_DATA"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def test_split(data_root):
+    from core.data import load_split
+    return load_split(data_root, "test")
+
+
+TINY = ModelConfig(widths=(8, 16, 16), stem_width=6)
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    m = build_model(TINY)
+    for mod in m.modules():   # non-trivial statistics so folding and comparisons mean something
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+            mod.bias.data.uniform_(-0.5, 0.5)
+    return m.eval()
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"

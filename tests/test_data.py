@@ -1,0 +1,84 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torchvision.io import write_png
+
+from core.data import CLASSES, DatasetError, Normalization, load_split, read_image_file, resolve_data_root
+
+
+def _fake_batches(root, n=20):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ["test_batch"] + [f"data_batch_{i}" for i in range(1, 6)]:
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, "labels": list(rng.integers(0, 10, n))}, f)
+    return folder
+
+
+def test_pickled_batches(tmp_path):
+    folder = _fake_batches(tmp_path)
+    test = load_split(tmp_path, "test")
+    assert test.images.shape == (20, 3, 32, 32) and test.images.dtype == torch.uint8
+    with open(folder / "test_batch", "rb") as f:
+        raw = pickle.load(f)
+    np.testing.assert_array_equal(test.images[3].numpy().reshape(-1), raw["data"][3])
+    assert test.labels.tolist() == [int(v) for v in raw["labels"]]
+    assert len(load_split(folder, "train")) == 100     # root may be the batches folder itself
+
+
+def test_corrupt_batch_is_named(tmp_path):
+    folder = _fake_batches(tmp_path)
+    (folder / "data_batch_3").write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match="data_batch_3"):
+        load_split(tmp_path, "train")
+
+
+def test_image_folder_with_any_image_size(tmp_path, cache_home):
+    for label, cls in enumerate(CLASSES[:3]):
+        d = tmp_path / "test" / cls
+        d.mkdir(parents=True)
+        for k in range(2):
+            size = 32 if k == 0 else 48
+            write_png(torch.full((3, size, size), 20 * label + k, dtype=torch.uint8), str(d / f"{k}.png"))
+    ds = load_split(tmp_path, "test")
+    assert ds.images.shape == (6, 3, 32, 32)
+    assert ds.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert ds.images[2, 0, 5, 5].item() == 20
+    assert ds.images[3, 0, 5, 5].item() == 21       # resized 48x48 image keeps its value
+    assert list((cache_home / "padlens" / "decoded").glob("*.pt")), "decoded tree is cached"
+    again = load_split(tmp_path / "test", "test")   # a bare class-folder tree works too
+    torch.testing.assert_close(again.images, ds.images)
+
+
+def test_missing_data_says_where_and_how(tmp_path):
+    with pytest.raises(DatasetError) as e:
+        load_split(tmp_path / "empty", "test")
+    msg = str(e.value)
+    assert str(tmp_path / "empty") in msg and "padlens download" in msg and "PADLENS_DATA" in msg
+
+
+def test_unreadable_image_file(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match="Cannot read image"):
+        read_image_file(tmp_path / "x.png")
+
+
+def test_data_root_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("PADLENS_DATA", str(tmp_path / "env"))
+    assert resolve_data_root(tmp_path / "flag") == tmp_path / "flag"
+    assert resolve_data_root(None) == tmp_path / "env"
+    monkeypatch.delenv("PADLENS_DATA")
+    assert resolve_data_root(None).name == "data"
+
+
+def test_normalization_round_trip():
+    x = torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8)
+    norm = Normalization.of(x)
+    z = norm.apply(x)
+    torch.testing.assert_close(z.mean((0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.std((0, 2, 3)), torch.ones(3), atol=1e-4, rtol=0)
+    assert Normalization.from_dict(norm.to_dict()) == norm

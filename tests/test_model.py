@@ -1,0 +1,58 @@
+import subprocess
+import sys
+
+import torch
+from torch import nn
+
+from core.layers import describe_layers, format_layers, iter_paths, layer_at
+from core.model import ModelConfig, build_model, init_whitening
+
+
+def test_nested_sequential_levels_and_head():
+    cfg = ModelConfig(widths=(16, 32, 32, 64), stem_width=8)
+    model = build_model(cfg)
+    assert isinstance(model, nn.Sequential) and all(isinstance(level, nn.Sequential) for level in model)
+    assert len(model) == 1 + len(cfg.widths) + 1          # stem, one level per width, head
+    assert isinstance(model[-1][2], nn.Linear) and model[-1][2].in_features == 64
+    assert model[2][0].in_channels == 16 and model[2][0].out_channels == 32
+
+
+def test_describe_layers_paths_types_and_shapes():
+    infos = {i.name: i for i in describe_layers(build_model())}
+    assert infos["model[1][0]"].type == "Conv2d"
+    assert infos["model[1][0]"].output_shape == (64, 32, 32)
+    assert infos["model[1][1]"].output_shape == (64, 16, 16)
+    assert infos["model[3][6]"].output_shape == (256, 4, 4)
+    assert infos["model[4]"].output_shape == (10,)
+    assert "zeros" in infos["model[2][4]"].params and "3x3" in infos["model[2][4]"].params
+    assert infos["model[2]"].is_container and not infos["model[2][0]"].is_container
+    assert "model[3][4]" in format_layers(list(infos.values()))
+
+
+def test_layers_work_for_any_nested_sequential():
+    other = nn.Sequential(nn.Sequential(nn.Conv2d(3, 5, 3, stride=2), nn.ReLU()), nn.Flatten(), nn.LazyLinear(4))
+    infos = describe_layers(other)
+    assert [i.name for i in infos] == ["model[0]", "model[0][0]", "model[0][1]", "model[1]", "model[2]"]
+    assert infos[1].output_shape == (5, 15, 15)
+    assert layer_at(other, (0, 1)) is other[0][1]
+    assert len(list(iter_paths(other))) == 5
+
+
+def test_whitening_stem_decorrelates_patches():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(widths=(8, 8, 8), stem_width=54))
+    x = torch.randn(64, 3, 16, 16).cumsum(-1) / 4             # strongly correlated neighbours
+    init_whitening(model, x)
+    w = model[0][0].weight.reshape(54, -1)[:27]
+    patches = x.unfold(2, 3, 1).unfold(3, 3, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, 27)
+    cov = torch.cov((patches @ w.T).T)
+    torch.testing.assert_close(cov, torch.diag(torch.diagonal(cov)), atol=2e-2, rtol=0)
+    assert not model[0][0].weight.requires_grad
+
+
+def test_core_never_imports_qt():
+    code = ("import sys, pkgutil, importlib, core\n"
+            "for m in pkgutil.iter_modules(core.__path__): importlib.import_module('core.' + m.name)\n"
+            "bad = [m for m in sys.modules if m.startswith(('PyQt', 'pyqtgraph', 'gui'))]\n"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,56 @@
+import torch
+
+from core.checkpoint import load_checkpoint
+from core.data import Dataset
+from core.train import Recipe, augment, lr_factor, train
+from tests.conftest import TINY
+
+
+def _toy(n, seed):
+    """Learnable toy data: each class is a noisy image of its own color."""
+    g = torch.Generator().manual_seed(seed)
+    colors = torch.tensor([[40 + 20 * k, 200 - 15 * k, (70 * k) % 220] for k in range(10)])
+    labels = torch.arange(n) % 10
+    x = colors[labels][:, :, None, None] + torch.randint(0, 25, (n, 3, 32, 32), generator=g)
+    return Dataset(x.to(torch.uint8), labels, "toy")
+
+
+def test_augment_crops_and_flips_whole_batches():
+    img = torch.arange(32 * 32, dtype=torch.int32).view(1, 1, 32, 32).expand(4, 3, 32, 32)
+    padded = torch.nn.functional.pad(img, (4, 4, 4, 4))
+    out = augment(padded, torch.arange(4), 4, True, torch.Generator().manual_seed(1))
+    assert out.shape == (4, 3, 32, 32)
+    for k in range(4):   # every crop is a shifted (maybe flipped) window of the padded image
+        found = any(torch.equal(out[k, 0], padded[k, 0, y:y + 32, x:x + 32]) or
+                    torch.equal(out[k, 0], padded[k, 0, y:y + 32, x:x + 32].flip(-1))
+                    for y in range(9) for x in range(9))
+        assert found
+
+
+def test_lr_schedule_shape():
+    assert lr_factor(0, 100, 0.2) == 0.2
+    assert abs(lr_factor(20, 100, 0.2) - 1.0) < 1e-9
+    assert abs(lr_factor(100, 100, 0.2) - 0.07) < 1e-9
+
+
+def test_train_resumes_and_learns(tmp_path):
+    train_set, test_set = _toy(400, 0), _toy(200, 1)
+    recipe = Recipe(epochs=3, batch_size=50, precision="fp32")
+    stop_after = {"n": 0}
+
+    def stop():   # interrupt in the middle of epoch 2
+        stop_after["n"] += 1
+        return stop_after["n"] > 12
+    events = list(train(train_set, test_set, tmp_path, TINY, recipe, should_stop=stop))
+    assert [e.epoch for e in events if e.kind == "epoch"] == [1]
+    assert (tmp_path / "state.pt").is_file() and not (tmp_path / "model.pt").exists()
+    events = list(train(train_set, test_set, tmp_path, TINY, recipe))
+    assert [e.epoch for e in events if e.kind == "epoch"] == [2, 3], "resumed after the saved epoch"
+    model, meta = load_checkpoint(tmp_path / "model.pt")
+    assert [h["epoch"] for h in meta["metrics"]["history"]] == [1, 2, 3]
+    assert meta["metrics"]["test_accuracy"] > 0.3, "learns the toy task well above 10% chance"
+    assert meta["recipe"]["epochs"] == 3 and meta["model_config"]["widths"] == [8, 16, 16]
+    list(train(train_set, test_set, tmp_path / "straight", TINY, recipe))
+    straight, _ = load_checkpoint(tmp_path / "straight" / "model.pt")
+    for (k, a), b in zip(model.state_dict().items(), straight.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=f"resumed run differs from an uninterrupted one at {k}")
