@@ -197,3 +197,36 @@ class Normalization:
     @classmethod
     def from_dict(cls, d: dict) -> "Normalization":
         return cls(tuple(d["mean"]), tuple(d["std"]))
+
+
+CIFAR_TAR_BYTES = 170_498_071
+
+
+def download_job(root: str | os.PathLike | None, should_stop=lambda: False):
+    """Job: download in a background thread, yielding Progress from the archive's size on disk.
+
+    torchvision's download cannot be interrupted; a stop only stops the reporting.
+    """
+    import threading
+    import time as _time
+
+    from core.jobs import Progress
+    root = resolve_data_root(root)
+    outcome: dict = {}
+
+    def work():
+        try:
+            outcome["path"] = download(root)
+        except DatasetError as e:
+            outcome["error"] = e
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    archive = root / "cifar-10-python.tar.gz"
+    while t.is_alive() and not should_stop():
+        size = archive.stat().st_size if archive.exists() else 0
+        yield Progress(min(size, CIFAR_TAR_BYTES), CIFAR_TAR_BYTES, f"{size / 1e6:.0f} of 170 MB")
+        _time.sleep(0.3)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("path")

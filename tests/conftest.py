@@ -47,3 +47,30 @@ def tiny_model():
 def cache_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+# Qt settings and result caches go to a throwaway folder, never the user's
+import tempfile as _tempfile  # noqa: E402
+
+_ISOLATED = _tempfile.mkdtemp(prefix="padlens-tests-")
+os.environ["XDG_CONFIG_HOME"] = os.path.join(_ISOLATED, "config")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, tiny_model):
+    from core.checkpoint import save_checkpoint
+    from core.data import Normalization
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, tiny_model, TINY, Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26)),
+                    {"crop_pad": 4}, {"test_accuracy": 0.1, "test_images": 10, "test_data": "none"})
+    return path
+
+
+@pytest.fixture
+def fake_data():
+    """A small in-memory test split with every class."""
+    from core.data import Dataset
+    g = torch.Generator().manual_seed(0)
+    return Dataset(torch.randint(0, 256, (60, 3, 32, 32), generator=g, dtype=torch.uint8),
+                   torch.arange(60) % 10, "fake test split")

@@ -1,0 +1,97 @@
+"""What the explorer holds: one model with its metadata, the data set, and cached activations.
+
+Free of Qt (the napari way): the GUI only asks it for things and draws them. Data flows one way:
+input -> one forward pass -> every layer's output cached by index path -> views.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core.activations import Activations, blank_input, capture, resize_input
+from core.checkpoint import load_checkpoint
+from core.data import CLASSES, Dataset, Normalization
+from core.device import pick_device, prepare_model, resolve_precision
+from core.layers import LayerInfo, describe_layers
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    norm: Normalization
+    name: str
+    meta: dict = field(default_factory=dict)
+    classes: tuple[str, ...] = CLASSES
+
+    @property
+    def padding_mode(self) -> str:
+        modes = sorted({getattr(m, "padding_mode", "zeros") for m in self.model.modules()
+                        if isinstance(m, nn.Conv2d)})
+        return "/".join(modes) or "none"
+
+    @property
+    def accuracy_text(self) -> str:
+        m = self.meta.get("metrics", {})
+        if "test_accuracy" not in m:
+            return "accuracy unknown"
+        return f"{100 * m['test_accuracy']:.2f}% on {m.get('test_images', '?')} images of {m.get('test_data', '?')}"
+
+
+def load_model(path: str | Path, device: torch.device | None = None) -> LoadedModel:
+    model, meta = load_checkpoint(path)
+    device = device or pick_device()
+    return LoadedModel(prepare_model(model, device), Normalization.from_dict(meta["normalization"]),
+                       Path(path).stem, meta)
+
+
+@dataclass
+class Result:
+    """One input's pass: every layer's output, the logits (None for a dataset mean), the input shown."""
+    acts: Activations
+    logits: torch.Tensor | None
+    input_image: torch.Tensor   # normalized [3,H,W] as fed to the network
+    label: str
+
+
+class Explorer:
+    def __init__(self, loaded: LoadedModel, device: torch.device | None = None, precision: str = "fp32"):
+        self.device = device or next(loaded.model.parameters()).device
+        self.loaded = loaded
+        self.precision = resolve_precision(precision, self.device)
+        self.input_size = 32
+        self._layers: list[LayerInfo] | None = None
+
+    @property
+    def layers(self) -> list[LayerInfo]:
+        if self._layers is None:
+            self._layers = describe_layers(self.loaded.model, (3, self.input_size, self.input_size))
+        return self._layers
+
+    def set_input_size(self, size: int) -> None:
+        if size != self.input_size:
+            self.input_size = size
+            self._layers = None
+
+    def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8/float [3,32,32] pixels -> normalized [1,3,S,S] at the chosen input size."""
+        return resize_input(self.loaded.norm.apply(pixels[None]), self.input_size)
+
+    def run(self, x: torch.Tensor, label: str) -> Result:
+        acts, logits = capture(self.loaded.model.eval(), x, self.device, self.precision)
+        return Result(acts, logits, x[0], label)
+
+    def run_pixels(self, pixels: torch.Tensor, label: str) -> Result:
+        return self.run(self.prepare(pixels), label)
+
+    def run_blank(self, kind: str) -> Result:
+        x = blank_input(kind, self.loaded.norm, self.input_size)
+        return self.run(x, f"blank ({'normalized zeros' if kind == 'normalized' else 'black image'})")
+
+    def top_predictions(self, logits: torch.Tensor, k: int = 3) -> list[tuple[str, float]]:
+        p = logits.float().softmax(0)
+        vals, idx = p.topk(min(k, len(p)))
+        names = self.loaded.classes
+        return [(names[i] if i < len(names) else str(i), v) for v, i in zip(vals.tolist(), idx.tolist())]

@@ -1,0 +1,261 @@
+"""Choose what goes into the network: a dataset image, a blank tensor, the dataset mean, or a file."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtGui import QImage, QPixmap
+from PyQt6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
+                             QPushButton, QRadioButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+
+from core.activations import BLANK_KINDS
+from core.data import CLASSES, Dataset
+
+KINDS = ("Dataset image", "Blank tensor", "Dataset mean", "Image file")
+
+
+@dataclass(frozen=True)
+class InputChoice:
+    kind: str                 # "dataset", "blank", "mean", "file"
+    split: str = "test"
+    index: int = 0            # index into the whole split
+    blank: str = "normalized"
+    count: int = 1000
+    path: str = ""
+
+
+def pixmap_of(pixels: torch.Tensor, size: int = 128) -> QPixmap:
+    """uint8 [3,H,W] -> a nearest-neighbour enlarged pixmap (so 32x32 pixels stay visible)."""
+    arr = np.ascontiguousarray(pixels.permute(1, 2, 0).numpy().astype(np.uint8))
+    h, w, _ = arr.shape
+    img = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    return QPixmap.fromImage(img).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                         Qt.TransformationMode.FastTransformation)
+
+
+class InputPanel(QWidget):
+    inputChosen = pyqtSignal(object)       # InputChoice
+    meanRequested = pyqtSignal(str, int)   # split, count
+    meanCancelRequested = pyqtSignal()
+    downloadRequested = pyqtSignal()
+    openFileRequested = pyqtSignal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.datasets: dict[str, Dataset] = {}
+        self.file_path = ""
+        self.kind_box = QComboBox()
+        self.kind_box.addItems(KINDS)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self._dataset_page())
+        self.pages.addWidget(self._blank_page())
+        self.pages.addWidget(self._mean_page())
+        self.pages.addWidget(self._file_page())
+        self.kind_box.currentIndexChanged.connect(self._kind_changed)
+        self.thumb = QLabel()
+        self.thumb.setFixedSize(128, 128)
+        self.thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.thumb.setStyleSheet("background: #222;")
+        self.caption = QLabel(" ")
+        self.caption.setWordWrap(True)
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<b>Input</b>"))
+        layout.addWidget(self.kind_box)
+        layout.addWidget(self.pages)
+        row = QHBoxLayout()
+        row.addWidget(self.thumb)
+        row.addWidget(self.caption, 1)
+        layout.addLayout(row)
+        self.set_datasets({}, "")
+
+    # ---- pages ---------------------------------------------------------------------------------
+    def _dataset_page(self) -> QWidget:
+        page = QWidget()
+        self.split_box = QComboBox()
+        self.split_box.addItems(["test", "train"])
+        self.class_box = QComboBox()
+        self.class_box.addItems(["all classes", *CLASSES])
+        self.index_spin = QSpinBox()
+        self.index_spin.setKeyboardTracking(False)
+        self.prev_btn, self.next_btn, self.rand_btn = QPushButton("< Prev"), QPushButton("Next >"), QPushButton("Random")
+        self.prev_btn.setToolTip("Previous image (Page Up)")
+        self.next_btn.setToolTip("Next image (Page Down)")
+        self.rand_btn.setToolTip("Random image (Ctrl+R)")
+        self.no_data = QLabel()
+        self.no_data.setWordWrap(True)
+        self.download_btn = QPushButton("Download CIFAR-10 (170 MB)")
+        self.download_bar = QProgressBar()
+        self.download_bar.hide()
+        self.download_btn.clicked.connect(self.downloadRequested)
+        form = QFormLayout()
+        form.addRow("Split", self.split_box)
+        form.addRow("Class", self.class_box)
+        form.addRow("Index", self.index_spin)
+        nav = QHBoxLayout()
+        for b in (self.prev_btn, self.next_btn, self.rand_btn):
+            nav.addWidget(b)
+        v = QVBoxLayout(page)
+        v.setContentsMargins(0, 0, 0, 0)
+        self.data_controls = QWidget()
+        dc = QVBoxLayout(self.data_controls)
+        dc.setContentsMargins(0, 0, 0, 0)
+        dc.addLayout(form)
+        dc.addLayout(nav)
+        v.addWidget(self.data_controls)
+        v.addWidget(self.no_data)
+        v.addWidget(self.download_btn)
+        v.addWidget(self.download_bar)
+        self.split_box.currentTextChanged.connect(self._filter_changed)
+        self.class_box.currentIndexChanged.connect(self._filter_changed)
+        self.index_spin.valueChanged.connect(lambda _: self.emit_choice())
+        self.prev_btn.clicked.connect(lambda: self.step(-1))
+        self.next_btn.clicked.connect(lambda: self.step(1))
+        self.rand_btn.clicked.connect(self.random)
+        return page
+
+    def _blank_page(self) -> QWidget:
+        page = QWidget()
+        self.blank_group = QButtonGroup(page)
+        v = QVBoxLayout(page)
+        v.setContentsMargins(0, 0, 0, 0)
+        for i, (kind, text) in enumerate(BLANK_KINDS.items()):
+            rb = QRadioButton("zeros after normalization" if kind == "normalized" else "zeros before normalization (black)")
+            rb.setProperty("kind", kind)
+            rb.setChecked(i == 0)
+            self.blank_group.addButton(rb, i)
+            v.addWidget(rb)
+        self.blank_note = QLabel()
+        self.blank_note.setWordWrap(True)
+        v.addWidget(self.blank_note)
+        self.blank_group.idToggled.connect(lambda *_: self.emit_choice())
+        return page
+
+    def _mean_page(self) -> QWidget:
+        page = QWidget()
+        self.mean_split = QComboBox()
+        self.mean_split.addItems(["test", "train"])
+        self.mean_count = QSpinBox()
+        self.mean_count.setRange(1, 50000)
+        self.mean_count.setValue(1000)
+        self.mean_btn, self.mean_cancel = QPushButton("Compute"), QPushButton("Cancel")
+        self.mean_cancel.setEnabled(False)
+        self.mean_bar = QProgressBar()
+        self.mean_status = QLabel("Each layer's response averaged over N images (not the response to an average image).")
+        self.mean_status.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Split", self.mean_split)
+        form.addRow("Images", self.mean_count)
+        row = QHBoxLayout()
+        row.addWidget(self.mean_btn)
+        row.addWidget(self.mean_cancel)
+        v = QVBoxLayout(page)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.addLayout(form)
+        v.addLayout(row)
+        v.addWidget(self.mean_bar)
+        v.addWidget(self.mean_status)
+        self.mean_btn.clicked.connect(lambda: self.meanRequested.emit(self.mean_split.currentText(),
+                                                                      self.mean_count.value()))
+        self.mean_cancel.clicked.connect(self.meanCancelRequested)
+        return page
+
+    def _file_page(self) -> QWidget:
+        page = QWidget()
+        self.file_btn = QPushButton("Open image...")
+        self.file_label = QLabel("Any size or format; it is converted to 32x32 RGB (antialiased resize).")
+        self.file_label.setWordWrap(True)
+        v = QVBoxLayout(page)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.addWidget(self.file_btn)
+        v.addWidget(self.file_label)
+        self.file_btn.clicked.connect(self.openFileRequested)
+        return page
+
+    # ---- state ---------------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return ("dataset", "blank", "mean", "file")[self.kind_box.currentIndex()]
+
+    def set_kind(self, kind: str) -> None:
+        self.kind_box.setCurrentIndex(("dataset", "blank", "mean", "file").index(kind))
+
+    def set_datasets(self, datasets: dict[str, Dataset], advice: str) -> None:
+        self.datasets = datasets
+        have = bool(datasets)
+        self.data_controls.setVisible(have)
+        self.no_data.setVisible(not have)
+        self.download_btn.setVisible(not have)
+        self.no_data.setText(advice)
+        self.mean_btn.setEnabled(have)
+        if not have:
+            self.mean_status.setText("Needs the data set. " + advice)
+        self._filter_changed()
+
+    def _indices(self) -> torch.Tensor:
+        ds = self.datasets.get(self.split_box.currentText())
+        if ds is None:
+            return torch.empty(0, dtype=torch.long)
+        c = self.class_box.currentIndex() - 1
+        return torch.arange(len(ds)) if c < 0 else torch.nonzero(ds.labels == c).flatten()
+
+    def _filter_changed(self, *_):
+        n = len(self._indices())
+        self.index_spin.blockSignals(True)
+        self.index_spin.setRange(0, max(0, n - 1))
+        self.index_spin.blockSignals(False)
+        self.index_spin.setSuffix(f" of {n}")
+        if self.kind == "dataset":
+            self.emit_choice()
+
+    def step(self, delta: int) -> None:
+        n = len(self._indices())
+        if n:
+            self.index_spin.setValue((self.index_spin.value() + delta) % n)
+
+    def random(self) -> None:
+        n = len(self._indices())
+        if n:
+            self.index_spin.setValue(int(torch.randint(0, n, (1,)).item()))
+
+    def _kind_changed(self, i: int) -> None:
+        self.pages.setCurrentIndex(i)
+        self.blank_note.setText(BLANK_KINDS[self.blank_kind()])
+        if self.kind != "mean":
+            self.emit_choice()
+
+    def blank_kind(self) -> str:
+        b = self.blank_group.checkedButton()
+        return b.property("kind") if b else "normalized"
+
+    def current_choice(self) -> InputChoice | None:
+        kind = self.kind
+        if kind == "dataset":
+            idx = self._indices()
+            if not len(idx):
+                return None
+            return InputChoice("dataset", self.split_box.currentText(), int(idx[self.index_spin.value()]))
+        if kind == "blank":
+            self.blank_note.setText(BLANK_KINDS[self.blank_kind()])
+            return InputChoice("blank", blank=self.blank_kind())
+        if kind == "file":
+            return InputChoice("file", path=self.file_path) if self.file_path else None
+        return None
+
+    def emit_choice(self) -> None:
+        choice = self.current_choice()
+        if choice is not None:
+            self.inputChosen.emit(choice)
+
+    def show_input(self, pixels: torch.Tensor | None, caption: str) -> None:
+        if pixels is None:
+            self.thumb.clear()
+        else:
+            self.thumb.setPixmap(pixmap_of(pixels))
+        self.caption.setText(caption)
+
+    def set_mean_running(self, running: bool) -> None:
+        self.mean_btn.setEnabled(not running and bool(self.datasets))
+        self.mean_cancel.setEnabled(running)

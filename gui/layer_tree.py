@@ -1,0 +1,53 @@
+"""The model taken apart by its nested Sequential indices: one node per model[i] and model[i][j]."""
+from __future__ import annotations
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import QTreeWidget, QTreeWidgetItem
+
+from core.layers import LayerInfo
+
+PATH_ROLE = Qt.ItemDataRole.UserRole
+
+
+class LayerTree(QTreeWidget):
+    layerSelected = pyqtSignal(tuple)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setHeaderLabels(["Layer", "Type", "Parameters", "Output"])
+        self.setUniformRowHeights(True)
+        self.setAlternatingRowColors(True)
+        self.items: dict[tuple[int, ...], QTreeWidgetItem] = {}
+        self.currentItemChanged.connect(self._changed)
+
+    def set_layers(self, infos: list[LayerInfo]) -> None:
+        keep = self.selected_path()
+        self.blockSignals(True)
+        self.clear()
+        self.items = {}
+        for info in infos:
+            parent = self.items.get(info.path[:-1], self.invisibleRootItem())
+            item = QTreeWidgetItem(parent, [info.name, info.type, info.params,
+                                            "x".join(map(str, info.output_shape))])
+            item.setData(0, PATH_ROLE, info.path)
+            item.setToolTip(2, info.params)
+            self.items[info.path] = item
+        self.expandAll()
+        for col in range(4):
+            self.resizeColumnToContents(col)
+        self.blockSignals(False)
+        self.select(keep if keep in self.items else next(iter(self.items), None))
+
+    def selected_path(self) -> tuple[int, ...] | None:
+        item = self.currentItem()
+        return tuple(item.data(0, PATH_ROLE)) if item is not None else None
+
+    def select(self, path) -> None:
+        item = self.items.get(tuple(path)) if path is not None else None
+        if item is not None:
+            self.setCurrentItem(item)
+            self.scrollToItem(item)
+
+    def _changed(self, current, _previous) -> None:
+        if current is not None:
+            self.layerSelected.emit(tuple(current.data(0, PATH_ROLE)))

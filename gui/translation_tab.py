@@ -1,0 +1,359 @@
+"""Translation robustness tab: grid settings, a background run that fills the heatmaps as it goes,
+hover read-out, shifted examples on click, on-disk cache and export."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
+                             QLabel, QMessageBox, QProgressBar, QPushButton, QSpinBox, QSplitter,
+                             QVBoxLayout, QWidget)
+
+from core.data import Dataset
+from core.device import prepare_model, resolve_precision
+from core.inference import fold_batchnorm
+from core.session import LoadedModel
+from core.shifts import SHIFT_MODES, shift, visible_fraction
+from core.translation import (GridResult, GridSpec, cache_file, cache_key, file_identity, phase_table,
+                              pooling_period, stratified_subset, translation_grid)
+from gui.export import confirm_overwrite, write_figure
+from gui.figures import HeatmapFigure
+from gui.input_panel import pixmap_of
+from gui.worker import JobRunner
+
+N_EXAMPLES = 6
+
+
+def spin(lo, hi, value, suffix="") -> QSpinBox:
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setValue(value)
+    s.setSuffix(suffix)
+    return s
+
+
+class TranslationTab(QWidget):
+    def __init__(self, window=None):
+        super().__init__(window)
+        self.window_ = window
+        self.runner = JobRunner(self)
+        self.loaded: LoadedModel | None = None
+        self.data: Dataset | None = None
+        self.result: GridResult | None = None
+        self.subset: torch.Tensor | None = None
+        self.key = ""
+        self.t0 = 0.0
+
+        self.lo, self.hi = spin(-64, 64, -32, " px"), spin(-64, 64, 32, " px")
+        self.step = spin(1, 32, 2, " px")
+        self.count = spin(10, 10000, 1000)
+        self.mode = QComboBox()
+        for m, text in SHIFT_MODES.items():
+            self.mode.addItem(m)
+            self.mode.setItemData(self.mode.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
+        self.precision = QComboBox()
+        self.precision.addItems(["auto", "bf16", "fp32"])
+        self.precision.setToolTip("auto: bf16 where the hardware has it (within 0.5 points of fp32); fp32 is exact")
+        self.seed = spin(0, 10_000, 0)
+        self.start_btn, self.cancel_btn = QPushButton("Start"), QPushButton("Cancel")
+        self.start_btn.setShortcut("Ctrl+Return")
+        self.start_btn.setToolTip("Compute the grid (Ctrl+Enter); a cached grid opens at once")
+        self.cancel_btn.setEnabled(False)
+        self.export_fig_btn, self.export_data_btn = QPushButton("Export figure..."), QPushButton("Export numbers...")
+        self.bar = QProgressBar()
+        self.status = QLabel("Set the grid and press Start.")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        rng = QHBoxLayout()
+        rng.addWidget(self.lo)
+        rng.addWidget(QLabel("to"))
+        rng.addWidget(self.hi)
+        form.addRow("Shift range (dx and dy)", rng)
+        form.addRow("Step", self.step)
+        form.addRow("Images (stratified)", self.count)
+        form.addRow("Shift mode", self.mode)
+        form.addRow("Precision", self.precision)
+        form.addRow("Seed", self.seed)
+        buttons = QHBoxLayout()
+        for b in (self.start_btn, self.cancel_btn):
+            buttons.addWidget(b)
+        exports = QHBoxLayout()
+        for b in (self.export_fig_btn, self.export_data_btn):
+            exports.addWidget(b)
+        settings = QGroupBox("Grid")
+        sv = QVBoxLayout(settings)
+        sv.addLayout(form)
+        sv.addLayout(buttons)
+        sv.addWidget(self.bar)
+        sv.addWidget(self.status)
+        sv.addLayout(exports)
+
+        self.readout = QLabel("Hover a cell for its numbers; click it for shifted examples.")
+        self.readout.setWordWrap(True)
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.pitfalls = QLabel()
+        self.pitfalls.setWordWrap(True)
+        self.pitfalls.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        pit_box = QGroupBox("What can mislead")
+        QVBoxLayout(pit_box).addWidget(self.pitfalls)
+        self.examples_box = QGroupBox("Shifted examples")
+        self.examples = QGridLayout(self.examples_box)
+        self.example_labels = []
+        for k in range(N_EXAMPLES):
+            img, cap = QLabel(), QLabel()
+            img.setFixedSize(72, 72)
+            cap.setWordWrap(True)
+            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.examples.addWidget(img, 0, k)
+            self.examples.addWidget(cap, 1, k)
+            self.example_labels.append((img, cap))
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.addWidget(settings)
+        lv.addWidget(pit_box)
+        lv.addStretch(1)
+        self.figure = HeatmapFigure()
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.addWidget(self.figure, 1)
+        rv.addWidget(self.readout)
+        rv.addWidget(self.examples_box)
+        self.split = QSplitter()
+        self.split.addWidget(left)
+        self.split.addWidget(right)
+        self.split.setStretchFactor(1, 3)
+        QHBoxLayout(self).addWidget(self.split)
+
+        self.start_btn.clicked.connect(self.start)
+        self.cancel_btn.clicked.connect(self.runner.cancel)
+        self.export_fig_btn.clicked.connect(self.export_figure)
+        self.export_data_btn.clicked.connect(self.export_numbers)
+        self.figure.cellHovered.connect(self.hover)
+        self.figure.cellClicked.connect(self.show_examples)
+        for w in (self.lo, self.hi, self.step, self.count, self.seed):
+            w.valueChanged.connect(self.try_cache)
+        for w in (self.mode, self.precision):
+            w.currentTextChanged.connect(self.try_cache)
+        if window is not None:
+            self._restore(window.settings)
+
+    # ---- inputs --------------------------------------------------------------------------------
+    def set_model(self, loaded: LoadedModel) -> None:
+        self.runner.stop(3000)
+        self.loaded = loaded
+        self.try_cache()
+
+    def set_data(self, data: Dataset | None) -> None:
+        self.data = data
+        self.start_btn.setEnabled(data is not None)
+        if data is None:
+            self.status.setText("Needs the CIFAR-10 test split: open a data folder (Ctrl+D) or download it on "
+                                "the Feature maps tab.")
+        self.try_cache()
+
+    def spec(self) -> GridSpec:
+        lo, hi = min(self.lo.value(), self.hi.value()), max(self.lo.value(), self.hi.value())
+        return GridSpec.square(lo, hi, self.step.value())
+
+    @property
+    def crop_pad(self) -> int | None:
+        return (self.loaded.meta.get("recipe") or {}).get("crop_pad") if self.loaded else None
+
+    def _key(self) -> str:
+        device = next(self.loaded.model.parameters()).device
+        precision = resolve_precision(self.precision.currentText(), device)
+        ident = file_identity(self.loaded.meta["path"]) if self.loaded.meta.get("path") else self.loaded.name
+        n = min(self.count.value(), len(self.data))
+        size = self.window_.explorer.input_size if self.window_ is not None and self.window_.explorer else 32
+        return cache_key(ident, f"{self.data.source}|{len(self.data)}", self.spec(), self.mode.currentText(), n,
+                         self.seed.value(), precision, size)
+
+    def try_cache(self, *_) -> bool:
+        """Show a cached grid for the current settings at once, if there is one."""
+        if self.loaded is None or self.data is None or self.runner.running:
+            return False
+        path = cache_file(self._key())
+        if path.is_file():
+            try:
+                self.show_result(GridResult.load_npz(path), final=True)
+                self.status.setText(f"From cache ({path.name}).")
+                return True
+            except (OSError, ValueError, KeyError):
+                path.unlink(missing_ok=True)
+        return False
+
+    # ---- running -------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.loaded is None or self.data is None or self.runner.running:
+            return
+        if self.try_cache():
+            return
+        self.key = self._key()
+        lm, data, spec, mode = self.loaded, self.data, self.spec(), self.mode.currentText()
+        device = next(lm.model.parameters()).device
+        precision = resolve_precision(self.precision.currentText(), device)
+        subset = stratified_subset(data.labels, self.count.value(), self.seed.value())
+        self.subset = subset
+        size = self.window_.explorer.input_size if self.window_ is not None and self.window_.explorer else 32
+        info = {"checkpoint": lm.meta.get("path", lm.name), "data": data.source, "images": len(subset),
+                "seed": self.seed.value(), "crop_pad": self.crop_pad, "title": self._title(len(subset))}
+
+        def job(stop):
+            fast = prepare_model(fold_batchnorm(lm.model), device)
+            return (yield from translation_grid(fast, data.images[subset], data.labels[subset], lm.norm, spec, mode,
+                                                device, precision, input_size=size, info=info, should_stop=stop))
+
+        self.t0 = time.perf_counter()
+        self.start_btn.setEnabled(False)
+        self.cancel_btn.setEnabled(True)
+        self.status.setText("Running: the first heatmap comes from 100 images and is refined as more are done.")
+        self.runner.start(job, on_progress=self._progress, on_partial=lambda r: self.show_result(r),
+                          on_result=self._done, on_cancelled=self._cancelled, on_error=self._failed,
+                          on_finished=self._finished)
+
+    def _title(self, n: int) -> str:
+        jpeg = " (lossy JPEG copy)" if self.data is not None and "JPEG" in self.data.source else ""
+        return (f"{self.loaded.name}: {self.mode.currentText()} shifts, {n} test images of CIFAR-10{jpeg}")
+
+    def _progress(self, done: int, total: int, msg: str) -> None:
+        self.bar.setMaximum(total)
+        self.bar.setValue(done)
+        elapsed = time.perf_counter() - self.t0
+        left = elapsed / max(done, 1) * (total - done)
+        self.bar.setFormat(f"%p%  about {int(left // 60)}:{int(left % 60):02d} left")
+        self.status.setText(msg)
+
+    def _done(self, result: GridResult) -> None:
+        result.save_npz(cache_file(self.key))
+        self.show_result(result, final=True)
+        self.status.setText(f"Done in {time.perf_counter() - self.t0:.1f} s; cached for next time.")
+
+    def _cancelled(self, result) -> None:
+        if result is not None:
+            self.show_result(result)
+        self.status.setText(f"Cancelled; showing the {result.images if result else 0} images per cell done so far "
+                            "(not cached).")
+
+    def _failed(self, msg: str) -> None:
+        self.status.setText(f"Failed: {msg}")
+        QMessageBox.warning(self, "Translation grid failed", msg)
+
+    def _finished(self) -> None:
+        self.start_btn.setEnabled(self.data is not None)
+        self.cancel_btn.setEnabled(False)
+
+    # ---- showing -------------------------------------------------------------------------------
+    def show_result(self, result: GridResult, final: bool = False) -> None:
+        self.result = result
+        self.figure.set_result(result, result.info.get("title", ""), self.crop_pad)
+        self.pitfalls.setText(self.pitfall_text(result))
+
+    def pitfall_text(self, r: GridResult) -> str:
+        acc = r.accuracy
+        lines = []
+        try:
+            r0, c0 = r.cell(0, 0)
+            lines.append(f"Unshifted accuracy {100 * acc[r0, c0]:.1f}% over {int(r.count[r0, c0])} images.")
+        except KeyError:
+            pass
+        mode = r.info.get("mode", "affine")
+        if mode != "roll":
+            vis = np.array([[visible_fraction(int(dx), int(dy), 32, mode) for dx in r.dxs] for dy in r.dys])
+            half = np.isfinite(acc) & (vis >= 0.5)
+            rest = np.isfinite(acc) & (vis < 0.5)
+            if half.any() and rest.any():
+                lines.append(f"<b>Content out of frame:</b> mean accuracy {100 * np.nanmean(acc[half]):.1f}% where at "
+                             f"least half the image is visible, {100 * np.nanmean(acc[rest]):.1f}% where less is; "
+                             "compare with the roll mode, which loses nothing.")
+            elif half.any():
+                lines.append(f"<b>Content out of frame:</b> at the largest shift {100 * vis.min():.0f}% of the image "
+                             "is still visible; compare with the roll mode, which loses nothing.")
+        lines.append(f"<b>Fill value:</b> {SHIFT_MODES.get(mode, mode)}.")
+        pad = self.crop_pad
+        if pad is not None:
+            inside = (np.abs(r.dxs)[None, :] <= pad) & (np.abs(r.dys)[:, None] <= pad) & np.isfinite(acc)
+            outside = ~inside & np.isfinite(acc)
+            if inside.any() and outside.any():
+                lines.append(f"<b>Training augmentation:</b> random crops up to {pad} px (dashed box); mean accuracy "
+                             f"{100 * np.nanmean(acc[inside]):.1f}% inside, {100 * np.nanmean(acc[outside]):.1f}% outside.")
+        if self.loaded is not None:
+            period = pooling_period(self.loaded.model)
+            table = phase_table(r, period)
+            if np.isfinite(table).sum() > 1:
+                lines.append(f"<b>Pooling phase:</b> the pools repeat every {period} px; mean accuracy by phase ranges "
+                             f"{100 * np.nanmin(table):.1f}% to {100 * np.nanmax(table):.1f}% "
+                             f"(shifts by multiples of {period} keep the phase).")
+        return "<br>".join(lines)
+
+    def hover(self, dx: int, dy: int) -> None:
+        r = self.result
+        if r is None:
+            return
+        i, j = r.cell(dx, dy)
+        mode = r.info.get("mode", "affine")
+        self.readout.setText(
+            f"dx={dx:+d}, dy={dy:+d}: accuracy {100 * r.accuracy[i, j]:.2f}%, loss {r.loss[i, j]:.3f}, "
+            f"consistency {100 * r.consistency[i, j]:.1f}%, {int(r.count[i, j])} images, "
+            f"{100 * visible_fraction(dx, dy, 32, mode):.0f}% of the image still in frame")
+
+    def show_examples(self, dx: int, dy: int) -> None:
+        if self.data is None or self.loaded is None:
+            return
+        lm = self.loaded
+        idx = stratified_subset(self.data.labels, N_EXAMPLES, self.seed.value())
+        pixels = shift(self.data.images[idx], dx, dy, self.mode.currentText(), lm.norm.mean)
+        device = next(lm.model.parameters()).device
+        with torch.inference_mode():
+            logits = lm.model.eval()(lm.norm.apply(pixels).to(device)).float().cpu()
+        pred = logits.argmax(1)
+        for k, (img, cap) in enumerate(self.example_labels):
+            img.setPixmap(pixmap_of(pixels[k], 72))
+            ok = pred[k] == self.data.labels[idx[k]]
+            cap.setText(f"<span style='color:{'green' if ok else 'red'}'>{lm.classes[pred[k]]}</span>"
+                        f"<br><small>true {lm.classes[self.data.labels[idx[k]]]}</small>")
+        self.examples_box.setTitle(f"Shifted examples at dx={dx:+d}, dy={dy:+d}")
+
+    # ---- export and settings -------------------------------------------------------------------
+    def _ask(self, title, name, filters) -> Path | None:
+        path, _ = QFileDialog.getSaveFileName(self, title, name, filters, options=QFileDialog.Option.DontConfirmOverwrite)
+        if not path or not confirm_overwrite(self, Path(path)):
+            return None
+        return Path(path)
+
+    def export_figure(self) -> None:
+        if self.result is None:
+            return
+        path = self._ask("Export heatmaps", "translation_heatmaps.png", "PNG (*.png);;SVG (*.svg)")
+        if path:
+            write_figure(self.figure.scene(), path, "PadLens translation heatmaps")
+
+    def export_numbers(self) -> None:
+        if self.result is None:
+            return
+        path = self._ask("Export numbers", "translation.csv", "CSV (*.csv);;NumPy archive (*.npz)")
+        if path is None:
+            return
+        if path.suffix.lower() == ".npz":
+            self.result.save_npz(path)
+        else:
+            from gui.export import atomic_write
+            atomic_write(path.with_suffix(".csv"), self.result.write_csv)
+
+    def _restore(self, s) -> None:
+        self.lo.setValue(int(s.value("tr_lo", -32)))
+        self.hi.setValue(int(s.value("tr_hi", 32)))
+        self.step.setValue(int(s.value("tr_step", 2)))
+        self.count.setValue(int(s.value("tr_count", 1000)))
+        self.mode.setCurrentText(s.value("tr_mode", "affine"))
+        self.precision.setCurrentText(s.value("tr_precision", "auto"))
+
+    def save_settings(self, s) -> None:
+        for key, val in (("tr_lo", self.lo.value()), ("tr_hi", self.hi.value()), ("tr_step", self.step.value()),
+                         ("tr_count", self.count.value()), ("tr_mode", self.mode.currentText()),
+                         ("tr_precision", self.precision.currentText())):
+            s.setValue(key, val)

@@ -1,0 +1,145 @@
+"""Run a core job (a generator) off the GUI thread: the one worker object every long task goes through.
+
+Signals, in the order a view sees them: progress and partial while it runs, then exactly one of
+result / error / cancelled, and always `finished` last.
+"""
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import Callable
+
+from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
+
+from core.jobs import Partial, Progress
+
+
+class JobWorker(QObject):
+    progress = pyqtSignal(int, int, str)
+    partial = pyqtSignal(object)
+    result = pyqtSignal(object)
+    error = pyqtSignal(str)
+    cancelled = pyqtSignal(object)     # whatever the job returned when stopped (may be partial)
+    finished = pyqtSignal()
+
+    def __init__(self, make_job: Callable[[Callable[[], bool]], object]):
+        """make_job(should_stop) -> generator; built in the worker thread so setup work is off the GUI too."""
+        super().__init__()
+        self._make_job = make_job
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @pyqtSlot()
+    def run(self) -> None:
+        try:
+            job = self._make_job(self._stop.is_set)
+            value = None
+            while True:
+                try:
+                    ev = next(job)
+                except StopIteration as stop:
+                    value = stop.value
+                    break
+                if isinstance(ev, Progress):
+                    self.progress.emit(ev.done, ev.total, ev.message)
+                elif isinstance(ev, Partial):
+                    self.partial.emit(ev.value)
+            (self.cancelled if self._stop.is_set() else self.result).emit(value)
+        except Exception as e:  # noqa: BLE001 - every failure reaches the view as a message
+            self.error.emit(f"{type(e).__name__}: {e}" if str(e) else traceback.format_exc(limit=3))
+        finally:
+            self.finished.emit()
+
+
+class JobRunner(QObject):
+    """Owns at most one running JobWorker and its QThread; `stop()` cancels and waits a bounded time."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.thread: QThread | None = None
+        self.worker: JobWorker | None = None
+        self._callbacks: dict = {}
+
+    @property
+    def running(self) -> bool:
+        """True from start until the job's finished handlers have run in the GUI thread."""
+        return self.thread is not None
+
+    def start(self, make_job, on_progress=None, on_partial=None, on_result=None, on_error=None,
+              on_cancelled=None, on_finished=None) -> JobWorker:
+        """Run make_job(should_stop) in a new thread; the on_* callbacks run in the GUI thread."""
+        if self.running:
+            raise RuntimeError("a job is already running")
+        self._callbacks = dict(progress=on_progress, partial=on_partial, result=on_result, error=on_error,
+                               cancelled=on_cancelled, finished=on_finished)
+        thread, worker = QThread(), JobWorker(make_job)
+        worker.moveToThread(thread)
+        # bound slots of this GUI-thread object: Qt queues the calls into the GUI thread
+        worker.progress.connect(self._progress)
+        worker.partial.connect(self._partial)
+        worker.result.connect(self._result)
+        worker.error.connect(self._error)
+        worker.cancelled.connect(self._cancelled)
+        worker.finished.connect(self._finished)
+        # direct: quit() is thread-safe, and a queued call would wait for the GUI thread (deadlock in stop())
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        thread.started.connect(worker.run)
+        thread.finished.connect(self._cleanup)
+        self.thread, self.worker = thread, worker
+        thread.start()
+        return worker
+
+    def _call(self, name, *args) -> None:
+        cb = self._callbacks.get(name)
+        if cb is not None:
+            cb(*args)
+
+    @pyqtSlot(int, int, str)
+    def _progress(self, done, total, msg):
+        self._call("progress", done, total, msg)
+
+    @pyqtSlot(object)
+    def _partial(self, value):
+        self._call("partial", value)
+
+    @pyqtSlot(object)
+    def _result(self, value):
+        self._call("result", value)
+
+    @pyqtSlot(str)
+    def _error(self, msg):
+        self._call("error", msg)
+
+    @pyqtSlot(object)
+    def _cancelled(self, value):
+        self._call("cancelled", value)
+
+    @pyqtSlot()
+    def _finished(self):
+        self._call("finished")
+
+    def _cleanup(self) -> None:
+        if self.thread is not None and not self.thread.isRunning():
+            self.thread.deleteLater()
+            self.worker.deleteLater()
+            self.thread = self.worker = None
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def stop(self, timeout_ms: int = 5000) -> bool:
+        """Cancel and wait up to timeout_ms; True when the thread has ended."""
+        if self.thread is None:
+            return True
+        self.cancel()
+        ended = self.thread.wait(timeout_ms)
+        if ended:
+            self._cleanup()
+        return ended

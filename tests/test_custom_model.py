@@ -1,0 +1,208 @@
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from core.custom_model import (CIFAR10_NORMALIZATION, CustomModelError, describe, import_file,
+                               load_custom_model)
+from core.data import Normalization
+
+GOOD = """
+import torch
+from torch import nn
+
+def build(classes=10):
+    torch.manual_seed(1)
+    return nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2)),
+        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, classes)),
+    )
+
+NOT_A_FUNCTION = 3
+
+def returns_int():
+    return 3
+
+def raises():
+    raise RuntimeError("out of coffee")
+
+class Net(nn.Module):   # not a Sequential, and uses .view, which fails on channels_last
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+        self.fc = nn.Linear(2 * 32 * 32, 5)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).view(x.shape[0], -1))
+
+def net():
+    return Net()
+
+class Plain(Net):       # not a Sequential either, but fine with channels_last
+    def forward(self, x):
+        return self.fc(self.conv(x).flatten(1))
+
+def for_28():
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 10))
+
+def no_flatten():
+    return nn.Sequential(nn.Conv2d(3, 10, 3), nn.AdaptiveAvgPool2d(1))
+
+def tuple_out():
+    class T(nn.Module):
+        def forward(self, x):
+            return x.mean((2, 3)), x
+    return T()
+"""
+
+
+def write(tmp_path, text, name="my_model.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def trained_original(path):
+    """The model as the file builds it, with non-default weights and BN statistics, and its state dict."""
+    model = import_file(path).build()
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+        model[0][1].running_mean.uniform_(-1, 1)
+        model[0][1].running_var.uniform_(0.5, 2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_good_model_loads_with_its_weights(tmp_path, wrapped):
+    path = write(tmp_path, GOOD)
+    original = trained_original(path)
+    state = original.state_dict()
+    torch.save({"state_dict": state, "epoch": 3} if wrapped else state, tmp_path / "w.pt")
+    loaded = load_custom_model(path, "build", tmp_path / "w.pt")
+    assert not loaded.training
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = original(x)
+        got = loaded(x)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    untrained = load_custom_model(path, "build")
+    with torch.no_grad():
+        assert not torch.allclose(untrained(x), want), "without weights the model keeps its own init"
+
+
+def test_dataparallel_prefix_is_accepted(tmp_path):
+    path = write(tmp_path, GOOD)
+    original = trained_original(path)
+    torch.save({"module." + k: v for k, v in original.state_dict().items()}, tmp_path / "dp.pt")
+    loaded = load_custom_model(path, "build", tmp_path / "dp.pt")
+    torch.testing.assert_close(loaded[1][2].weight, original[1][2].weight)
+
+
+def test_same_file_name_in_two_folders_and_edits_are_reread(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = write(tmp_path / "a", GOOD, "model.py")
+    b = write(tmp_path / "b", GOOD.replace("def build(classes=10)", "def build(classes=7)"), "model.py")
+    assert load_custom_model(a, "build")[1][2].out_features == 10
+    assert load_custom_model(b, "build")[1][2].out_features == 7
+    a.write_text(GOOD.replace("def build(classes=10)", "def build(classes=3)"))
+    assert load_custom_model(a, "build")[1][2].out_features == 3
+
+
+def test_sibling_modules_can_be_imported(tmp_path):
+    write(tmp_path, "from torch import nn\nWIDTH = 6\n", "helpers_for_padlens_test.py")
+    path = write(tmp_path, """
+        from torch import nn
+        from helpers_for_padlens_test import WIDTH
+        def build():
+            return nn.Sequential(nn.Conv2d(3, WIDTH, 3), nn.AdaptiveMaxPool2d(1), nn.Flatten())
+    """)
+    assert describe(load_custom_model(path, "build")).num_classes == 6
+
+
+@pytest.mark.parametrize("text, function, match", [
+    (GOOD, "missing", r"has no function 'missing'\. It defines: Net, Plain, build, for_28, net, no_flatten, "),
+    (GOOD, "NOT_A_FUNCTION", r"'NOT_A_FUNCTION' in .* is a int, not a function"),
+    (GOOD, "returns_int", r"returns_int\(\) in .* returned int, not a torch\.nn\.Module"),
+    (GOOD, "raises", r"Calling raises\(\) from .* failed with RuntimeError: out of coffee"),
+    (GOOD, "for_28", r"does not accept .*\[1, 3, 32, 32\].*32x32x3"),
+    (GOOD, "no_flatten", r"returns shape \[1, 10, 1, 1\].*\[1, K\] logits.*nn\.Flatten\(\)"),
+    (GOOD, "tuple_out", r"returns tuple, not a tensor of logits"),
+    (GOOD, "net", r"fails on a channels_last batch.*RuntimeError: view size .*instead\. "
+                  r"Use \.reshape\(\) or \.flatten\(\)"),
+    (GOOD, "not a name", r"'not a name' is not a function name"),
+    ("def build(:\n    pass\n", "build", r"syntax error at line 1.*python my_model\.py"),
+    ("import no_such_module_for_padlens\n", "build",
+     r"Importing .* failed with ModuleNotFoundError: No module named 'no_such_module_for_padlens'\. Install"),
+    ("x = 1 / 0\n", "build", r"failed with ZeroDivisionError: division by zero\. Fix the file"),
+    ("import sys\nsys.exit(2)\n", "build", r"SystemExit.*if __name__ == '__main__'"),
+])
+def test_each_problem_names_itself(tmp_path, text, function, match):
+    path = write(tmp_path, text)
+    modules, sys_path = set(sys.modules), list(sys.path)
+    with pytest.raises(CustomModelError, match=match):
+        load_custom_model(path, function)
+    assert sys.path == sys_path
+    if "Importing" in match or "syntax" in match:   # a file that did not import leaves no module behind
+        assert not [m for m in set(sys.modules) - modules if m.startswith("padlens_custom_")]
+
+
+def test_missing_and_wrong_files(tmp_path):
+    with pytest.raises(CustomModelError, match=r"nope\.py: no such file"):
+        load_custom_model(tmp_path / "nope.py", "build")
+    txt = write(tmp_path, GOOD, "model.txt")
+    with pytest.raises(CustomModelError, match="not a Python source file"):
+        load_custom_model(txt, "build")
+    path = write(tmp_path, GOOD)
+    with pytest.raises(CustomModelError, match=r"w\.pt: no such weights file"):
+        load_custom_model(path, "build", tmp_path / "w.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(CustomModelError, match=r"could not be read as a torch weights file.*state_dict\(\)"):
+        load_custom_model(path, "build", tmp_path / "junk.pt")
+    torch.save(nn.Linear(2, 2), tmp_path / "whole.pt")              # a pickled module, not a state dict
+    with pytest.raises(CustomModelError, match="could not be read as a torch weights file"):
+        load_custom_model(path, "build", tmp_path / "whole.pt")
+    torch.save({"epoch": 3}, tmp_path / "meta.pt")
+    with pytest.raises(CustomModelError, match="does not hold a state dict"):
+        load_custom_model(path, "build", tmp_path / "meta.pt")
+
+
+def test_weights_that_do_not_fit(tmp_path):
+    path = write(tmp_path, GOOD)
+    state = trained_original(path).state_dict()
+    state["1.2.weight"] = torch.zeros(7, 4)
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(CustomModelError, match=r"does not fit.*shape mismatches.*1\.2\.weight \(7, 4\) vs "
+                                               r"\(10, 4\).*same layers, same sizes"):
+        load_custom_model(path, "build", tmp_path / "other.pt")
+    del state["1.2.weight"]
+    state["extra.weight"] = torch.zeros(1)
+    torch.save(state, tmp_path / "keys.pt")
+    with pytest.raises(CustomModelError, match=r"missing keys \['1\.2\.weight'\]; unexpected keys \['extra"):
+        load_custom_model(path, "build", tmp_path / "keys.pt")
+
+
+def test_describe(tmp_path):
+    path = write(tmp_path, GOOD)
+    info = describe(load_custom_model(path, "build"))
+    assert info.nested_sequential and info.num_layers == 9 and info.opaque == ()
+    assert (info.num_convs, info.total_convs, info.num_classes) == (1, 1, 10)
+    assert info.num_params == 3 * 4 * 9 + 4 + 4 + 4 + 4 * 10 + 10
+    assert "all 9 layers are visible" in info.summary
+    net = import_file(path).Plain()
+    other = describe(net)
+    assert not other.nested_sequential and other.num_layers == 0 and other.num_classes == 5
+    assert "is not an nn.Sequential" in other.summary
+    mixed = describe(nn.Sequential(net))
+    assert mixed.opaque == ("model[0] (Plain)",) and (mixed.num_convs, mixed.total_convs) == (0, 1)
+    assert "hide their sub-layers" in mixed.summary
+
+
+def test_cifar10_normalization():
+    assert isinstance(CIFAR10_NORMALIZATION, Normalization)
+    assert CIFAR10_NORMALIZATION.mean == (0.4914, 0.4822, 0.4465)
+    assert CIFAR10_NORMALIZATION.std == (0.2470, 0.2435, 0.2616)

@@ -1,0 +1,123 @@
+"""The feature-map explorer, headless: inputs, layer tree, grid, dataset mean, exports, closing."""
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import torch
+from PyQt6.QtGui import QImage
+from PyQt6.QtWidgets import QMessageBox
+from torchvision.io import write_png
+
+from core.activations import blank_input, mean_activations
+from core.jobs import run_job
+from gui.main_window import MainWindow
+
+
+@pytest.fixture
+def window(qtbot, tiny_checkpoint, fake_data, tmp_path, monkeypatch, cache_home):
+    w = MainWindow(str(tiny_checkpoint), str(tmp_path / "no-data"))
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.data_label.text() == "no data set", timeout=10000)   # the start-up load failed
+    w.set_datasets({"test": fake_data})
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    return w
+
+
+def _layer(w, name):
+    return next(i for i in w.explorer.layers if i.name == name)
+
+
+def test_each_input_kind_gives_activations_of_the_right_shapes(window, tmp_path):
+    w = window
+    conv = _layer(w, "model[2][0]")
+    w.inputs.set_kind("dataset")
+    w.inputs.index_spin.setValue(7)
+    assert w.result.label == "test image 7" and w.result.acts[conv.path].shape == conv.output_shape
+    assert "true:" in w.inputs.caption.text() and "predicted" in w.inputs.caption.text()
+    w.inputs.set_kind("blank")
+    for button in w.inputs.blank_group.buttons():
+        button.setChecked(True)
+        kind = button.property("kind")
+        expected = blank_input(kind, w.explorer.loaded.norm)
+        torch.testing.assert_close(w.result.input_image, expected[0])
+        assert w.result.acts[conv.path].shape == conv.output_shape
+    write_png(torch.full((3, 40, 50), 128, dtype=torch.uint8), str(tmp_path / "own.png"))
+    w.inputs.file_path = str(tmp_path / "own.png")
+    w.inputs.set_kind("file")
+    w.inputs.emit_choice()
+    assert w.result.label == "own.png" and w.result.acts[conv.path].shape == conv.output_shape
+
+
+def test_clicking_tree_nodes_shows_the_channel_count(window):
+    w = window
+    w.inputs.set_kind("blank")
+    for name in ("model[0][0]", "model[1][4]", "model[3][6]", "model[4][2]"):
+        info = _layer(w, name)
+        w.tree.setCurrentItem(w.tree.items[info.path])
+        channels = info.output_shape[0] if len(info.output_shape) == 3 else 1
+        assert w.grid.maps.shape[0] == channels
+        assert f"{channels} channel" in w.grid.info.text()
+
+
+def test_grid_click_enlarges_that_channel(window):
+    w = window
+    w.inputs.set_kind("blank")
+    w.tree.select(_layer(w, "model[1][4]").path)
+    w.grid.show_channel(5)
+    np.testing.assert_array_equal(w.grid.big_image.image, w.grid.maps[5])
+
+
+def test_dataset_mean_cancels_and_equals_a_direct_computation(window, qtbot, fake_data):
+    w = window
+    w.inputs.set_kind("mean")
+    w.compute_mean("test", 40)
+    qtbot.waitUntil(lambda: not w.mean_runner.running, timeout=20000)
+    want, n = run_job(mean_activations(w.explorer.loaded.model, fake_data.images[:40], w.explorer.loaded.norm))
+    assert n == 40 and "40" in w.result.label
+    for path, act in want.items():
+        torch.testing.assert_close(w.result.acts[path], act, atol=1e-5, rtol=1e-4)
+    # cancel: the worker stops early and reports fewer images
+    stops = iter([False, True])
+    partial = run_job(mean_activations(w.explorer.loaded.model, fake_data.images, w.explorer.loaded.norm,
+                                       batch_size=10, should_stop=lambda: next(stops, True)))
+    assert partial[1] == 10
+    w.compute_mean("test", 60)
+    w.mean_runner.cancel()
+    qtbot.waitUntil(lambda: not w.mean_runner.running, timeout=20000)
+    assert w.inputs.mean_btn.isEnabled()
+
+
+def test_every_export_writes_a_readable_file(window, tmp_path):
+    w = window
+    w.inputs.set_kind("blank")
+    w.tree.select(_layer(w, "model[2][4]").path)
+    from gui.export import write_figure, write_npy
+    png = write_figure(w.grid.grid_widget.scene(), tmp_path / "grid.png")
+    assert not QImage(str(png)).isNull() and QImage(str(png)).width() > 100
+    svg = write_figure(w.grid.side_widget.scene(), tmp_path / "map.svg")
+    assert ET.parse(svg).getroot().tag.endswith("svg")
+    npy = write_npy(w.result.acts[(2, 4)].numpy(), tmp_path / "acts.npy")
+    assert np.load(npy).shape == w.result.acts[(2, 4)].shape
+    written = w.export_all_layers(str(tmp_path / "all"))
+    assert len(written) == len(w.result.acts)
+    assert (tmp_path / "all" / "model[2][4]_Conv2d.png").is_file()
+    assert all(not QImage(str(p)).isNull() for p in written)
+    assert not list((tmp_path / "all").glob(".*partial*")), "no half-written files"
+
+
+def test_failed_export_leaves_no_file(tmp_path):
+    from gui.export import atomic_write
+
+    def broken(tmp):
+        tmp.write_bytes(b"half")
+        raise OSError("disk full")
+    with pytest.raises(OSError):
+        atomic_write(tmp_path / "x.png", broken)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_closing_while_the_mean_runs(qtbot, window):
+    w = window
+    w.compute_mean("test", 60)
+    w.close()
+    assert not w.mean_runner.running
