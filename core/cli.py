@@ -83,6 +83,98 @@ def cmd_eval(a) -> int:
     return 0
 
 
+def cmd_translate(a) -> int:
+    import copy
+
+    import numpy as np
+
+    from core.checkpoint import load_checkpoint
+    from core.data import Normalization, load_split
+    from core.device import pick_device, prepare_model, resolve_precision
+    from core.inference import fold_batchnorm
+    from core.jobs import run_job
+    from core.translation import GridSpec, translation_grid, stratified_subset
+    spec = GridSpec(a.range[0], a.range[1], a.range[0], a.range[1], a.step)
+    if a.images < 0:
+        raise ValueError("--images must be 0 (all) or a positive number")
+    if a.input_size < 8:
+        raise ValueError("--input-size must be at least 8 pixels")
+    device = pick_device(a.device)
+    precision = resolve_precision(a.precision, device)
+    model, meta = load_checkpoint(a.checkpoint)
+    norm = Normalization.from_dict(meta["normalization"])
+    data = load_split(a.data, "test")
+    subset = stratified_subset(data.labels, a.images or None, a.seed)
+    images, labels = data.images[subset], data.labels[subset]
+    if not a.no_fuse:
+        model = fold_batchnorm(model)
+    model = prepare_model(model, device)
+    out = Path(a.out)
+    info = {"checkpoint": str(a.checkpoint), "data": data.source, "images": len(subset), "seed": a.seed,
+            "crop_pad": (meta.get("recipe") or {}).get("crop_pad"), "fused": not a.no_fuse, "device": str(device),
+            "title": f"{Path(a.checkpoint).name}, {a.mode} shift, {len(subset)} images"}
+    print(f"{Path(a.checkpoint).name} on {data.source}: {len(subset)} images x {len(spec.dxs) * len(spec.dys)} "
+          f"shifts ({a.mode}), device {device}, {precision}{'' if a.no_fuse else ', batch norm folded'}", flush=True)
+    t = time.perf_counter()
+
+    def on_progress(ev) -> None:
+        elapsed = time.perf_counter() - t
+        eta = elapsed * (ev.total - ev.done) / ev.done if ev.done else 0
+        progress_line(ev.done / max(ev.total, 1), f"{ev.message} left {fmt_time(eta)}")
+
+    job = translation_grid(model, images, labels, norm, spec, a.mode, device, precision, a.input_size, info=info)
+    finished: list = []   # a consistent copy after every chunk, kept in case of Ctrl-C
+
+    def on_partial(r) -> None:
+        finished[:] = [copy.deepcopy(r)]
+
+    try:
+        result = run_job(job, on_progress=on_progress, on_partial=on_partial)
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        if not finished:
+            raise
+        finished[0].info["interrupted"] = True
+        finished[0].save_npz(out / "translation.npz")
+        finished[0].write_csv(out / "translation.csv")
+        print(f"padlens: interrupted; saved the first {finished[0].images} images per cell to {out}",
+              file=sys.stderr)
+        return 130
+    sys.stderr.write("\n")
+    seconds = time.perf_counter() - t
+    result.info["seconds"] = round(seconds, 2)
+    result.save_npz(out / "translation.npz")
+    result.write_csv(out / "translation.csv")
+    acc = result.accuracy
+    lines = []
+    try:
+        r0, c0 = result.cell(0, 0)
+        lines.append(f"accuracy at (0, 0): {100 * acc[r0, c0]:.2f}%")
+    except KeyError:
+        lines.append("accuracy at (0, 0): not on this grid")
+    worst = np.unravel_index(np.nanargmin(acc), acc.shape)
+    lines += [f"mean accuracy over {acc.size} shifts: {100 * np.nanmean(acc):.2f}%",
+              f"min accuracy: {100 * acc[worst]:.2f}% at (dx, dy) = ({result.dxs[worst[1]]}, {result.dys[worst[0]]})",
+              f"images per cell: {result.images}",
+              f"time: {fmt_time(seconds)} ({result.count.sum() / max(seconds, 1e-9):.0f} images/s)",
+              f"wrote {out / 'translation.npz'} and {out / 'translation.csv'}"]
+    print("\n".join(lines), flush=True)
+    try:   # the figures need Qt, which lives in gui/; core works without it
+        figures = importlib.import_module("gui.figures")
+    except ImportError as e:
+        print(f"note: no heatmap figures ({e}); the numbers are in the files above")
+        return 0
+    try:
+        written = figures.save_heatmap_figures(result, out)
+    except Exception as e:  # noqa: BLE001 - the numbers are saved; say what went wrong with the pictures
+        print(f"padlens: the heatmap figures failed ({type(e).__name__}: {e}); the numbers are saved",
+              file=sys.stderr)
+        return 1
+    if written:
+        print("figures: " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def cmd_layers(a) -> int:
     from core.checkpoint import load_checkpoint
     from core.layers import describe_layers, format_layers
@@ -130,6 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--precision", default="fp32", choices=["auto", "bf16", "fp32"])
     e.add_argument("--json", action="store_true", help="one JSON line instead of key: value lines")
     e.set_defaults(func=cmd_eval)
+    from core.shifts import SHIFT_MODES
+    tr = sub.add_parser("translate", help="translation-robustness grid: accuracy, loss and consistency per shift")
+    _common(tr)
+    tr.add_argument("--checkpoint", default=None)
+    tr.add_argument("--range", type=int, nargs=2, default=[-32, 32], metavar=("LO", "HI"),
+                    help="shift range in pixels for both dx and dy (default -32 32)")
+    tr.add_argument("--step", type=int, default=2, help="grid step in pixels (default 2)")
+    tr.add_argument("--images", type=int, default=1000, help="test images, class-balanced (0: all)")
+    tr.add_argument("--mode", default="affine", choices=list(SHIFT_MODES))
+    tr.add_argument("--out", required=True, help="folder for translation.npz, translation.csv and the figures")
+    tr.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    tr.add_argument("--seed", type=int, default=0, help="seed of the image subset")
+    tr.add_argument("--input-size", type=int, default=32, help="resize the (shifted) input to this size")
+    tr.add_argument("--no-fuse", action="store_true", help="keep batch norm as separate layers")
+    tr.set_defaults(func=cmd_translate)
     la = sub.add_parser("layers", help="list every layer with index path, parameters and output shape")
     la.add_argument("--checkpoint", default=None)
     la.set_defaults(func=cmd_layers)

@@ -11,19 +11,22 @@ import copy
 import torch
 from torch import nn
 
-from core.padding import make_conv
-
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
-    shift = (bn.bias if bn.affine else 0) - bn.running_mean * scale
-    fused = make_conv(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.padding[0], bias=True,
-                      padding_mode=getattr(conv, "padding_mode", "zeros"))
-    fused.stride, fused.dilation, fused.groups = conv.stride, conv.dilation, conv.groups
+    """A copy of `conv` (same class, padding, stride, groups, dtype, device) computing bn(conv(x)).
+
+    The merged weights are computed in float64 and stored in the conv's dtype.
+    """
+    var, mean = bn.running_var.double(), bn.running_mean.double()
+    scale = (bn.weight.double() if bn.affine else torch.ones_like(var)) / torch.sqrt(var + bn.eps)
+    shift = (bn.bias.double() if bn.affine else torch.zeros_like(var)) - mean * scale
+    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+    dtype = conv.weight.dtype
+    fused = copy.deepcopy(conv)
     with torch.no_grad():
-        fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-        fused.bias.copy_((conv.bias if conv.bias is not None else 0) * scale + shift)
-    return fused.to(conv.weight.device)
+        fused.weight = nn.Parameter((conv.weight.double() * scale.view(-1, 1, 1, 1)).to(dtype))
+        fused.bias = nn.Parameter((bias * scale + shift).to(dtype))
+    return fused
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -44,7 +47,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                 if not positive:
                     continue
                 j -= 1
-            if j >= 0 and isinstance(mods[j], nn.Conv2d) and mods[j].kernel_size[0] == mods[j].kernel_size[1]:
+            if j >= 0 and isinstance(mods[j], nn.Conv2d) and mods[j].out_channels == m.num_features:
                 seq[j] = _fold(mods[j], m)
                 seq[i] = nn.Identity()
                 mods = list(seq.children())

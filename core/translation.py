@@ -35,6 +35,10 @@ class GridSpec:
     step: int = 2
 
     def __post_init__(self):
+        for name in ("x_min", "x_max", "y_min", "y_max", "step"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"{name} must be a whole number of pixels, not {value!r}")
         if self.step < 1:
             raise ValueError("step must be at least 1 pixel")
         if self.x_min > self.x_max or self.y_min > self.y_max:
@@ -103,7 +107,7 @@ class GridResult:
         np.savez_compressed(tmp, dx=self.dxs, dy=self.dys, accuracy=self.accuracy, loss=self.loss,
                             consistency=self.consistency, count=self.count, correct=self.correct,
                             loss_sum=self.loss_sum, consistent=self.consistent,
-                            info=np.array(json.dumps(self.info)))
+                            info=np.array(json.dumps(self.info, default=str)))
         tmp.replace(path)
 
     @classmethod
@@ -184,7 +188,9 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             return model(x.contiguous(memory_format=torch.channels_last)).float()
 
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        x0, y0 = images[lo:hi], labels[lo:hi].to(device)
+        if hi <= lo:
+            continue
+        x0, y0 = images[lo:hi].to(device), labels[lo:hi].to(device)   # shift where the model runs
         base_pred = torch.cat([forward(x0[i:i + batch_images]).argmax(1) for i in range(0, len(x0), batch_images)])
         per_batch = max(1, batch_images // len(x0))
         n = len(x0)

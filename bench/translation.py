@@ -1,0 +1,211 @@
+"""Benchmark of the translation grid: the plain notebook loop against the fast path, step by step.
+
+All variants evaluate the same images under the same shifts in one run:
+
+  loop               Python loop over shifts; each shift runs a DataLoader (batch 256) over a TensorDataset
+                     of the shifted images; fp32, channels-first, batch norm unfused
+  batched            many shifted copies per forward pass (fp32, channels-first, unfused)
+  + channels_last    the same in channels_last memory format
+  + bf16             bf16 autocast
+  + BN folded        batch norm folded into the convolutions (core.inference.fold_batchnorm)
+  + compile          torch.compile of the folded model (only with --compile)
+  translation_grid   core.translation.translation_grid with the last settings (what the app and CLI run)
+
+For each it prints images/s (one image under one shift = one image), the speed-up over the loop, and how
+far its per-shift accuracies are from the loop's: fp32 variants must match exactly (the exit status is 1
+if one does not), bf16 ones report their largest difference.
+
+    python bench/translation.py [--images 200] [--range -8 8] [--step 2] [--threads N] [--compile]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # runnable without installing
+
+import torch  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from core.checkpoint import CheckpointError, default_checkpoint, load_checkpoint  # noqa: E402
+from core.data import DatasetError, Normalization, load_split, resolve_data_root  # noqa: E402
+from core.device import autocast, bf16_supported, pick_device  # noqa: E402
+from core.inference import fold_batchnorm  # noqa: E402
+from core.jobs import run_job  # noqa: E402
+from core.model import ModelConfig, build_model  # noqa: E402
+from core.shifts import SHIFT_MODES, shift  # noqa: E402
+from core.translation import GridSpec, stratified_subset, translation_grid  # noqa: E402
+
+CIFAR_NORM = Normalization((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+
+
+def load_model(path: str | None):
+    """(model, normalization, description); a random default model when no checkpoint exists yet."""
+    if path:
+        model, meta = load_checkpoint(path)
+        return model, Normalization.from_dict(meta["normalization"]), f"checkpoint {path}"
+    try:
+        path = default_checkpoint()
+    except CheckpointError:
+        torch.manual_seed(0)
+        model = build_model(ModelConfig()).eval()
+        return model, CIFAR_NORM, "NO CHECKPOINT FOUND: a randomly initialised default model (timings still valid)"
+    model, meta = load_checkpoint(path)
+    return model, Normalization.from_dict(meta["normalization"]), f"checkpoint {path}"
+
+
+def load_images(data: str | None, n: int, seed: int):
+    """(images, labels, description): a stratified test subset, or random images when there is no data."""
+    try:
+        test = load_split(data, "test")
+    except DatasetError:
+        gen = torch.Generator().manual_seed(seed)
+        images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen)
+        return images, torch.arange(n) % 10, f"NO DATA SET under {resolve_data_root(data)}: {n} random images"
+    idx = stratified_subset(test.labels, n, seed)
+    return test.images[idx], test.labels[idx], f"{len(idx)} images of {test.source}"
+
+
+def loop_correct(model, images, labels, norm, shifts, mode, device):
+    """The notebook way: per shift a TensorDataset of shifted images and a DataLoader over it."""
+    correct = []
+    with torch.no_grad():
+        for dx, dy in shifts:
+            loader = DataLoader(TensorDataset(shift(images, dx, dy, mode, norm.mean), labels), batch_size=256)
+            right = 0
+            for x, y in loader:
+                logits = model(norm.apply(x).to(device))
+                right += (logits.argmax(1).cpu() == y).sum().item()
+            correct.append(right)
+    return correct
+
+
+def batched_correct(model, images, labels, norm, shifts, mode, device, channels_last, precision,
+                    batch_images=2048):
+    """Many shifted copies of the images in one forward pass."""
+    images, labels = images.to(device), labels.to(device)
+    correct = []
+    for lo in range(0, len(images), batch_images):
+        x0, y0 = images[lo:lo + batch_images], labels[lo:lo + batch_images]
+        per = max(1, batch_images // len(x0))
+        part = []
+        for g in range(0, len(shifts), per):
+            group = shifts[g:g + per]
+            x = norm.apply(torch.cat([shift(x0, dx, dy, mode, norm.mean) for dx, dy in group]))
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), autocast(device, precision):
+                pred = model(x).float().argmax(1).view(len(group), len(x0))
+            part += (pred == y0).sum(1).tolist()
+        correct = part if not correct else [a + b for a, b in zip(correct, part)]
+    return correct
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="default: the shipped checkpoint, else a random default model")
+    p.add_argument("--data", help="data root (default: $PADLENS_DATA); random images when there is none")
+    p.add_argument("--images", type=int, default=200)
+    p.add_argument("--range", type=int, nargs=2, default=[-8, 8], metavar=("LO", "HI"))
+    p.add_argument("--step", type=int, default=2)
+    p.add_argument("--mode", default="affine", choices=list(SHIFT_MODES))
+    p.add_argument("--threads", type=int, help="CPU threads (default: $PADLENS_THREADS, else all cores)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile of the fastest variant")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+
+    device = pick_device(a.device)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    spec = GridSpec.square(a.range[0], a.range[1], a.step)
+    shifts = [(int(dx), int(dy)) for dy in spec.dys for dx in spec.dxs]
+    model, norm, model_desc = load_model(a.checkpoint)
+    images, labels, data_desc = load_images(a.data, a.images, a.seed)
+    n = len(images) * len(shifts)
+    print(f"model: {model_desc}\ndata: {data_desc}\n{len(images)} images x {len(shifts)} shifts ({a.mode}) "
+          f"= {n} evaluations; device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+          f"{'' if device.type != 'cpu' else f', native bf16: {bf16_supported(device)}'}", flush=True)
+
+    plain = copy.deepcopy(model).to(device=device, memory_format=torch.contiguous_format).eval()
+    cl = copy.deepcopy(model).to(device=device, memory_format=torch.channels_last).eval()   # same weights
+    rows: list[tuple[str, float, list[int], str]] = []
+
+    def timed(name, fn, precision, warm=None):
+        if warm is not None:        # warm-up on a small batch: allocator, oneDNN primitives, compilation
+            t = time.perf_counter()
+            warm()
+            sync(device)
+            warm_s = time.perf_counter() - t
+        t = time.perf_counter()
+        correct = fn()
+        sync(device)
+        seconds = time.perf_counter() - t
+        rows.append((name, seconds, correct, precision))
+        note = f" (+{warm_s:.1f} s warm-up/compile, not counted)" if warm is not None and warm_s > 1 else ""
+        print(f"  {name:<22} {seconds:8.2f} s{note}", flush=True)
+
+    few = images[:8], labels[:8]
+    one = shifts[:1]
+    print("timing:", flush=True)
+    timed("loop", lambda: loop_correct(plain, images, labels, norm, shifts, a.mode, device), "fp32",
+          lambda: loop_correct(plain, *few, norm, one, a.mode, device))
+    timed("batched", lambda: batched_correct(plain, images, labels, norm, shifts, a.mode, device, False, "fp32"),
+          "fp32", lambda: batched_correct(plain, *few, norm, one, a.mode, device, False, "fp32"))
+    timed("+ channels_last", lambda: batched_correct(cl, images, labels, norm, shifts, a.mode, device, True, "fp32"),
+          "fp32", lambda: batched_correct(cl, *few, norm, one, a.mode, device, True, "fp32"))
+    timed("+ bf16", lambda: batched_correct(cl, images, labels, norm, shifts, a.mode, device, True, "bf16"),
+          "bf16", lambda: batched_correct(cl, *few, norm, one, a.mode, device, True, "bf16"))
+    fold_free = fold_batchnorm(model).to(device=device, memory_format=torch.channels_last)
+    timed("+ BN folded", lambda: batched_correct(fold_free, images, labels, norm, shifts, a.mode, device, True,
+                                                 "bf16"),
+          "bf16", lambda: batched_correct(fold_free, *few, norm, one, a.mode, device, True, "bf16"))
+    fastest = fold_free
+    if a.compile:
+        try:
+            compiled = torch.compile(fold_free)
+            timed("+ compile", lambda: batched_correct(compiled, images, labels, norm, shifts, a.mode, device,
+                                                       True, "bf16"),
+                  "bf16", lambda: batched_correct(compiled, images, labels, norm, shifts[:2], a.mode, device,
+                                                  True, "bf16"))
+            fastest = compiled
+        except Exception as e:  # noqa: BLE001 - no compiler, unsupported platform ...
+            print(f"  + compile               failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+
+    def core_grid():
+        r = run_job(translation_grid(fastest, images, labels, norm, spec, a.mode, device, "bf16"))
+        return [int(r.correct[r.cell(dx, dy)]) for dx, dy in shifts]
+
+    timed("translation_grid", core_grid, "bf16",
+          lambda: run_job(translation_grid(fastest, *few, norm, GridSpec.square(0, 0, 1), a.mode, device, "bf16")))
+
+    base_s, base = rows[0][1], rows[0][2]
+    print(f"\n{'variant':<22} {'images/s':>10} {'vs loop':>8}  accuracy per shift vs loop")
+    ok = True
+    for name, seconds, correct, precision in rows:
+        diff = max(abs(c - b) for c, b in zip(correct, base)) / len(images)
+        if precision == "fp32":
+            same = correct == base
+            ok &= same
+            verdict = "identical" if same else f"MISMATCH (max {100 * diff:.2f} points)"
+        else:
+            verdict = f"bf16: max |difference| {100 * diff:.2f} percentage points"
+        print(f"{name:<22} {n / seconds:10.0f} {base_s / seconds:7.1f}x  {verdict}")
+    at0 = f", at (0, 0) {100 * base[shifts.index((0, 0))] / len(images):.2f}%" if (0, 0) in shifts else ""
+    print(f"\nloop accuracy: mean over shifts {100 * sum(base) / (len(base) * len(images)):.2f}%{at0}")
+    if not ok:
+        print("ERROR: an fp32 variant disagrees with the loop", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+import csv
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from torchvision.io import write_png
+
+from core.checkpoint import save_checkpoint
+from core.cli import main
+from core.data import CLASSES, Normalization, load_split
+from core.evaluate import evaluate
+from core.translation import GridResult, stratified_subset
+from tests.conftest import TINY
+
+NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
+
+
+@pytest.fixture
+def setup(tmp_path, tiny_model, cache_home):
+    """A tiny checkpoint and an ImageFolder test split of 3 random PNGs per class."""
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, tiny_model, TINY, NORM, {"epochs": 1, "crop_pad": 3}, {"test_accuracy": 0.1})
+    gen = torch.Generator().manual_seed(0)
+    for cls in CLASSES:
+        d = tmp_path / "data" / "test" / cls
+        d.mkdir(parents=True)
+        for k in range(3):
+            write_png(torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=gen), str(d / f"{k}.png"))
+    return ckpt, tmp_path / "data"
+
+
+def _translate(ckpt, data, out, *extra):
+    return main(["translate", "--checkpoint", str(ckpt), "--data", str(data), "--range", "-4", "4", "--step", "4",
+                 "--images", "20", "--out", str(out), "--device", "cpu", "--precision", "fp32", *extra])
+
+
+def test_translate_writes_npz_csv_and_figures(setup, tmp_path, tiny_model, capsys, monkeypatch):
+    ckpt, data = setup
+    calls = []
+    fake = types.ModuleType("gui.figures")
+    fake.save_heatmap_figures = lambda result, out: calls.append((result, out)) or [out / "translation_heatmaps.png"]
+    monkeypatch.setitem(sys.modules, "gui.figures", fake)
+    assert _translate(ckpt, data, tmp_path / "out") == 0
+    printed = capsys.readouterr().out
+
+    with np.load(tmp_path / "out" / "translation.npz") as d:
+        np.testing.assert_array_equal(d["dx"], [-4, 0, 4])
+        np.testing.assert_array_equal(d["dy"], [-4, 0, 4])
+        np.testing.assert_array_equal(d["count"], np.full((3, 3), 20))
+        accuracy, consistency = d["accuracy"], d["consistency"]
+        np.testing.assert_allclose(accuracy, d["correct"] / 20)
+    r = GridResult.load_npz(tmp_path / "out" / "translation.npz")
+    assert r.info["checkpoint"] == str(ckpt) and r.info["crop_pad"] == 3 and r.info["seed"] == 0
+    assert r.info["images"] == 20 and "ImageFolder" in r.info["data"] and r.info["mode"] == "affine"
+    assert r.info["precision"] == "fp32" and r.info["fused"] is True
+
+    # the unshifted cell is the plain accuracy of the (unfused) model on the same stratified subset
+    test = load_split(data, "test")
+    idx = stratified_subset(test.labels, 20, 0)
+    assert torch.bincount(test.labels[idx]).tolist() == [2] * 10
+    plain = evaluate(tiny_model, test.images[idx], test.labels[idx], NORM, torch.device("cpu"))
+    assert accuracy[1, 1] == pytest.approx(plain.accuracy) and consistency[1, 1] == 1.0
+
+    rows = list(csv.DictReader((tmp_path / "out" / "translation.csv").open()))
+    assert len(rows) == 9 and rows[0]["dx"] == "-4" and rows[0]["dy"] == "-4" and rows[4]["images"] == "20"
+    assert float(rows[4]["accuracy"]) == pytest.approx(accuracy[1, 1], abs=1e-6)
+
+    assert f"accuracy at (0, 0): {100 * accuracy[1, 1]:.2f}%" in printed
+    assert f"mean accuracy over 9 shifts: {100 * accuracy.mean():.2f}%" in printed
+    worst = np.unravel_index(np.argmin(accuracy), accuracy.shape)
+    assert f"min accuracy: {100 * accuracy[worst]:.2f}% at (dx, dy) = ({[-4, 0, 4][worst[1]]}, " in printed
+    assert "images per cell: 20" in printed and "translation_heatmaps.png" in printed
+    assert len(calls) == 1 and calls[0][1] == tmp_path / "out" and calls[0][0].count.sum() == 9 * 20
+
+
+def test_translate_without_figures_and_unfused(setup, tmp_path, capsys, monkeypatch):
+    ckpt, data = setup
+    monkeypatch.setitem(sys.modules, "gui.figures", None)     # importing it raises ImportError
+    assert _translate(ckpt, data, tmp_path / "fused") == 0
+    assert _translate(ckpt, data, tmp_path / "plain", "--no-fuse", "--mode", "roll") == 0
+    assert _translate(ckpt, data, tmp_path / "plain_affine", "--no-fuse") == 0
+    assert "note: no heatmap figures" in capsys.readouterr().out
+    fused = GridResult.load_npz(tmp_path / "fused" / "translation.npz")
+    plain = GridResult.load_npz(tmp_path / "plain_affine" / "translation.npz")
+    rolled = GridResult.load_npz(tmp_path / "plain" / "translation.npz")
+    assert plain.info["fused"] is False and rolled.info["mode"] == "roll"
+    np.testing.assert_array_equal(fused.correct, plain.correct)       # folding batch norm changes no answer
+    np.testing.assert_allclose(fused.loss_sum, plain.loss_sum, rtol=1e-4)
+    assert not np.array_equal(rolled.loss_sum, plain.loss_sum)
+
+
+def test_translate_rejects_bad_grid(setup, tmp_path, capsys):
+    ckpt, data = setup
+    rc = main(["translate", "--checkpoint", str(ckpt), "--data", str(data), "--range", "4", "-4",
+               "--out", str(tmp_path / "o")])
+    assert rc == 2 and "range minimum" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,298 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.data import Normalization
+from core.inference import fold_batchnorm
+from core.jobs import Partial, Progress, run_job
+from core.model import ModelConfig, build_model
+from core.shifts import shift
+from core.translation import GridResult, GridSpec, phase_table, pooling_period, stratified_subset, translation_grid
+
+NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
+SPEC = GridSpec(-6, 3, -2, 4, 3)          # dx -6 -3 0 3, dy -2 1 4: rectangular and not centred
+FAST = dict(first_chunk=10, chunk=10, batch_images=50)   # 3 chunks of 10 images; 5, 5 and 2 shifts per forward
+
+
+@pytest.fixture(scope="module")
+def data():
+    gen = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (30, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    return images, torch.arange(30) % 10
+
+
+def direct(model, images, labels, spec, mode="affine"):
+    """The plain per-shift computation, one shift at a time, fp32, channels-first: (correct, mean CE, consistent)."""
+    correct, loss, consistent = (np.zeros((len(spec.dys), len(spec.dxs))) for _ in range(3))
+    with torch.no_grad():
+        base = model(NORM.apply(images)).argmax(1)
+        for r, dy in enumerate(spec.dys):
+            for c, dx in enumerate(spec.dxs):
+                logits = model(NORM.apply(shift(images, int(dx), int(dy), mode, NORM.mean)))
+                correct[r, c] = (logits.argmax(1) == labels).sum().item()
+                loss[r, c] = F.cross_entropy(logits, labels).item()
+                consistent[r, c] = (logits.argmax(1) == base).sum().item()
+    return correct, loss, consistent
+
+
+def grid(model, images, labels, spec=SPEC, **kw):
+    kw = {**FAST, **kw}
+    return run_job(translation_grid(model, images, labels, NORM, spec, **kw))
+
+
+@pytest.mark.parametrize("mode", ["affine", "affine-mean", "roll"])
+def test_grid_equals_direct_computation(tiny_model, data, mode):
+    images, labels = data
+    events = []
+    gen = translation_grid(tiny_model, images, labels, NORM, SPEC, mode=mode, info={"note": "x"}, **FAST)
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            result = stop.value
+            break
+    correct, loss, consistent = direct(tiny_model, images, labels, SPEC, mode)
+    assert result.accuracy.shape == (3, 4)
+    np.testing.assert_array_equal(result.count, 30)
+    np.testing.assert_array_equal(result.correct, correct)           # whole images: counts agree exactly
+    np.testing.assert_array_equal(result.consistent, consistent)
+    np.testing.assert_allclose(result.accuracy, correct / 30, rtol=1e-12)
+    np.testing.assert_allclose(result.consistency, consistent / 30, rtol=1e-12)
+    np.testing.assert_allclose(result.loss, loss, rtol=1e-5, atol=1e-6)
+    assert 0 < consistent.min() < 30 and len(np.unique(correct)) > 1, "the data must make the comparison meaningful"
+    assert result.info["mode"] == mode and result.info["note"] == "x" and result.info["precision"] == "fp32"
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert [e.done for e in progress] == sorted(e.done for e in progress)
+    assert progress[-1].done == progress[-1].total == 30 * 12
+    assert sum(isinstance(e, Partial) for e in events) == 3          # one heatmap per chunk of 10
+
+
+def test_grid_at_zero_shift_is_plain_accuracy(tiny_model, data):
+    images, labels = data
+    r = grid(tiny_model, images, labels, GridSpec(-1, 1, -1, 1, 1))
+    with torch.no_grad():
+        logits = tiny_model(NORM.apply(images))
+    row, col = r.cell(0, 0)
+    assert r.accuracy[row, col] == pytest.approx((logits.argmax(1) == labels).float().mean().item())
+    assert r.consistency[row, col] == 1.0
+    with pytest.raises(KeyError):
+        r.cell(2, 0)
+
+
+def test_cancel_returns_partial_result(tiny_model, data):
+    images, labels = data
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) > 4      # chunk 1 (3 forwards), one forward (5 shifts) of chunk 2, then stop
+
+    snapshots = []
+    result = run_job(translation_grid(tiny_model, images, labels, NORM, SPEC, should_stop=should_stop, **FAST),
+                     on_partial=lambda r: snapshots.append(r.count.copy()))
+    assert len(snapshots) == 1 and (snapshots[0] == 10).all()
+    assert sorted(np.unique(result.count)) == [10, 20]
+    assert (result.count == 20).sum() == 5 and result.count.max() < 30
+    assert result.images == 10
+    first20 = grid(tiny_model, images[:20], labels[:20])     # the cells that saw 20 images agree with a 20-image run
+    done = result.count == 20
+    np.testing.assert_array_equal(result.correct[done], first20.correct[done])
+    np.testing.assert_allclose(result.loss_sum[done], first20.loss_sum[done], rtol=1e-5)
+
+
+def test_stop_at_once_gives_empty_result(tiny_model, data):
+    images, labels = data
+    r = run_job(translation_grid(tiny_model, images, labels, NORM, SPEC, should_stop=lambda: True, **FAST))
+    assert r.count.sum() == 0 and np.isnan(r.accuracy).all() and r.images == 0
+
+
+def test_no_images_and_empty_first_chunk(tiny_model, data):
+    images, labels = data
+    empty = grid(tiny_model, images[:0], labels[:0])
+    assert empty.count.shape == (3, 4) and empty.count.sum() == 0
+    r = grid(tiny_model, images[:12], labels[:12], first_chunk=0, chunk=5)      # chunks of 5, 5, 2
+    np.testing.assert_array_equal(r.count, 12)
+    np.testing.assert_array_equal(r.correct, grid(tiny_model, images[:12], labels[:12]).correct)
+
+
+def test_bf16_runs_with_same_shapes(tiny_model, data):
+    images, labels = data
+    r16 = grid(tiny_model, images, labels, precision="bf16")
+    r32 = grid(tiny_model, images, labels, precision="fp32")
+    assert r16.info["precision"] == "bf16"
+    assert r16.accuracy.shape == r32.accuracy.shape == (3, 4)
+    np.testing.assert_array_equal(r16.count, r32.count)
+    assert np.isfinite(r16.accuracy).all() and ((0 <= r16.accuracy) & (r16.accuracy <= 1)).all()
+    np.testing.assert_allclose(r16.loss, r32.loss, atol=0.05)
+
+
+def test_stratified_subset_balanced_prefixes_and_seeded():
+    gen = torch.Generator().manual_seed(3)
+    labels = (torch.arange(120) % 10)[torch.randperm(120, generator=gen)]
+    idx = stratified_subset(labels, None, seed=0)
+    assert sorted(idx.tolist()) == list(range(120))                # a permutation: nothing lost or repeated
+    for k in range(1, 121):
+        counts = torch.bincount(labels[idx[:k]], minlength=10)
+        assert counts.max() - counts.min() <= 1, k
+    assert torch.equal(stratified_subset(labels, 50, seed=0), idx[:50])
+    assert torch.equal(stratified_subset(labels, 50, seed=7), stratified_subset(labels, 50, seed=7))
+    assert not torch.equal(stratified_subset(labels, 50, seed=7), idx[:50])
+    assert len(stratified_subset(labels, 500)) == 120
+
+
+def test_stratified_subset_with_uneven_classes():
+    labels = torch.tensor([0] * 3 + [1] * 10 + [2] * 6)
+    idx = stratified_subset(labels, 9, seed=1)
+    assert torch.bincount(labels[idx], minlength=3).tolist() == [3, 3, 3]
+    assert len(set(idx.tolist())) == 9
+
+
+def test_grid_spec_axes():
+    default = GridSpec()
+    assert len(default.dxs) == len(default.dys) == 33
+    assert default.dxs[0] == -32 and default.dxs[-1] == 32 and 0 in default.dxs
+    np.testing.assert_array_equal(GridSpec.square(-3, 3, 1).dxs, np.arange(-3, 4))
+    spec = GridSpec(-4, 2, 0, 4, 2)
+    np.testing.assert_array_equal(spec.dxs, [-4, -2, 0, 2])
+    np.testing.assert_array_equal(spec.dys, [0, 2, 4])
+    r = GridResult.empty(spec)
+    assert r.count.shape == (3, 4) and r.cell(2, 4) == (2, 3)
+    np.testing.assert_array_equal(GridSpec.square(0, 0, 5).dxs, [0])
+
+
+@pytest.mark.parametrize("kw", [dict(step=0), dict(step=-2), dict(x_min=3, x_max=2), dict(y_min=1, y_max=-1),
+                                dict(step=1.5), dict(x_min=-2.5)])
+def test_bad_grid_spec(kw):
+    with pytest.raises(ValueError):
+        GridSpec(**kw)
+
+
+def _result(seed=0):
+    rng = np.random.default_rng(seed)
+    spec = GridSpec(-2, 2, -4, 0, 2)
+    r = GridResult.empty(spec, {"checkpoint": "m.pt", "n": 5, "crop_pad": 4})
+    r.count[:] = 5
+    r.count[0, 1] = 0
+    r.correct[:] = rng.integers(0, 6, r.count.shape) * (r.count > 0)
+    r.loss_sum[:] = rng.random(r.count.shape) * 5
+    r.consistent[:] = np.minimum(r.correct + 1, r.count)
+    return r
+
+
+def test_npz_round_trip(tmp_path):
+    r = _result()
+    r.save_npz(tmp_path / "sub" / "t.npz")
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["t.npz"]     # no temp file left
+    back = GridResult.load_npz(tmp_path / "sub" / "t.npz")
+    for name in ("dxs", "dys", "correct", "loss_sum", "consistent", "count", "accuracy", "loss", "consistency"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(r, name), err_msg=name)
+    assert np.isnan(back.accuracy[0, 1]) and back.info == r.info
+    with np.load(tmp_path / "sub" / "t.npz") as d:
+        np.testing.assert_array_equal(d["accuracy"], r.accuracy)
+        assert json.loads(str(d["info"]))["crop_pad"] == 4
+
+
+def test_npz_info_with_paths(tmp_path):
+    r = _result()
+    r.info["checkpoint"] = tmp_path / "m.pt"            # a Path is stored as its text
+    r.save_npz(tmp_path / "t.npz")
+    assert GridResult.load_npz(tmp_path / "t.npz").info["checkpoint"] == str(tmp_path / "m.pt")
+
+
+def test_write_csv(tmp_path):
+    r = _result()
+    r.write_csv(tmp_path / "t.csv")
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert lines[0] == "dx,dy,accuracy,loss,consistency,images"
+    assert len(lines) == 1 + 3 * 3
+    rows = [line.split(",") for line in lines[1:]]
+    assert [(int(a), int(b)) for a, b, *_ in rows[:4]] == [(-2, -4), (0, -4), (2, -4), (-2, -2)]
+    dx, dy, acc, loss, cons, n = rows[5]
+    row, col = r.cell(int(dx), int(dy))
+    assert float(acc) == pytest.approx(r.accuracy[row, col], abs=1e-6)
+    assert float(loss) == pytest.approx(r.loss[row, col], abs=1e-6)
+    assert float(cons) == pytest.approx(r.consistency[row, col], abs=1e-6) and int(n) == 5
+    assert rows[1][2] == "nan" and rows[1][5] == "0"          # (0, -4) had no images
+
+
+def test_phase_table():
+    spec = GridSpec.square(-8, 7, 1)
+    r = GridResult.empty(spec)
+    dx, dy = np.meshgrid(spec.dxs, spec.dys)
+    r.count[:] = 10
+    r.correct[:] = (dx % 4) + 4 * (dy % 4) - 0.5 * (dx < 0)    # phase value, halves averaged in
+    r.count[dy == 5] = 0                                      # empty cells are ignored
+    table = phase_table(r, 4)
+    expected = (np.arange(4)[None, :] + 4 * np.arange(4)[:, None] - 0.25) / 10
+    np.testing.assert_allclose(table, expected)
+    assert phase_table(r, 1).shape == (1, 1)
+
+
+def test_phase_table_missing_phase_is_nan():
+    r = GridResult.empty(GridSpec.square(-4, 4, 2))
+    r.count[:] = 1
+    table = phase_table(r, 4)
+    assert np.isnan(table[1]).all() and np.isnan(table[:, 3]).all() and np.isfinite(table[::2, ::2]).all()
+
+
+def test_pooling_period(tiny_model):
+    assert pooling_period(tiny_model) == 8
+    assert pooling_period(build_model(ModelConfig(widths=(8, 8), stem_width=6))) == 4
+    strided = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.Sequential(nn.MaxPool2d(3, stride=3)), nn.AvgPool2d(2))
+    assert pooling_period(strided) == 12
+    assert pooling_period(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveMaxPool2d(1))) == 1
+
+
+def test_fold_batchnorm_same_logits(tiny_model, data):
+    images, _ = data
+    fused = fold_batchnorm(tiny_model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in tiny_model.modules()) == 6, "original untouched"
+    assert len(list(fused.modules())) == len(list(tiny_model.modules()))        # index paths kept
+    x = NORM.apply(images)
+    with torch.no_grad():
+        want, got = tiny_model(x), fused(x)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
+    assert torch.equal(got.argmax(1), want.argmax(1))
+
+
+@pytest.mark.parametrize("padding", ["circular", "symmetric"])
+def test_fold_batchnorm_keeps_padding_mode(padding):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(widths=(8,), stem_width=6, padding_mode=padding)).eval()
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    fused = fold_batchnorm(model)
+    assert type(fused[1][0]) is type(model[1][0]) and fused[1][0].padding_mode == padding
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_fold_batchnorm_general_convs():
+    torch.manual_seed(0)
+    bn = lambda c: nn.BatchNorm2d(c, affine=True)  # noqa: E731
+    model = nn.Sequential(
+        nn.Conv2d(4, 6, (3, 1), padding=(1, 0), groups=2, bias=True), bn(6),         # grouped, non-square
+        nn.Conv2d(6, 6, 3, stride=2, padding=2, dilation=2), nn.MaxPool2d(2), bn(6),  # strided, through a pool
+        nn.Conv2d(6, 4, 3, padding=1), nn.MaxPool2d(2), bn(4),                       # negative scale: kept
+    ).eval()
+    for m in model:
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.bias.data.uniform_(-1, 1)
+            m.weight.data.uniform_(0.5, 1.5)
+    model[7].weight.data[0] = -1.0
+    fused = fold_batchnorm(model)
+    assert [type(m).__name__ for m in fused] == ["Conv2d", "Identity", "Conv2d", "MaxPool2d", "Identity",
+                                                 "Conv2d", "MaxPool2d", "BatchNorm2d"]
+    assert fused[0].groups == 2 and fused[0].padding == (1, 0) and fused[2].stride == (2, 2)
+    x = torch.randn(3, 4, 20, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
