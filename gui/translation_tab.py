@@ -278,9 +278,11 @@ class TranslationTab(QWidget):
         if pad is not None:
             inside = (np.abs(r.dxs)[None, :] <= pad) & (np.abs(r.dys)[:, None] <= pad) & np.isfinite(acc)
             outside = ~inside & np.isfinite(acc)
+            text = f"<b>Training augmentation:</b> random crops shifted the training images by up to {pad} px (dashed box)"
             if inside.any() and outside.any():
-                lines.append(f"<b>Training augmentation:</b> random crops up to {pad} px (dashed box); mean accuracy "
-                             f"{100 * np.nanmean(acc[inside]):.1f}% inside, {100 * np.nanmean(acc[outside]):.1f}% outside.")
+                text += (f"; mean accuracy {100 * np.nanmean(acc[inside]):.1f}% inside, "
+                         f"{100 * np.nanmean(acc[outside]):.1f}% outside")
+            lines.append(text + ".")
         if self.loaded is not None:
             period = pooling_period(self.loaded.model)
             table = phase_table(r, period)
