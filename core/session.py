@@ -47,6 +47,17 @@ def load_model(path: str | Path, device: torch.device | None = None) -> LoadedMo
                        Path(path).stem, meta)
 
 
+def load_custom(py_file, function: str, weights=None, device: torch.device | None = None) -> LoadedModel:
+    """A user's own model (see core.custom_model), with CIFAR-10's usual normalization."""
+    from core.custom_model import CIFAR10_NORMALIZATION, describe, load_custom_model
+    model = load_custom_model(py_file, function, weights)
+    info = describe(model)
+    name = f"{Path(py_file).stem}.{function}"
+    meta = {"path": str(weights or py_file), "custom": True, "summary": info.summary,
+            "normalization": CIFAR10_NORMALIZATION.to_dict()}
+    return LoadedModel(prepare_model(model, device or pick_device()), CIFAR10_NORMALIZATION, name, meta)
+
+
 @dataclass
 class Result:
     """One input's pass: every layer's output, the logits (None for a dataset mean), the input shown."""

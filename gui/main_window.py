@@ -12,7 +12,8 @@ from PyQt6.QtWidgets import (QFileDialog, QInputDialog, QMainWindow, QMessageBox
 from core.activations import mean_activations
 from core.checkpoint import CheckpointError, default_checkpoint
 from core.data import Dataset, DatasetError, download_job, how_to_get, load_split, read_image_file, resolve_data_root
-from core.session import Explorer, LoadedModel, Result, load_model
+from core.session import Explorer, LoadedModel, Result, load_custom, load_model
+from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
 from gui.export import confirm_overwrite, write_figure, write_npy
 from gui.feature_grid import FeatureGrid
 from gui.input_panel import InputChoice, InputPanel
@@ -51,6 +52,9 @@ class MainWindow(QMainWindow):
         from gui.translation_tab import TranslationTab
         self.translation = TranslationTab(self)
         self.tabs.addTab(self.translation, "Translation")
+        from gui.bias_tab import SpatialBiasTab
+        self.bias = SpatialBiasTab(self)
+        self.tabs.addTab(self.bias, "Spatial bias")
         self.setCentralWidget(self.tabs)
         self.model_label, self.data_label = QLabel(), QLabel()
         self.statusBar().addPermanentWidget(self.model_label)
@@ -81,6 +85,8 @@ class MainWindow(QMainWindow):
     def _menus(self) -> None:
         f = self.menuBar().addMenu("&File")
         self._action(f, "Open &checkpoint...", self.choose_checkpoint, QKeySequence.StandardKey.Open)
+        self._action(f, "Open c&ustom model...", self.choose_custom_model, "Ctrl+Shift+O",
+                     "A Python file with a function that returns your nn.Module, plus its state dict")
         self._action(f, "Open &data folder...", self.choose_data, "Ctrl+D")
         self._action(f, "Open &image...", self.open_image, "Ctrl+I")
         f.addSeparator()
@@ -128,14 +134,46 @@ class MainWindow(QMainWindow):
         self.settings.setValue("checkpoint", loaded.meta.get("path", str(path)))
         return True
 
+    def choose_custom_model(self) -> None:
+        py, _ = QFileDialog.getOpenFileName(self, "Python file that builds the model", "", "Python (*.py)")
+        if not py:
+            return
+        fn, ok = QInputDialog.getText(self, "Model function", "Name of the function that returns the nn.Module:",
+                                      text=str(self.settings.value("custom_function", "build_model")))
+        if not ok or not fn:
+            return
+        weights, _ = QFileDialog.getOpenFileName(self, "State dict (Cancel: keep the function's own weights)",
+                                                 str(Path(py).parent), "PyTorch weights (*.pt *.pth);;All files (*)")
+        self.open_custom_model(py, fn, weights or None)
+
+    def open_custom_model(self, py: str, function: str, weights: str | None) -> bool:
+        try:
+            loaded = load_custom(py, function, weights, self.device)
+        except ValueError as e:
+            QMessageBox.warning(self, "Cannot open this model", str(e))
+            return False
+        self.settings.setValue("custom_function", function)
+        self.set_model(loaded)
+        if not self.explorer.layers:
+            QMessageBox.information(self, "No layers to show", loaded.meta.get("summary", ""))
+        return True
+
     def set_model(self, loaded: LoadedModel) -> None:
         self.mean_runner.stop(CLOSE_WAIT_MS)
         self.explorer = Explorer(loaded, precision="fp32")
         self.explorer.set_input_size(int(self.settings.value("input_size", 32)))
         self.model_label.setText(f"{loaded.name} | padding {loaded.padding_mode} | {loaded.accuracy_text}")
-        self.tree.set_layers(self.explorer.layers)
         self.translation.set_model(loaded)
+        self._layers_changed()
         self.inputs.emit_choice()
+
+    def _layers_changed(self) -> None:
+        """Model or input size changed: rebuild the tree and the spatial-bias measures."""
+        ex = self.explorer
+        self.tree.set_layers(ex.layers)
+        blank = {k: ex.run_blank(k).acts for k in ("normalized", "pixel")}
+        self.bias.set_mean_biases({})
+        self.bias.set_model(ex.loaded.model, ex.layers, blank, ex.input_size, ex.loaded.padding_mode)
 
     def choose_data(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open CIFAR-10 folder", str(self.data_root))
@@ -191,7 +229,7 @@ class MainWindow(QMainWindow):
     def set_input_size(self, size: int) -> None:
         self.settings.setValue("input_size", size)
         self.explorer.set_input_size(size)
-        self.tree.set_layers(self.explorer.layers)
+        self._layers_changed()
         self.statusBar().showMessage(f"input resized to {size}x{size} before the network", 5000)
         self.inputs.emit_choice()
 
@@ -252,6 +290,7 @@ class MainWindow(QMainWindow):
                 self.inputs.show_input(mean_pixels, f"dataset mean: responses averaged over {n} images "
                                                     "(thumbnail: the average image)")
                 self.set_result(Result(acts, None, ex.prepare(mean_pixels)[0], f"mean over {n} {split} images"))
+                self.bias.set_mean_biases(acts)
 
         self.mean_runner.start(
             job, on_progress=lambda d, t, m: (bar.setMaximum(t), bar.setValue(d)),
@@ -273,6 +312,10 @@ class MainWindow(QMainWindow):
         info = next((i for i in self.explorer.layers if i.path == tuple(path)), None)
         self.settings.setValue("layer", list(path))
         self.grid.set_maps(act, f"{info.name} {info.type}  [{self.result.label}]" if info else str(path))
+        if act.dim() == 3:
+            bias = border_bias(mean_map(act))
+            self.grid.info.setText(self.grid.info.text() + (f", border bias {bias:.3f}" if bias == bias else ""))
+            self.grid.info.setToolTip(BORDER_BIAS_HELP)
 
     # ---- export --------------------------------------------------------------------------------
     def _ask_path(self, title: str, name: str, filters: str) -> Path | None:

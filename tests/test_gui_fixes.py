@@ -1,0 +1,74 @@
+"""Spatial-bias tab, input resizing and a user's own model, headless."""
+import pytest
+import torch
+from PyQt6.QtWidgets import QMessageBox
+
+from gui.main_window import MainWindow
+
+MODEL_PY = '''
+import torch.nn as nn
+
+def build_model():
+    return nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU()),
+        nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(6, 4, 3, padding=1, padding_mode="reflect"), nn.ReLU()),
+        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)))
+
+def not_a_model():
+    return 3
+'''
+
+
+@pytest.fixture
+def window(qtbot, tiny_checkpoint, fake_data, tmp_path, cache_home):
+    w = MainWindow(str(tiny_checkpoint), str(tmp_path / "no-data"))
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.data_label.text() == "no data set", timeout=10000)
+    w.set_datasets({"test": fake_data})
+    return w
+
+
+def _cell(w, name, col):
+    return w.bias.table.item(w.bias.rows[next(i.path for i in w.explorer.layers if i.name == name)], col).text()
+
+
+def test_bias_table_for_blank_inputs_and_the_dataset_mean(window, qtbot):
+    w = window
+    assert float(_cell(w, "model[1][0]", 3)) > 0.01, "zero padding: the blank input's border differs"
+    assert _cell(w, "model[4][0]", 3) == "n/a"        # 1x1 map: no center
+    assert _cell(w, "model[1][5]", 5) == ""
+    w.compute_mean("test", 30)
+    qtbot.waitUntil(lambda: not w.mean_runner.running, timeout=20000)
+    assert float(_cell(w, "model[1][5]", 5)) >= 0
+    assert w.bias.filters.maps.shape[1:] == (3, 3) and len(w.bias.filters.maps) == 7
+    assert "border bias" in w.grid.info.text()
+
+
+def test_input_resizing_changes_shapes_and_reports_uneven_padding(window):
+    w = window
+    w.inputs.set_kind("blank")
+    w.set_input_size(36)
+    info = next(i for i in w.explorer.layers if i.name == "model[1][0]")
+    assert info.output_shape[-1] == 36 and w.result.acts[info.path].shape[-1] == 36
+    assert "UNEVEN" in _cell(w, "model[3][1]", 7)     # 9x9 -> 4x4 drops a row and a column
+    w.set_input_size(32)
+    assert "UNEVEN" not in _cell(w, "model[3][1]", 7)
+
+
+def test_own_model_opens_with_its_layer_tree(window, tmp_path, monkeypatch):
+    w = window
+    (tmp_path / "mine.py").write_text(MODEL_PY)
+    assert w.open_custom_model(str(tmp_path / "mine.py"), "build_model", None)
+    assert [i.name for i in w.explorer.layers][:3] == ["model[0]", "model[0][0]", "model[0][1]"]
+    w.inputs.set_kind("blank")
+    w.tree.select((1, 1))
+    assert w.grid.maps.shape == (4, 16, 16)
+    assert "reflect" in w.model_label.text() and "zeros" in w.model_label.text()
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warnings.append(a[2]))
+    assert not w.open_custom_model(str(tmp_path / "mine.py"), "not_a_model", None)
+    assert "not a torch.nn.Module" in warnings[-1]
+    torch.save({"0.0.weight": torch.zeros(1)}, tmp_path / "bad.pt")
+    assert not w.open_custom_model(str(tmp_path / "mine.py"), "build_model", str(tmp_path / "bad.pt"))
+    assert "does not fit" in warnings[-1] or "missing" in warnings[-1]
+    assert w.explorer.loaded.name == "mine.build_model", "a refused model leaves the open one in place"
