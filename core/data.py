@@ -191,6 +191,12 @@ class Normalization:
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std
 
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized float -> uint8 pixels (clamped): what a normalized input looks like."""
+        mean = torch.tensor(self.mean, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(-1, 1, 1)
+        return ((x * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
+
     def to_dict(self) -> dict:
         return {"mean": list(self.mean), "std": list(self.std)}
 

@@ -46,6 +46,7 @@ class MainWindow(QMainWindow):
         self.feature_split.addWidget(left)
         self.feature_split.addWidget(self.grid)
         self.feature_split.setStretchFactor(1, 3)
+        self.feature_split.setSizes([470, 1030])
         self.left_split = left
         self.tabs = QTabWidget()
         self.tabs.addTab(self.feature_split, "Feature maps")
@@ -255,6 +256,7 @@ class MainWindow(QMainWindow):
                 result = ex.run_pixels(pixels, label)
             elif choice.kind == "blank":
                 result = ex.run_blank(choice.blank)
+                pixels = ex.loaded.norm.to_pixels(result.input_image)
                 caption = result.label
             elif choice.kind == "file":
                 pixels = read_image_file(choice.path)

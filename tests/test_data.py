@@ -82,3 +82,4 @@ def test_normalization_round_trip():
     torch.testing.assert_close(z.mean((0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
     torch.testing.assert_close(z.std((0, 2, 3)), torch.ones(3), atol=1e-4, rtol=0)
     assert Normalization.from_dict(norm.to_dict()) == norm
+    torch.testing.assert_close(norm.to_pixels(z[0]), x[0], atol=1, rtol=0)   # back to the same pixels
