@@ -6,7 +6,6 @@ import importlib
 import json
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from core.checkpoint import CheckpointError

@@ -6,7 +6,7 @@ fixed scale, a max-pooled head and a scaled linear classifier, so that it trains
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn

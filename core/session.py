@@ -13,7 +13,7 @@ from torch import nn
 
 from core.activations import Activations, blank_input, capture, resize_input
 from core.checkpoint import load_checkpoint
-from core.data import CLASSES, Dataset, Normalization
+from core.data import CLASSES, Normalization
 from core.device import pick_device, prepare_model, resolve_precision
 from core.layers import LayerInfo, describe_layers
 

@@ -6,7 +6,6 @@ interrupted run continues where it stopped.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path

@@ -105,7 +105,8 @@ def save_heatmap_figures(result: GridResult, out_dir, title: str = "", augment_r
     from PyQt6.QtWidgets import QApplication
 
     from gui.export import write_figure
-    app = QApplication.instance() or QApplication([])   # noqa: F841 - must exist while drawing
+    if QApplication.instance() is None:   # kept alive on the module: Qt needs it while drawing
+        save_heatmap_figures.app = QApplication([])
     fig = HeatmapFigure()
     fig.resize(1500, 520)
     if augment_range is None:

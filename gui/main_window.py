@@ -6,8 +6,7 @@ from pathlib import Path
 import torch
 from PyQt6.QtCore import QSettings, Qt, QTimer
 from PyQt6.QtGui import QAction, QKeySequence, QShortcut
-from PyQt6.QtWidgets import (QFileDialog, QInputDialog, QMainWindow, QMessageBox, QProgressBar,
-                             QSplitter, QTabWidget, QVBoxLayout, QWidget, QLabel)
+from PyQt6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget)
 
 from core.activations import mean_activations
 from core.checkpoint import CheckpointError, default_checkpoint

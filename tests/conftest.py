@@ -74,3 +74,14 @@ def fake_data():
     g = torch.Generator().manual_seed(0)
     return Dataset(torch.randint(0, 256, (60, 3, 32, 32), generator=g, dtype=torch.uint8),
                    torch.arange(60) % 10, "fake test split")
+
+
+@pytest.fixture
+def window(qtbot, tiny_checkpoint, fake_data, tmp_path, cache_home):
+    """The main window on the tiny checkpoint, with the fake test split in place of a data set."""
+    from gui.main_window import MainWindow
+    w = MainWindow(str(tiny_checkpoint), str(tmp_path / "no-data"))
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.data_label.text() == "no data set", timeout=10000)   # the start-up load failed
+    w.set_datasets({"test": fake_data})
+    return w

@@ -3,7 +3,7 @@ import torch
 
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.data import Normalization
-from core.model import ModelConfig, build_model
+from core.model import ModelConfig
 from tests.conftest import TINY
 
 NORM = Normalization((0.5, 0.4, 0.3), (0.2, 0.2, 0.2))

@@ -10,17 +10,11 @@ from torchvision.io import write_png
 
 from core.activations import blank_input, mean_activations
 from core.jobs import run_job
-from gui.main_window import MainWindow
 
 
-@pytest.fixture
-def window(qtbot, tiny_checkpoint, fake_data, tmp_path, monkeypatch, cache_home):
-    w = MainWindow(str(tiny_checkpoint), str(tmp_path / "no-data"))
-    qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: w.data_label.text() == "no data set", timeout=10000)   # the start-up load failed
-    w.set_datasets({"test": fake_data})
+@pytest.fixture(autouse=True)
+def always_yes(monkeypatch):
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    return w
 
 
 def _layer(w, name):

@@ -1,9 +1,7 @@
 """Spatial-bias tab, input resizing and a user's own model, headless."""
-import pytest
 import torch
 from PyQt6.QtWidgets import QMessageBox
 
-from gui.main_window import MainWindow
 
 MODEL_PY = '''
 import torch.nn as nn
@@ -17,15 +15,6 @@ def build_model():
 def not_a_model():
     return 3
 '''
-
-
-@pytest.fixture
-def window(qtbot, tiny_checkpoint, fake_data, tmp_path, cache_home):
-    w = MainWindow(str(tiny_checkpoint), str(tmp_path / "no-data"))
-    qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: w.data_label.text() == "no data set", timeout=10000)
-    w.set_datasets({"test": fake_data})
-    return w
 
 
 def _cell(w, name, col):

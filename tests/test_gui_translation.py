@@ -1,18 +1,13 @@
 """The translation tab runs a small grid headless, fills the heatmaps as it goes, caches and exports."""
 import numpy as np
 import pytest
-from PyQt6.QtWidgets import QMessageBox
 
 from core.translation import GridResult
-from gui.main_window import MainWindow
 
 
 @pytest.fixture
-def tab(qtbot, tiny_checkpoint, fake_data, tmp_path, cache_home):
-    w = MainWindow(str(tiny_checkpoint), str(tmp_path / "no-data"))
-    qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: w.data_label.text() == "no data set", timeout=10000)
-    w.set_datasets({"test": fake_data})
+def tab(window):
+    w = window
     t = w.translation
     t.lo.setValue(-4)
     t.hi.setValue(4)
