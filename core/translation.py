@@ -215,6 +215,44 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     return result
 
 
+def pitfalls(result: GridResult, crop_pad: int | None, period: int, size: int = 32) -> dict:
+    """The numbers behind what makes a shift evaluation misleading, each None where the grid cannot say.
+
+    unshifted: accuracy at (0, 0); visible / hidden: mean accuracy where at least / less than half the
+    image stays in frame; min_visible: smallest visible share on the grid; inside / outside: mean
+    accuracy within / beyond the training crop range; phase_min / phase_max: mean accuracy over the
+    pooling phases (dx mod period, dy mod period).
+    """
+    from core.shifts import visible_fraction
+    acc = result.accuracy
+    finite = np.isfinite(acc)
+
+    def mean(sel):
+        sel = sel & finite
+        return float(np.mean(acc[sel])) if sel.any() else None
+
+    out: dict = {"mode": result.info.get("mode", "affine"), "crop_pad": crop_pad, "period": period}
+    try:
+        r, c = result.cell(0, 0)
+        out["unshifted"] = float(acc[r, c]) if finite[r, c] else None
+        out["unshifted_images"] = int(result.count[r, c])
+    except KeyError:
+        out["unshifted"], out["unshifted_images"] = None, 0
+    vis = np.array([[visible_fraction(int(dx), int(dy), size, out["mode"]) for dx in result.dxs] for dy in result.dys])
+    out["min_visible"] = float(vis.min())
+    out["visible"], out["hidden"] = mean(vis >= 0.5), mean(vis < 0.5)
+    if crop_pad is not None:
+        inside = (np.abs(result.dxs)[None, :] <= crop_pad) & (np.abs(result.dys)[:, None] <= crop_pad)
+        out["inside"], out["outside"] = mean(inside), mean(~inside)
+    else:
+        out["inside"] = out["outside"] = None
+    table = phase_table(result, period)
+    several = np.isfinite(table).sum() > 1
+    out["phase_min"] = float(np.nanmin(table)) if several else None
+    out["phase_max"] = float(np.nanmax(table)) if several else None
+    return out
+
+
 def cache_key(checkpoint_id: str, data_id: str, spec: GridSpec, mode: str, n_images: int, seed: int,
               precision: str, input_size: int) -> str:
     payload = json.dumps([checkpoint_id, data_id, asdict(spec), mode, n_images, seed, precision, input_size])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
@@ -17,7 +16,7 @@ from core.device import prepare_model, resolve_precision
 from core.inference import fold_batchnorm
 from core.session import LoadedModel
 from core.shifts import SHIFT_MODES, shift, visible_fraction
-from core.translation import (GridResult, GridSpec, cache_file, cache_key, file_identity, phase_table,
+from core.translation import (GridResult, GridSpec, cache_file, cache_key, file_identity, pitfalls,
                               pooling_period, stratified_subset, translation_grid)
 from gui.export import confirm_overwrite, write_figure
 from gui.figures import HeatmapFigure
@@ -254,42 +253,31 @@ class TranslationTab(QWidget):
         self.pitfalls.setText(self.pitfall_text(result))
 
     def pitfall_text(self, r: GridResult) -> str:
-        acc = r.accuracy
+        period = pooling_period(self.loaded.model) if self.loaded is not None else 1
+        p = pitfalls(r, self.crop_pad, period)
+        pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
         lines = []
-        try:
-            r0, c0 = r.cell(0, 0)
-            lines.append(f"Unshifted accuracy {100 * acc[r0, c0]:.1f}% over {int(r.count[r0, c0])} images.")
-        except KeyError:
-            pass
-        mode = r.info.get("mode", "affine")
-        if mode != "roll":
-            vis = np.array([[visible_fraction(int(dx), int(dy), 32, mode) for dx in r.dxs] for dy in r.dys])
-            half = np.isfinite(acc) & (vis >= 0.5)
-            rest = np.isfinite(acc) & (vis < 0.5)
-            if half.any() and rest.any():
-                lines.append(f"<b>Content out of frame:</b> mean accuracy {100 * np.nanmean(acc[half]):.1f}% where at "
-                             f"least half the image is visible, {100 * np.nanmean(acc[rest]):.1f}% where less is; "
-                             "compare with the roll mode, which loses nothing.")
-            elif half.any():
-                lines.append(f"<b>Content out of frame:</b> at the largest shift {100 * vis.min():.0f}% of the image "
-                             "is still visible; compare with the roll mode, which loses nothing.")
-        lines.append(f"<b>Fill value:</b> {SHIFT_MODES.get(mode, mode)}.")
-        pad = self.crop_pad
-        if pad is not None:
-            inside = (np.abs(r.dxs)[None, :] <= pad) & (np.abs(r.dys)[:, None] <= pad) & np.isfinite(acc)
-            outside = ~inside & np.isfinite(acc)
-            text = f"<b>Training augmentation:</b> random crops shifted the training images by up to {pad} px (dashed box)"
-            if inside.any() and outside.any():
-                text += (f"; mean accuracy {100 * np.nanmean(acc[inside]):.1f}% inside, "
-                         f"{100 * np.nanmean(acc[outside]):.1f}% outside")
+        if p["unshifted"] is not None:
+            lines.append(f"Unshifted accuracy {pct(p['unshifted'])} over {p['unshifted_images']} images.")
+        if p["mode"] != "roll":
+            if p["visible"] is not None and p["hidden"] is not None:
+                lines.append(f"<b>Content out of frame:</b> mean accuracy {pct(p['visible'])} where at least half the "
+                             f"image is visible, {pct(p['hidden'])} where less is; compare with the roll mode, which "
+                             "loses nothing.")
+            else:
+                lines.append(f"<b>Content out of frame:</b> at the largest shift {100 * p['min_visible']:.0f}% of the "
+                             "image is still visible; compare with the roll mode, which loses nothing.")
+        lines.append(f"<b>Fill value:</b> {SHIFT_MODES.get(p['mode'], p['mode'])}.")
+        if p["crop_pad"] is not None:
+            text = (f"<b>Training augmentation:</b> random crops shifted the training images by up to "
+                    f"{p['crop_pad']} px (dashed box)")
+            if p["inside"] is not None and p["outside"] is not None:
+                text += f"; mean accuracy {pct(p['inside'])} inside, {pct(p['outside'])} outside"
             lines.append(text + ".")
-        if self.loaded is not None:
-            period = pooling_period(self.loaded.model)
-            table = phase_table(r, period)
-            if np.isfinite(table).sum() > 1:
-                lines.append(f"<b>Pooling phase:</b> the pools repeat every {period} px; mean accuracy by phase ranges "
-                             f"{100 * np.nanmin(table):.1f}% to {100 * np.nanmax(table):.1f}% "
-                             f"(shifts by multiples of {period} keep the phase).")
+        if p["phase_min"] is not None:
+            lines.append(f"<b>Pooling phase:</b> the pools repeat every {period} px; mean accuracy by phase ranges "
+                         f"{pct(p['phase_min'])} to {pct(p['phase_max'])} (shifts by multiples of {period} keep "
+                         "the phase).")
         return "<br>".join(lines)
 
     def hover(self, dx: int, dy: int) -> None:

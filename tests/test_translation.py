@@ -296,3 +296,18 @@ def test_fold_batchnorm_general_convs():
     x = torch.randn(3, 4, 20, 20)
     with torch.no_grad():
         torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_pitfalls_numbers_match_the_grid():
+    from core.translation import pitfalls
+    spec = GridSpec(-20, 20, 0, 0, 4)
+    r = GridResult.empty(spec, {"mode": "affine"})
+    r.count[:] = 10
+    r.correct[0] = [1, 2, 3, 4, 5, 9, 5, 4, 3, 2, 1]    # dx = -20 .. 20
+    p = pitfalls(r, crop_pad=4, period=8)
+    assert p["unshifted"] == 0.9 and p["unshifted_images"] == 10
+    assert abs(p["inside"] - (5 + 9 + 5) / 30) < 1e-12
+    assert abs(p["outside"] - (1 + 2 + 3 + 4) * 2 / 80) < 1e-12
+    assert abs(p["hidden"] - 2 / 20) < 1e-12       # only dx = -20 and 20 leave less than half in frame
+    assert p["phase_min"] < p["phase_max"]
+    assert pitfalls(r, None, 8)["inside"] is None
