@@ -174,6 +174,51 @@ def cmd_translate(a) -> int:
     return 0
 
 
+def cmd_bias(a) -> int:
+    """Per-layer border bias for both blank inputs (and the dataset mean), mean-filter asymmetry and
+    the padding arithmetic at the chosen input size."""
+    import math
+
+    from core.activations import blank_input, capture, mean_activations
+    from core.data import Normalization, load_split
+    from core.device import pick_device, prepare_model
+    from core.jobs import run_job
+    from core.checkpoint import load_checkpoint
+    from core.layers import describe_layers
+    from core.spatial_bias import BORDER_BIAS_HELP, filter_asymmetry, layer_biases, mean_filters, padding_arithmetic
+    device = pick_device(a.device)
+    model, meta = load_checkpoint(a.checkpoint)
+    norm = Normalization.from_dict(meta["normalization"])
+    model = prepare_model(model, device)
+    columns = {k: layer_biases(capture(model, blank_input(k, norm, a.input_size), device)[0])
+               for k in ("normalized", "pixel")}
+    if a.mean_images:
+        data = load_split(a.data, "test")
+        acts, n = run_job(mean_activations(model, data.images[:a.mean_images], norm, device, size=a.input_size),
+                          on_progress=lambda ev: progress_line(ev.done / ev.total, ev.message))
+        sys.stderr.write("\n")
+        columns[f"mean of {n}"] = layer_biases(acts)
+    asym = {p: filter_asymmetry(k) for p, k in mean_filters(model).items()}
+    arith = {tuple(r["path"]): r for r in padding_arithmetic(model, a.input_size)}
+    fmt = lambda v: "n/a" if v is None or math.isnan(v) else f"{v:.3f}"  # noqa: E731
+    heads = ["layer", "type", *[f"bias {k}" for k in columns], "filter asym", "padding arithmetic"]
+    rows = []
+    for info in describe_layers(model, (3, a.input_size, a.input_size)):
+        if info.is_container:
+            continue
+        ar = arith.get(info.path)
+        rows.append([info.name, info.type, *[fmt(c.get(info.path)) for c in columns.values()],
+                     fmt(asym[info.path]) if info.path in asym else "",
+                     (("UNEVEN: " if ar["uneven"] else "") + ar["note"]) if ar else ""])
+    widths = [max(len(r[i]) for r in rows + [heads]) for i in range(len(heads) - 1)]
+    for r in [heads] + rows:
+        print("  ".join(f"{c:<{w}}" for c, w in zip(r, widths)) + "  " + r[-1])
+    print(f"\n{BORDER_BIAS_HELP}")
+    if a.mean_images:
+        print(f"Dataset mean measured on {data.source}.")
+    return 0
+
+
 def cmd_layers(a) -> int:
     from core.checkpoint import load_checkpoint
     from core.layers import describe_layers, format_layers
@@ -236,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--input-size", type=int, default=32, help="resize the (shifted) input to this size")
     tr.add_argument("--no-fuse", action="store_true", help="keep batch norm as separate layers")
     tr.set_defaults(func=cmd_translate)
+    b = sub.add_parser("bias", help="spatial bias per layer: border bias, mean-filter asymmetry, padding arithmetic")
+    _common(b)
+    b.add_argument("--checkpoint", default=None)
+    b.add_argument("--input-size", type=int, default=32, help="resize the input to this size (the resizing remedy)")
+    b.add_argument("--mean-images", type=int, default=0, help="also the dataset mean over N test images")
+    b.set_defaults(func=cmd_bias)
     la = sub.add_parser("layers", help="list every layer with index path, parameters and output shape")
     la.add_argument("--checkpoint", default=None)
     la.set_defaults(func=cmd_layers)

@@ -97,3 +97,17 @@ def test_translate_rejects_bad_grid(setup, tmp_path, capsys):
                "--out", str(tmp_path / "o")])
     assert rc == 2 and "range minimum" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_bias_command_prints_every_layer(tmp_path, capsys):
+    from core.checkpoint import save_checkpoint
+    from core.cli import main
+    from core.data import Normalization
+    from core.model import ModelConfig, build_model
+    cfg = ModelConfig(widths=(8, 16, 16), stem_width=6, padding_mode="circular")
+    save_checkpoint(tmp_path / "c.pt", build_model(cfg).eval(), cfg, Normalization((0.5,) * 3, (0.25,) * 3), {}, {})
+    assert main(["bias", "--checkpoint", str(tmp_path / "c.pt"), "--input-size", "36", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("model[1][0]"))
+    assert row.split()[2] == "0.000", "circular padding: a blank input gives no border bias"
+    assert "UNEVEN" in next(line for line in out.splitlines() if line.startswith("model[3][1]"))
