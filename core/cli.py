@@ -287,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--input-size", type=int, default=32, help="resize the input to this size (the resizing remedy)")
     b.add_argument("--mean-images", type=int, default=0, help="also the dataset mean over N test images")
     b.set_defaults(func=cmd_bias)
+    from core.report import add_report_parser
+    add_report_parser(sub)
     la = sub.add_parser("layers", help="list every layer with index path, parameters and output shape")
     la.add_argument("--checkpoint", default=None)
     la.set_defaults(func=cmd_layers)

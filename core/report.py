@@ -1,0 +1,776 @@
+"""`padlens report`: one command that measures everything the assignment asks about and writes it up.
+
+For each checkpoint: test accuracy and mean cross-entropy, translation grids for each shift mode,
+the border bias of every layer for the blank inputs and for the data set's mean response, the mean
+filters of every conv and the padding arithmetic. Writes PNG figures (core.figures_png, no Qt), the
+Qt heatmap figures when gui.figures imports, `report.md` answering the questions with the measured
+numbers and `report.json` with all of them.
+
+The work is a job (core.jobs): a generator yielding Progress and returning the path of report.md
+(None when stopped before any checkpoint was finished).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.jobs import Progress, never
+from core.translation import GridSpec
+
+DEFAULT_MODES = ("affine", "affine-mean", "roll")
+DEFAULT_GRID = GridSpec(-16, 16, -16, 16, 4)
+RINGS = (0, 4, 8, 16)
+REGIONS = ("top edge", "bottom edge", "left edge", "right edge",
+           "top-left corner", "top-right corner", "bottom-left corner", "bottom-right corner")
+MAP_INPUTS = {"blank_normalized": "blank input, all zeros after normalization (every pixel at the mean color)",
+              "blank_pixel": "blank input, all zeros before normalization (a black image)",
+              "dataset_mean": "response averaged over test images"}
+JPEG_LABEL = "measured on the lossy JPEG copy of CIFAR-10"
+TILE = 96          # displayed size of one feature-map tile in the montages
+HEATMAP = 192      # displayed size of an accuracy heatmap
+
+
+# ---------------------------------------------------------------------------------------------------
+# Measures used by the report (pure functions, tested directly)
+
+def region_deviations(map2d: torch.Tensor) -> dict[str, float]:
+    """(mean of each border edge / corner - mean of the center) / RMS of the map, signed.
+
+    The regions follow border_bias's ring: corners are the ring_width x ring_width blocks, edges the
+    ring strips between them. Empty for maps below 3x3; all 0 for a constant map.
+    """
+    from core.spatial_bias import ring_width
+    h, w = map2d.shape
+    if h < 3 or w < 3:
+        return {}
+    m = map2d.detach().to("cpu", torch.float64)
+    rms = m.square().mean().sqrt()
+    if bool(m.max() == m.min()) or rms == 0:
+        return {r: 0.0 for r in REGIONS}
+    a, b = ring_width(h), ring_width(w)
+    center = m[a:h - a, b:w - b].mean()
+    parts = {"top edge": m[:a, b:w - b], "bottom edge": m[h - a:, b:w - b],
+             "left edge": m[a:h - a, :b], "right edge": m[a:h - a, w - b:],
+             "top-left corner": m[:a, :b], "top-right corner": m[:a, w - b:],
+             "bottom-left corner": m[h - a:, :b], "bottom-right corner": m[h - a:, w - b:]}
+    return {k: float((v.mean() - center) / rms) for k, v in parts.items()}
+
+
+def worst_region(devs: dict[str, float]) -> str | None:
+    finite = {k: v for k, v in devs.items() if math.isfinite(v)}
+    if not finite or max(abs(v) for v in finite.values()) == 0:
+        return None
+    return max(finite, key=lambda k: abs(finite[k]))
+
+
+def chebyshev(dxs: np.ndarray, dys: np.ndarray) -> np.ndarray:
+    """max(|dx|, |dy|) per grid cell [ny, nx]."""
+    return np.maximum(np.abs(np.asarray(dxs))[None, :], np.abs(np.asarray(dys))[:, None])
+
+
+def ring_profile(values: np.ndarray, dxs, dys) -> dict[int, float]:
+    """Mean of a grid quantity over the ring of cells at each Chebyshev distance present in the grid."""
+    dist = chebyshev(dxs, dys)
+    out = {}
+    for d in np.unique(dist):
+        sel = values[dist == d]
+        out[int(d)] = float(np.nanmean(sel)) if np.isfinite(sel).any() else math.nan
+    return out
+
+
+def box_split(values: np.ndarray, dxs, dys, radius: int | None) -> dict:
+    """Mean of a grid quantity inside the box |dx|, |dy| <= radius and outside it (nan when empty)."""
+    if radius is None:
+        return {"radius": None, "inside": math.nan, "outside": math.nan, "inside_cells": 0, "outside_cells": 0}
+    inside = chebyshev(dxs, dys) <= radius
+
+    def mean(mask):
+        sel = values[mask]
+        return float(np.nanmean(sel)) if sel.size and np.isfinite(sel).any() else math.nan
+    return {"radius": int(radius), "inside": mean(inside), "outside": mean(~inside),
+            "inside_cells": int(inside.sum()), "outside_cells": int((~inside).sum())}
+
+
+def _finite_mean(values) -> float:
+    v = [x for x in values if x is not None and math.isfinite(x)]
+    return float(np.mean(v)) if v else math.nan
+
+
+def _is_activation(m: nn.Module) -> bool:
+    return type(m).__module__ == nn.modules.activation.__name__
+
+
+# ---------------------------------------------------------------------------------------------------
+# Formatting
+
+def _pct(x, digits: int = 1) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f}%"
+
+
+def _num(x, digits: int = 3) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _pp(x) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:+.1f} pp"
+
+
+def _clean(o):
+    """JSON-safe: NaN/inf -> null, numpy -> Python, tuples -> lists, paths -> str."""
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, torch.Tensor):
+        return _clean(o.detach().cpu().tolist())
+    if isinstance(o, np.ndarray):
+        return _clean(o.tolist())
+    if isinstance(o, (bool, np.bool_)):
+        return bool(o)
+    if isinstance(o, (int, np.integer)):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        f = float(o)
+        return f if math.isfinite(f) else None
+    if isinstance(o, Path):
+        return str(o)
+    return o
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    stems = [p.stem for p in paths]
+    return [s if stems.count(s) == 1 else f"{s}-{i + 1}" for i, s in enumerate(stems)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Figures (core.figures_png, no Qt)
+
+def _map_tile(map2d: torch.Tensor) -> torch.Tensor:
+    from core.figures_png import colorize, upscale_to
+    a = map2d.detach().to("cpu", torch.float64)
+    lo, hi = float(a.min()), float(a.max())
+    levels = None
+    if hi - lo <= 1e-5 * max(abs(lo), abs(hi), 1e-12):     # constant up to float noise: one flat color
+        levels = (lo - 1.0, lo + 1.0)
+    return upscale_to(colorize(a, "viridis", levels), TILE)
+
+
+def _maps_figure(path: Path, maps: list[torch.Tensor], caption: str) -> Path:
+    from core.figures_png import montage, save_png, with_caption
+    tiles = [_map_tile(m) for m in maps]
+    img = montage(tiles, cols=min(8, len(tiles)), gap=6, labels=[str(i + 1) for i in range(len(tiles))])
+    return save_png(path, with_caption(img, caption))
+
+
+def _filters_figure(path: Path, kernels: list[torch.Tensor], caption: str) -> Path:
+    from core.figures_png import colorize, montage, save_png, upscale_to, with_caption
+    tiles = [upscale_to(colorize(k, "diverging"), 48) for k in kernels]
+    img = montage(tiles, cols=min(8, len(tiles)), gap=6, labels=[str(i + 1) for i in range(len(tiles))])
+    return save_png(path, with_caption(img, caption))
+
+
+def _heatmap_image(acc: np.ndarray, dxs, dys, crop_pad: int | None) -> torch.Tensor:
+    """Accuracy per cell (rows: dy from negative = up to positive = down), the (0,0) cell outlined in
+    white, the training crop box in red, a color bar (0 at the bottom, 100% at the top) at the right."""
+    from core.figures_png import colorbar, colorize, outline, upscale
+    f = max(4, HEATMAP // max(acc.shape))
+    img = upscale(colorize(acc, "viridis", (0.0, 1.0)), f).clone()
+    dxs, dys = np.asarray(dxs), np.asarray(dys)
+    if crop_pad is not None:
+        cols, rows = np.flatnonzero(np.abs(dxs) <= crop_pad), np.flatnonzero(np.abs(dys) <= crop_pad)
+        if len(cols) and len(rows):
+            outline(img, rows[0] * f, cols[0] * f, (rows[-1] + 1) * f, (cols[-1] + 1) * f, (255, 60, 60), 2)
+    c0, r0 = np.flatnonzero(dxs == 0), np.flatnonzero(dys == 0)
+    if len(c0) and len(r0):
+        outline(img, r0[0] * f, c0[0] * f, (r0[0] + 1) * f, (c0[0] + 1) * f, (255, 255, 255), 1)
+    h = img.shape[-2]
+    gap = torch.full((3, h, 6), 255, dtype=torch.uint8)
+    return torch.cat([img, gap, colorbar(h, "viridis", 10)], dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The job
+
+def report(checkpoints: list, out_dir, data_root=None, device="auto", images: int = 500,
+           grid: GridSpec = DEFAULT_GRID, modes=DEFAULT_MODES, mean_images: int = 500, precision: str = "auto",
+           eval_images: int = 0, seed: int = 0, qt_figures: bool = True,
+           should_stop: Callable[[], bool] = never, progress: Callable[[Progress], None] | None = None):
+    """Job: measure every checkpoint, write figures, report.md and report.json into out_dir.
+
+    images: class-balanced test images per translation grid (0: all). eval_images: test images for
+    accuracy and loss (0: the whole split, the assignment's evaluate; else a class-balanced subset).
+    mean_images: test images averaged for the dataset-mean responses (0: all). precision applies to
+    the translation grids; accuracy, loss and feature maps are always fp32. Translation grids come
+    from and go to the cache the GUI uses (core.translation.cache_file). progress, when given, is
+    called with every Progress the job yields. Returns the path of report.md, or None when stopped
+    before the first checkpoint was finished (checkpoints finished by then are reported).
+    """
+    from core.activations import BLANK_KINDS, blank_input, capture, mean_activations
+    from core.checkpoint import load_checkpoint
+    from core.data import Normalization, load_split
+    from core.device import pick_device, prepare_model, resolve_precision
+    from core.evaluate import evaluate
+    from core.figures_png import montage, save_png, with_caption
+    from core.inference import fold_batchnorm
+    from core.layers import iter_paths
+    from core.shifts import SHIFT_MODES
+    from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, border_bias, filter_asymmetry,
+                                   format_padding_arithmetic, mean_filters, mean_map, padding_arithmetic)
+    from core.translation import (GridResult, cache_file, cache_key, file_identity, phase_table, pooling_period,
+                                  stratified_subset, translation_grid)
+
+    paths = [Path(c) for c in checkpoints]
+    if not paths:
+        raise ValueError("report needs at least one checkpoint")
+    modes = tuple(modes)
+    bad = [m for m in modes if m not in SHIFT_MODES]
+    if bad or not modes:
+        raise ValueError(f"shift modes must be among {', '.join(SHIFT_MODES)}, not {bad or 'none'}")
+    for name, v in (("images", images), ("mean_images", mean_images), ("eval_images", eval_images)):
+        if v < 0:
+            raise ValueError(f"{name} must be 0 (all) or a positive number")
+    out = Path(out_dir)
+    dev = pick_device(device)
+    grid_precision = resolve_precision(precision, dev)
+    loaded = [load_checkpoint(p) for p in paths]           # fail on a bad file before any work
+    data = load_split(data_root, "test")
+    jpeg = "JPEG" in data.source
+    labels = _labels(paths)
+
+    grid_idx = stratified_subset(data.labels, images or None, seed)
+    eval_idx = None if not eval_images else stratified_subset(data.labels, eval_images, seed)
+    mean_idx = stratified_subset(data.labels, mean_images or None, seed)
+    n_eval = len(data) if eval_idx is None else len(eval_idx)
+    n_cells = len(grid.dxs) * len(grid.dys)
+    data_id = f"{data.source}|{len(data)}"
+    idents = [file_identity(p) for p in paths]
+    keys = [{m: cache_key(ident, data_id, grid, m, len(grid_idx), seed, grid_precision, 32) for m in modes}
+            for ident in idents]
+
+    def cached(key: str) -> GridResult | None:
+        f = cache_file(key)
+        if not f.is_file():
+            return None
+        try:
+            r = GridResult.load_npz(f)
+        except (OSError, ValueError, KeyError):
+            return None
+        return r if r.count.size and int(r.count.min()) == len(grid_idx) else None
+
+    ready = [{m: cached(k[m]) for m in modes} for k in keys]
+    units = [n_eval + len(BLANK_KINDS) + len(mean_idx)
+             + sum(0 if pre[m] is not None else len(grid_idx) * n_cells for m in modes) for pre in ready]
+    total = max(1, sum(units))
+    done = 0
+
+    def emit(extra: int, message: str) -> Progress:
+        ev = Progress(min(done + extra, total), total, message)
+        if progress is not None:
+            progress(ev)
+        return ev
+
+    def drive(job, what: str):
+        """Run a sub-job, re-yielding its progress on the report's scale; returns its result."""
+        while True:
+            try:
+                ev = next(job)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(ev, Progress):
+                yield emit(ev.done, f"{what}: {ev.message}")
+
+    t_start = time.perf_counter()
+    results: list[dict] = []
+    interrupted = False
+    for i, (path, (model, meta), label) in enumerate(zip(paths, loaded, labels)):
+        if should_stop():
+            interrupted = True
+            break
+        head = f"{label} ({i + 1}/{len(paths)})"
+        folder = out / label
+        norm = Normalization.from_dict(meta["normalization"])
+        cfg = meta.get("model_config") or {}
+        recipe = meta.get("recipe") or {}
+        crop_pad = recipe.get("crop_pad")
+        model = prepare_model(model, dev)
+        entry: dict = {"label": label, "checkpoint": str(path), "padding_mode": cfg.get("padding_mode"),
+                       "model_config": cfg, "recipe": recipe, "crop_pad": crop_pad,
+                       "stored_metrics": meta.get("metrics") or {}}
+
+        # 1. accuracy and loss, fp32, on the unfolded model
+        yield emit(0, f"{head}: evaluating on {n_eval} test images")
+        ev_images = data.images if eval_idx is None else data.images[eval_idx]
+        ev_labels = data.labels if eval_idx is None else data.labels[eval_idx]
+        r = evaluate(model, ev_images, ev_labels, norm, dev, "fp32")
+        entry["eval"] = {"accuracy": r.accuracy, "loss": r.loss, "images": r.count,
+                         "subset": "all" if eval_idx is None else "class-balanced", "precision": "fp32",
+                         "standard_error": math.sqrt(max(r.accuracy * (1 - r.accuracy), 0) / max(r.count, 1))}
+        done += n_eval
+
+        # 2. translation grids, batch norm folded, from the cache when there
+        fast = None
+        grids: dict[str, GridResult] = {}
+        entry["grids"] = {}
+        for mode in modes:
+            result = ready[i][mode]
+            from_cache = result is not None
+            if result is None:
+                if fast is None:
+                    fast = prepare_model(fold_batchnorm(model), dev)
+                info = {"checkpoint": str(path), "data": data.source, "images": len(grid_idx), "seed": seed,
+                        "crop_pad": crop_pad, "fused": True, "device": str(dev),
+                        "title": f"{label}: {mode} shifts, {len(grid_idx)} test images, "
+                                 + (JPEG_LABEL if jpeg else "CIFAR-10")}
+                t = time.perf_counter()
+                job = translation_grid(fast, data.images[grid_idx], data.labels[grid_idx], norm, grid, mode, dev,
+                                       grid_precision, 32, info=info, should_stop=should_stop)
+                result = yield from drive(job, f"{head}: {mode} grid")
+                if should_stop() or result.images < len(grid_idx):
+                    interrupted = True
+                    break
+                result.info["seconds"] = round(time.perf_counter() - t, 2)
+                result.save_npz(cache_file(keys[i][mode]))
+                done += len(grid_idx) * n_cells
+            result.save_npz(folder / f"translation_{mode}.npz")   # save_npz makes the folder
+            result.write_csv(folder / f"translation_{mode}.csv")
+            grids[mode] = result
+            acc, cons = result.accuracy, result.consistency
+            worst = np.unravel_index(np.nanargmin(acc), acc.shape) if np.isfinite(acc).any() else None
+            period = pooling_period(model)
+            entry["grids"][mode] = {
+                "from_cache": from_cache, "images": result.images, "precision": result.info.get("precision"),
+                "dx": result.dxs, "dy": result.dys, "accuracy": acc, "consistency": cons, "loss": result.loss,
+                "accuracy_by_distance": ring_profile(acc, result.dxs, result.dys),
+                "consistency_by_distance": ring_profile(cons, result.dxs, result.dys),
+                "mean_accuracy": float(np.nanmean(acc)), "mean_consistency": float(np.nanmean(cons)),
+                "min_accuracy": float(acc[worst]) if worst else math.nan,
+                "min_at": [int(result.dxs[worst[1]]), int(result.dys[worst[0]])] if worst else None,
+                "crop_box": box_split(acc, result.dxs, result.dys, crop_pad),
+                "pooling_period": period, "phase_table": phase_table(result, period)}
+        if interrupted:
+            break
+
+        # 3. feature maps: blank inputs and the dataset-mean response, fp32, unfolded model
+        modules = dict(iter_paths(model))
+        maps: dict[str, dict] = {}
+        for kind in BLANK_KINDS:
+            yield emit(0, f"{head}: blank input ({kind})")
+            acts, _ = capture(model, blank_input(kind, norm), dev, "fp32")
+            maps[f"blank_{kind}"] = {p: mean_map(a) for p, a in acts.items() if a.dim() == 3}
+            done += 1
+        job = mean_activations(model, data.images[mean_idx], norm, dev, "fp32", should_stop=should_stop)
+        mean_acts, count = yield from drive(job, f"{head}: dataset-mean responses")
+        if should_stop() or count < len(mean_idx):
+            interrupted = True
+            break
+        done += len(mean_idx)
+        maps["dataset_mean"] = {p: mean_map(a) for p, a in mean_acts.items() if a.dim() == 3}
+
+        layers = []
+        for p, m in modules.items():
+            if isinstance(m, nn.Sequential) or p not in maps["blank_normalized"]:
+                continue
+            row = {"path": list(p), "name": "model" + "".join(f"[{k}]" for k in p), "type": type(m).__name__,
+                   "size": list(maps["blank_normalized"][p].shape),
+                   "shown": isinstance(m, nn.Conv2d) or _is_activation(m)}
+            for what in MAP_INPUTS:
+                mp = maps[what].get(p)
+                row[what] = border_bias(mp) if mp is not None else math.nan
+                row[f"{what}_signed"] = border_bias(mp, signed=True) if mp is not None else math.nan
+                devs = region_deviations(mp) if mp is not None else {}
+                row[f"{what}_regions"] = devs
+                row[f"{what}_worst_region"] = worst_region(devs)
+            layers.append(row)
+        entry["layers"] = layers
+        entry["mean_border_bias"] = {what: _finite_mean(r[what] for r in layers) for what in MAP_INPUTS}
+        shown = [r for r in layers if r["shown"]]
+        entry["mean_border_bias_shown"] = {what: _finite_mean(r[what] for r in shown) for what in MAP_INPUTS}
+
+        filt = mean_filters(model)
+        entry["filters"] = [{"path": list(p), "name": "model" + "".join(f"[{k}]" for k in p),
+                             "kernel": k, "asymmetry": filter_asymmetry(k)} for p, k in filt.items()]
+        entry["mean_filter_asymmetry"] = _finite_mean(f["asymmetry"] for f in entry["filters"])
+        try:
+            arith = padding_arithmetic(model, 32)
+            entry["padding_arithmetic"] = arith
+            entry["padding_arithmetic_text"] = format_padding_arithmetic(arith)
+        except ValueError as e:
+            entry["padding_arithmetic"], entry["padding_arithmetic_text"] = [], f"(not available: {e})"
+
+        # 4. figures
+        figs: dict[str, object] = {}
+        captions = {"blank_normalized": "blank input, zeros after normalization",
+                    "blank_pixel": "blank input, black image",
+                    "dataset_mean": f"mean response over {count} test images" + (", " + JPEG_LABEL if jpeg else "")}
+        for what, text in captions.items():
+            figs[f"maps_{what}"] = _maps_figure(folder / f"maps_{what}.png",
+                                                [maps[what][tuple(r["path"])] for r in shown],
+                                                f"{label}: channel mean per layer, {text}")
+        if filt:
+            figs["mean_filters"] = _filters_figure(folder / "mean_filters.png", list(filt.values()),
+                                                   f"{label}: mean conv kernels (blue negative, red positive)")
+        tiles = []
+        for mode, g in grids.items():
+            img = _heatmap_image(g.accuracy, g.dxs, g.dys, crop_pad)
+            cap = f"{label}: accuracy, {mode} shifts"
+            if jpeg:
+                cap += ", " + JPEG_LABEL
+            figs[f"accuracy_{mode}"] = save_png(folder / f"accuracy_{mode}.png", with_caption(img, cap))
+            tiles.append(img)
+        if tiles:
+            both = montage(tiles, cols=len(tiles), gap=10, labels=list(grids))
+            cap = f"{label}: accuracy per shift (dx right, dy down)" + (", " + JPEG_LABEL if jpeg else "")
+            figs["accuracy_heatmaps"] = save_png(folder / "accuracy_heatmaps.png", with_caption(both, cap))
+        figs["qt"] = {}
+        if qt_figures:
+            try:
+                qt = importlib.import_module("gui.figures")
+            except ImportError as e:
+                entry["qt_figures_note"] = f"no Qt heatmap figures: {e}"
+            else:
+                for mode, g in grids.items():
+                    title = g.info.get("title") or f"{label}: {mode} shifts"
+                    if jpeg and "JPEG" not in title:
+                        title += f" ({JPEG_LABEL})"
+                    try:
+                        figs["qt"][mode] = qt.save_heatmap_figures(g, folder / mode, title, crop_pad)
+                    except Exception as e:  # noqa: BLE001 - the numbers and PNGs exist; say what failed
+                        entry["qt_figures_note"] = f"the Qt heatmap figures failed: {type(e).__name__}: {e}"
+                        break
+        entry["figures"] = figs
+        results.append(entry)
+        yield emit(0, f"{head}: done")
+
+    if not results:
+        return None
+    settings = {"data": data.source, "jpeg": jpeg, "device": str(dev), "grid_precision": grid_precision,
+                "grid": {"x_min": grid.x_min, "x_max": grid.x_max, "y_min": grid.y_min, "y_max": grid.y_max,
+                         "step": grid.step},
+                "modes": list(modes), "grid_images": len(grid_idx), "eval_images": n_eval,
+                "eval_subset": "all" if eval_idx is None else "class-balanced", "mean_images": len(mean_idx),
+                "seed": seed, "interrupted": interrupted, "seconds": round(time.perf_counter() - t_start, 2),
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "border_bias_definition": BORDER_BIAS_HELP, "filter_asymmetry_definition": FILTER_ASYMMETRY_HELP}
+    doc = {"settings": settings, "checkpoints": results}
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_text(out / "report.json", json.dumps(_clean(doc), indent=1) + "\n")
+    md = out / "report.md"
+    _atomic_text(md, render_markdown(doc, out))
+    return md
+
+
+# ---------------------------------------------------------------------------------------------------
+# report.md
+
+def _rel(p, out: Path) -> str:
+    try:
+        return Path(p).resolve().relative_to(out.resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def _baseline(results: list[dict]) -> dict:
+    for r in results:
+        if r.get("padding_mode") == "zeros":
+            return r
+    return results[0]
+
+
+def render_markdown(doc: dict, out: Path) -> str:
+    from core.shifts import SHIFT_MODES
+    s, results = doc["settings"], doc["checkpoints"]
+    jpeg = s["jpeg"]
+    jl = f" ({JPEG_LABEL})" if jpeg else ""
+    g = s["grid"]
+    L: list[str] = []
+    add = L.append
+    add("# PadLens report: padding, border artifacts and translation robustness\n")
+    add(f"- Data: {s['data']}" + (f". **Every number and figure computed from test images in this report is {JPEG_LABEL}**, "
+                                   "not on the original CIFAR-10 images." if jpeg else "."))
+    ev = ("all " if s["eval_subset"] == "all" else "a class-balanced subset of ") + f"{s['eval_images']} test images"
+    add(f"- Accuracy and mean cross-entropy: the assignment's evaluate on {ev}, fp32, batch norm as trained.")
+    add(f"- Translation grids: dx, dy from {g['x_min']} to {g['x_max']} (y {g['y_min']}..{g['y_max']}) px in steps "
+        f"of {g['step']}, {s['grid_images']} class-balanced test images (seed {s['seed']}), {s['grid_precision']}, "
+        f"batch norm folded; modes: " + "; ".join(f"`{m}` = {SHIFT_MODES[m]}" for m in s["modes"]) + ".")
+    add(f"- Dataset-mean feature maps: responses averaged over {s['mean_images']} class-balanced test images.")
+    add(f"- Device {s['device']}; {s['seconds']:.1f} s; created {s['created']}."
+        + (" **Interrupted: only the checkpoints listed below were finished.**" if s["interrupted"] else ""))
+    add("")
+    add("| checkpoint | file | padding | widths | crop augmentation (px) |")
+    add("|---|---|---|---|---|")
+    for r in results:
+        widths = r["model_config"].get("widths")
+        add(f"| {r['label']} | `{r['checkpoint']}` | {r['padding_mode']} | {widths} | {r['crop_pad']} |")
+    add("")
+
+    # 1 ------------------------------------------------------------------------------------------------
+    add("## 1. Where are the artifacts?\n")
+    add(s["border_bias_definition"] + " Per layer, the map is the layer's output for one input averaged over "
+        "channels; the mean over layers covers every layer with a map of at least 3x3 (containers excluded).\n")
+    for r in results:
+        add(f"### {r['label']} ({r['padding_mode']} padding)\n")
+        for what in ("blank_normalized", "blank_pixel"):
+            rows = sorted((x for x in r["layers"] if math.isfinite(x[what])), key=lambda x: -x[what])
+            desc = MAP_INPUTS[what]
+            if not rows or rows[0][what] < 1e-4:
+                add(f"- {desc}: no border artifact: the largest border bias is "
+                    f"{_num(rows[0][what], 6) if rows else 'n/a'} (every map with a center is constant up to "
+                    "float rounding).")
+                continue
+            top = rows[:3]
+            parts = []
+            for x in top:
+                reg = x[f"{what}_worst_region"]
+                dv = x[f"{what}_regions"].get(reg, math.nan) if reg else math.nan
+                parts.append(f"`{x['name']}` {x['type']} {x['size'][0]}x{x['size'][1]}: **{_num(x[what])}**"
+                             + (f", strongest at the {reg} ({_num(dv, 2)} x RMS "
+                                f"{'above' if dv > 0 else 'below'} the center)" if reg else ""))
+            worst = [x[f"{what}_worst_region"] for x in rows if x[f"{what}_worst_region"]]
+            common = max(set(worst), key=worst.count) if worst else None
+            add(f"- {desc}: largest border bias at " + "; ".join(parts) + ". Mean over layers "
+                f"{_num(r['mean_border_bias'][what])}."
+                + (f" Over all {len(worst)} layers the most deviating region is most often the {common} "
+                   f"({worst.count(common)} layers)." if common else ""))
+        dm = sorted((x for x in r["layers"] if math.isfinite(x["dataset_mean"])), key=lambda x: -x["dataset_mean"])
+        if dm:
+            x = dm[0]
+            add(f"- {MAP_INPUTS['dataset_mean']}{jl}: largest border bias {_num(x['dataset_mean'])} at "
+                f"`{x['name']}` {x['type']} ({x['dataset_mean_worst_region'] or 'no single region'}); mean over "
+                f"layers {_num(r['mean_border_bias']['dataset_mean'])}.")
+        f = r["figures"]
+        shown = [x for x in r["layers"] if x["shown"]]
+        add("- Figures (tiles numbered in this order: "
+            + ", ".join(f"{k + 1} = `{x['name']}` {x['type']}" for k, x in enumerate(shown))
+            + "; each tile scaled to its own min..max, a flat tile is a constant map): "
+            f"[blank, zeros after normalization]({_rel(f['maps_blank_normalized'], out)}), "
+            f"[blank, black image]({_rel(f['maps_blank_pixel'], out)}), "
+            f"[dataset mean{jl}]({_rel(f['maps_dataset_mean'], out)})"
+            + (f", [mean kernels]({_rel(f['mean_filters'], out)})" if "mean_filters" in f else "") + ".")
+        add("")
+
+    # 2 ------------------------------------------------------------------------------------------------
+    add(f"## 2. How accuracy falls with shift{jl}\n")
+    add("Accuracy averaged over the ring of grid cells at Chebyshev distance max(|dx|, |dy|) = d "
+        f"(d = 0 is the unshifted image); {s['grid_images']} images per cell, so one standard error is about "
+        f"{_pct(math.sqrt(0.25 / max(s['grid_images'], 1)))} at 50% accuracy. n/a: that ring is not on the grid.\n")
+    add("| checkpoint | mode | " + " | ".join(f"d = {d}" for d in RINGS) + " | mean over grid | minimum (at dx, dy) "
+        "| mean consistency |")
+    add("|---|---|" + "---|" * len(RINGS) + "---|---|---|")
+    for r in results:
+        for mode, gr in r["grids"].items():
+            prof = gr["accuracy_by_distance"]
+            add(f"| {r['label']} | {mode} | " + " | ".join(_pct(prof.get(d)) for d in RINGS)
+                + f" | {_pct(gr['mean_accuracy'])} | {_pct(gr['min_accuracy'])} at {tuple(gr['min_at'] or ())} "
+                  f"| {_pct(gr['mean_consistency'])} |")
+    add("")
+    for r in results:
+        f = r["figures"]
+        if "accuracy_heatmaps" in f:
+            qt = [f"[{m}]({_rel(p[0], out)})" for m, p in f.get("qt", {}).items() if p]
+            add(f"- {r['label']}: [accuracy heatmaps]({_rel(f['accuracy_heatmaps'], out)}){jl}; white: the unshifted "
+                "cell, red: the training crop box" + (f"; full figures with loss and consistency: {', '.join(qt)}"
+                                                        if qt else "")
+                + (f"; {r['qt_figures_note']}" if r.get("qt_figures_note") else "") + ".")
+    add("")
+
+    # 3 ------------------------------------------------------------------------------------------------
+    add("## 3. Which evaluation choices distort the picture\n")
+    add("**Fill of the uncovered border.** `affine` fills it black, an input the network never saw in "
+        "training; `affine-mean` fills it with the data set's mean color; `roll` wraps content around, so "
+        "nothing is lost and only the position changes.\n")
+    far = max((d for d in RINGS if d <= max(abs(g['x_min']), abs(g['x_max']), abs(g['y_min']), abs(g['y_max']))),
+              default=0)
+    add("| checkpoint | " + " | ".join(f"{m}: mean / at d = {far}" for m in s["modes"]) + " |")
+    add("|---|" + "---|" * len(s["modes"]))
+    for r in results:
+        cells = []
+        for m in s["modes"]:
+            gr = r["grids"].get(m)
+            cells.append("n/a" if gr is None else
+                         f"{_pct(gr['mean_accuracy'])} / {_pct(gr['accuracy_by_distance'].get(far))}")
+        add(f"| {r['label']} | " + " | ".join(cells) + " |")
+    add("")
+    for r in results:
+        gs = r["grids"]
+        if "affine" in gs and len(gs) > 1:
+            a = gs["affine"]["accuracy_by_distance"].get(far, math.nan)
+            others = ", ".join(f"{m} {_pp(gs[m]['accuracy_by_distance'].get(far, math.nan) - a)}"
+                               for m in gs if m != "affine")
+            add(f"- {r['label']}: at d = {far}, relative to the black fill: {others}.")
+    add("")
+    add("**Pooling phase.** Shifts that are not multiples of the product of all pooling strides (the period) "
+        "sample the pooling grid differently even when no content is lost. Mean accuracy by (dy mod period, "
+        "dx mod period); only phases the grid visits are shown (a step equal to the period shows one phase).\n")
+    for r in results:
+        gs = r["grids"]
+        mode = "roll" if "roll" in gs else next(iter(gs), None)
+        if mode is None:
+            continue
+        gr = gs[mode]
+        tab = np.asarray(gr["phase_table"], dtype=float)
+        period = gr["pooling_period"]
+        rows = [i for i in range(tab.shape[0]) if np.isfinite(tab[i]).any()]
+        cols = [j for j in range(tab.shape[1]) if np.isfinite(tab[:, j]).any()]
+        fin = tab[np.isfinite(tab)]
+        spread = float(fin.max() - fin.min()) if fin.size else math.nan
+        add(f"- {r['label']}, `{mode}` shifts, period {period}: spread between phases {_pp(spread)}.")
+        if rows and cols:
+            add("")
+            add("  | dy mod / dx mod | " + " | ".join(str(j) for j in cols) + " |")
+            add("  |---|" + "---|" * len(cols))
+            for i in rows:
+                add(f"  | {i} | " + " | ".join(_pct(tab[i, j]) for j in cols) + " |")
+            add("")
+    add("")
+    add("**Training crop augmentation.** Random crops of a padded image train shifts up to the checkpoint's "
+        "crop padding in each direction; accuracy inside that box (|dx|, |dy| <= crop) vs outside it:\n")
+    add("| checkpoint | crop (px) | mode | inside | outside | drop |")
+    add("|---|---|---|---|---|---|")
+    for r in results:
+        for mode, gr in r["grids"].items():
+            b = gr["crop_box"]
+            add(f"| {r['label']} | {b['radius'] if b['radius'] is not None else 'unknown'} | {mode} | "
+                f"{_pct(b['inside'])} ({b['inside_cells']} cells) | {_pct(b['outside'])} ({b['outside_cells']} cells) "
+                f"| {_pp(b['inside'] - b['outside']) if b['radius'] is not None else 'n/a'} |")
+    add("")
+    add("**Data and precision.** " + ("The test images are the lossy JPEG copy of CIFAR-10: compression artifacts change accuracy "
+                                      "by themselves, so compare checkpoints only on the same copy. " if jpeg else "")
+        + f"The grids ran in {s['grid_precision']} with batch norm folded; the accuracy column of section 4 is fp32 on "
+        f"{ev}, so the unshifted grid cell (on {s['grid_images']} images) can differ from it by sampling.\n")
+
+    # 4 ------------------------------------------------------------------------------------------------
+    add("## 4. What each fix changes\n")
+    add("| checkpoint | padding | crop (px) | accuracy | mean CE | mean consistency (affine) | accuracy at d = "
+        f"{far} (affine) | border bias, blank zeros | border bias, black image | border bias, dataset mean | "
+        "mean kernel asymmetry |")
+    add("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        aff = r["grids"].get("affine") or next(iter(r["grids"].values()), None)
+        mb = r["mean_border_bias"]
+        add(f"| {r['label']} | {r['padding_mode']} | {r['crop_pad']} | {_pct(r['eval']['accuracy'], 2)} | "
+            f"{_num(r['eval']['loss'])} | {_pct(aff['mean_consistency']) if aff else 'n/a'} | "
+            f"{_pct(aff['accuracy_by_distance'].get(far)) if aff else 'n/a'} | {_num(mb['blank_normalized'])} | "
+            f"{_num(mb['blank_pixel'])} | {_num(mb['dataset_mean'])} | {_num(r['mean_filter_asymmetry'])} |")
+    add("")
+    add(f"Accuracy: fp32 on {ev}; one standard error is about "
+        f"{_pct(results[0]['eval']['standard_error'], 2)}. Border bias: mean over layers.\n")
+    base = _baseline(results)
+    for r in results:
+        if r is base:
+            continue
+        aff, baff = r["grids"].get("affine"), base["grids"].get("affine")
+        parts = [f"accuracy {_pp(r['eval']['accuracy'] - base['eval']['accuracy'])}"]
+        if aff and baff:
+            parts.append(f"mean consistency {_pp(aff['mean_consistency'] - baff['mean_consistency'])}")
+            parts.append(f"accuracy at d = {far} {_pp(aff['accuracy_by_distance'].get(far, math.nan) - baff['accuracy_by_distance'].get(far, math.nan))}")
+        for what, name in (("blank_normalized", "blank-input border bias"), ("dataset_mean", "dataset-mean border bias")):
+            parts.append(f"{name} {_num(base['mean_border_bias'][what])} -> {_num(r['mean_border_bias'][what])}")
+        add(f"- {r['label']} ({r['padding_mode']}) vs {base['label']} ({base['padding_mode']}): " + "; ".join(parts) + ".")
+    add("")
+
+    # 5 ------------------------------------------------------------------------------------------------
+    add("## 5. Details per checkpoint\n")
+    for r in results:
+        add(f"### {r['label']}\n")
+        add("Border bias per layer (blank zeros / black image / dataset mean; most deviating region for the blank "
+            "zeros input):\n")
+        add("| layer | type | size | blank zeros | black image | dataset mean | region (blank zeros) |")
+        add("|---|---|---|---|---|---|---|")
+        for x in r["layers"]:
+            add(f"| `{x['name']}` | {x['type']} | {x['size'][0]}x{x['size'][1]} | {_num(x['blank_normalized'])} | "
+                f"{_num(x['blank_pixel'])} | {_num(x['dataset_mean'])} | {x['blank_normalized_worst_region'] or '-'} |")
+        add("")
+        add("Mean 3x3 kernels (averaged over output and input channels) and their asymmetry "
+            "(" + doc["settings"]["filter_asymmetry_definition"].split(": ", 1)[-1] + "):\n")
+        add("| conv | asymmetry | mean kernel (rows) |")
+        add("|---|---|---|")
+        for fl in r["filters"]:
+            k = np.asarray(fl["kernel"], dtype=float)
+            rows = " / ".join(" ".join(f"{v:+.3f}" for v in row) for row in k)
+            add(f"| `{fl['name']}` | {_num(fl['asymmetry'])} | {rows} |")
+        add("")
+        add("Padding arithmetic for a 32x32 input:\n")
+        add("```")
+        add(r["padding_arithmetic_text"])
+        add("```\n")
+    add("Numbers: [report.json](report.json). Grids per checkpoint and mode: `<checkpoint>/translation_<mode>.csv` "
+        "and `.npz`.")
+    return "\n".join(L) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line
+
+def cmd_report(a) -> int:
+    from core.cli import fmt_time, progress_line
+    from core.jobs import run_job
+    lo, hi = a.range
+    spec = GridSpec.square(min(lo, hi), max(lo, hi), a.step)
+    t = time.perf_counter()
+
+    def on_progress(ev: Progress) -> None:
+        elapsed = time.perf_counter() - t
+        eta = elapsed * (ev.total - ev.done) / ev.done if ev.done else 0
+        progress_line(ev.done / max(ev.total, 1), f"{ev.message[:70]} left {fmt_time(eta)}")
+
+    print(f"report on {len(a.checkpoints)} checkpoint(s) into {a.out}", flush=True)
+    try:
+        md = run_job(report(a.checkpoints, a.out, a.data, a.device, a.images, spec, a.modes, a.mean_images,
+                            a.precision, a.eval_images, a.seed, qt_figures=not a.no_qt_figures),
+                     on_progress=on_progress)
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        print("padlens: interrupted; finished translation grids are cached and reused by the next run",
+              file=sys.stderr)
+        return 130
+    sys.stderr.write("\n")
+    if md is None:
+        print("padlens: stopped before any checkpoint was finished", file=sys.stderr)
+        return 1
+    print(f"wrote {md} and {Path(md).with_name('report.json')} in {fmt_time(time.perf_counter() - t)}")
+    return 0
+
+
+def add_report_parser(sub):
+    """Add the `report` subcommand to an argparse subparsers object; returns its parser."""
+    from core.shifts import SHIFT_MODES
+    r = sub.add_parser("report", help="measure checkpoints and write report.md, report.json and figures",
+                       description=__doc__.split("\n\n")[0])
+    r.add_argument("--checkpoints", nargs="+", required=True, metavar="CKPT", help="checkpoint files to compare")
+    r.add_argument("--out", required=True, help="folder for report.md, report.json and the figures")
+    r.add_argument("--data", help="data root (default: $PADLENS_DATA, else ~/.cache/padlens/data)")
+    r.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ...")
+    r.add_argument("--images", type=int, default=500, help="class-balanced test images per translation grid (0: all)")
+    r.add_argument("--range", type=int, nargs=2, default=[-16, 16], metavar=("LO", "HI"),
+                   help="shift range in pixels for both dx and dy (default -16 16)")
+    r.add_argument("--step", type=int, default=4, help="grid step in pixels (default 4)")
+    r.add_argument("--modes", nargs="+", default=list(DEFAULT_MODES), choices=list(SHIFT_MODES),
+                   help="shift modes (default: all three)")
+    r.add_argument("--mean-images", type=int, default=500,
+                   help="test images averaged for the dataset-mean feature maps (0: all)")
+    r.add_argument("--eval-images", type=int, default=0,
+                   help="test images for accuracy and loss, class-balanced (default 0: the whole test split)")
+    r.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                   help="precision of the translation grids (accuracy and feature maps are always fp32)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the image subsets")
+    r.add_argument("--no-qt-figures", action="store_true", help="skip the Qt heatmap figures (PNGs are still written)")
+    r.set_defaults(func=cmd_report)
+    return r

@@ -1,0 +1,230 @@
+import argparse
+import json
+import math
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torchvision.io import read_image, write_png
+
+from core.activations import blank_input, capture
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.data import CLASSES, Normalization, load_split
+from core.evaluate import evaluate
+from core.figures_png import colorize, draw_text, montage, outline, save_png, upscale, with_caption
+from core.jobs import Progress, run_job
+from core.model import ModelConfig, build_model
+from core.report import (add_report_parser, box_split, region_deviations, report, ring_profile, worst_region)
+from core.spatial_bias import border_bias, mean_map
+from core.translation import GridSpec
+
+NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
+
+
+def _tiny(mode: str) -> tuple[nn.Sequential, ModelConfig]:
+    torch.manual_seed(0)
+    cfg = ModelConfig(widths=(8, 16, 16), stem_width=6, padding_mode=mode)
+    m = build_model(cfg)
+    for mod in m.modules():   # non-trivial statistics: a constant survives only through the padding mode
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+            mod.bias.data.uniform_(-0.5, 0.5)
+    return m.eval(), cfg
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Two tiny checkpoints, 40 PNGs in a folder named like the JPEG copy, one report run."""
+    tmp = tmp_path_factory.mktemp("report")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp / "cache"))
+        ckpts = []
+        for mode in ("zeros", "reflect"):
+            model, cfg = _tiny(mode)
+            path = tmp / f"tiny_{mode}.pt"
+            save_checkpoint(path, model, cfg, NORM, {"crop_pad": 4}, {"test_accuracy": 0.1})
+            ckpts.append(path)
+        gen = torch.Generator().manual_seed(0)
+        data = tmp / "cifar10-jpeg"
+        for cls in CLASSES:
+            d = data / "test" / cls
+            d.mkdir(parents=True)
+            for k in range(4):
+                write_png(torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=gen), str(d / f"{k}.png"))
+        calls = []
+        fake = types.ModuleType("gui.figures")   # the Qt figure is tested with the GUI; here only the call
+        fake.save_heatmap_figures = lambda result, out, title, crop: calls.append((out, title, crop)) or []
+        mp.setitem(sys.modules, "gui.figures", fake)
+        events = []
+        md = run_job(report(ckpts, tmp / "out", data, "cpu", images=20, grid=GridSpec(-4, 4, -4, 4, 4),
+                            mean_images=20, precision="fp32", progress=events.append))
+        doc = json.loads((tmp / "out" / "report.json").read_text())
+        yield types.SimpleNamespace(tmp=tmp, ckpts=ckpts, data=data, md=md, doc=doc, events=events, calls=calls,
+                                    out=tmp / "out")
+
+
+def test_report_md_mentions_checkpoints_and_numbers(run):
+    text = run.md.read_text()
+    assert run.md == run.out / "report.md"
+    for name in ("tiny_zeros", "tiny_reflect"):
+        assert name in text
+    z = run.doc["checkpoints"][0]
+    assert f"{100 * z['eval']['accuracy']:.2f}%" in text
+    assert "measured on the lossy JPEG copy of CIFAR-10" in text
+    for head in ("Where are the artifacts", "How accuracy falls", "evaluation choices", "What each fix changes",
+                 "Pooling phase", "crop augmentation"):
+        assert head in text
+    assert "| tiny_zeros | affine |" in text and "| tiny_reflect | roll |" in text
+    assert "no border artifact" in text   # the reflect model's blank input
+    assert run.events and all(isinstance(e, Progress) for e in run.events)
+    assert run.events[-1].done == run.events[-1].total
+    assert sorted((o.name, c) for o, _, c in run.calls) == sorted([(m, 4) for m in ("affine", "affine-mean", "roll")] * 2)
+    assert all("JPEG" in t for _, t, _ in run.calls)
+
+
+def test_report_numbers_agree_with_direct_computation(run):
+    z = run.doc["checkpoints"][0]
+    assert z["padding_mode"] == "zeros" and z["crop_pad"] == 4
+    model, meta = load_checkpoint(run.ckpts[0])
+    acts, _ = capture(model, blank_input("normalized", NORM))
+    layer = next(x for x in z["layers"] if x["name"] == "model[1][3]")
+    assert layer["blank_normalized"] == pytest.approx(border_bias(mean_map(acts[(1, 3)])), rel=1e-4, abs=1e-6)
+    acts, _ = capture(model, blank_input("pixel", NORM))
+    assert layer["blank_pixel"] == pytest.approx(border_bias(mean_map(acts[(1, 3)])), rel=1e-4, abs=1e-6)
+
+    test = load_split(run.data, "test")
+    assert "JPEG" in test.source and run.doc["settings"]["jpeg"] is True
+    r = evaluate(model, test.images, test.labels, NORM, torch.device("cpu"))
+    assert z["eval"]["images"] == 40 and z["eval"]["accuracy"] == pytest.approx(r.accuracy)
+    assert z["eval"]["loss"] == pytest.approx(r.loss, rel=1e-5)
+
+    g = z["grids"]["affine"]
+    acc = np.array(g["accuracy"], dtype=float)
+    assert acc.shape == (3, 3) and g["images"] == 20
+    ring = np.array([acc[i, j] for i in range(3) for j in range(3) if (i, j) != (1, 1)])
+    assert g["accuracy_by_distance"]["0"] == pytest.approx(acc[1, 1])
+    assert g["accuracy_by_distance"]["4"] == pytest.approx(ring.mean())
+    assert g["crop_box"]["inside"] == pytest.approx(acc.mean()) and g["crop_box"]["outside"] is None
+    assert g["mean_consistency"] == pytest.approx(np.mean(g["consistency"]))
+    with np.load(run.out / "tiny_zeros" / "translation_affine.npz") as d:
+        np.testing.assert_allclose(d["accuracy"], acc)
+    assert z["mean_border_bias"]["blank_normalized"] == pytest.approx(
+        np.nanmean([x["blank_normalized"] if x["blank_normalized"] is not None else np.nan for x in z["layers"]]))
+
+
+def test_reflect_has_no_blank_border_bias_but_zeros_does(run):
+    z, r = run.doc["checkpoints"]
+    assert r["padding_mode"] == "reflect"
+    for kind in ("blank_normalized", "blank_pixel"):
+        big = [x for x in r["layers"] if min(x["size"]) >= 3]
+        assert big and all(x[kind] is not None and x[kind] < 1e-4 for x in big)
+        assert max(x[kind] for x in z["layers"] if x[kind] is not None) > 0.05
+        small = [x for x in r["layers"] if min(x["size"]) < 3]
+        assert all(x[kind] is None for x in small)      # nan (no center) becomes null in JSON
+    top = max((x for x in z["layers"] if x["blank_normalized"] is not None), key=lambda x: x["blank_normalized"])
+    assert top["blank_normalized_worst_region"] in top["blank_normalized_regions"]
+
+
+def test_pngs_are_readable(run):
+    folder = run.out / "tiny_zeros"
+    names = ["maps_blank_normalized.png", "maps_blank_pixel.png", "maps_dataset_mean.png", "mean_filters.png",
+             "accuracy_affine.png", "accuracy_affine-mean.png", "accuracy_roll.png", "accuracy_heatmaps.png"]
+    for name in names:
+        img = read_image(str(folder / name))
+        assert img.dtype == torch.uint8 and img.shape[0] == 3 and min(img.shape[1:]) > 20, name
+    assert not list(run.out.rglob(".*.part"))
+
+
+def test_grids_are_cached_and_reused(run, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(run.tmp / "cache"))
+    assert len(list((run.tmp / "cache" / "padlens" / "translation").glob("*.npz"))) == 6
+    import core.translation
+    monkeypatch.setattr(core.translation, "translation_grid", lambda *a, **k: pytest.fail("not from the cache"))
+    md = run_job(report(run.ckpts[:1], run.tmp / "again", run.data, "cpu", images=20,
+                        grid=GridSpec(-4, 4, -4, 4, 4), modes=("roll",), mean_images=20, precision="fp32",
+                        qt_figures=False))
+    doc = json.loads(md.with_name("report.json").read_text())
+    assert doc["checkpoints"][0]["grids"]["roll"]["from_cache"] is True
+    assert doc["checkpoints"][0]["grids"]["roll"]["accuracy"] == run.doc["checkpoints"][0]["grids"]["roll"]["accuracy"]
+
+
+def test_stop_reports_the_finished_checkpoints(run, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(run.tmp / "cache"))
+    kw = dict(data_root=run.data, device="cpu", images=20, grid=GridSpec(-4, 4, -4, 4, 4), modes=("roll",),
+              mean_images=20, precision="fp32", qt_figures=False)
+    assert run_job(report(run.ckpts, run.tmp / "stop0", should_stop=lambda: True, **kw)) is None
+    assert not (run.tmp / "stop0" / "report.md").exists()
+    seen = []
+    md = run_job(report(run.ckpts, run.tmp / "stop1", should_stop=lambda: any(m.endswith(": done") for m in seen),
+                        progress=lambda ev: seen.append(ev.message), **kw))
+    doc = json.loads(md.with_name("report.json").read_text())
+    assert doc["settings"]["interrupted"] is True and [c["label"] for c in doc["checkpoints"]] == ["tiny_zeros"]
+    assert "Interrupted" in md.read_text()
+
+
+def test_argparse_wiring(run, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(run.tmp / "cache2"))
+    parser = argparse.ArgumentParser(prog="padlens")
+    add_report_parser(parser.add_subparsers(dest="command"))
+    out = run.tmp / "cli"
+    a = parser.parse_args(["report", "--checkpoints", str(run.ckpts[1]), "--out", str(out), "--data", str(run.data),
+                           "--device", "cpu", "--images", "10", "--range", "-2", "2", "--step", "2",
+                           "--mean-images", "10", "--eval-images", "20", "--precision", "fp32", "--modes", "roll",
+                           "--no-qt-figures"])
+    assert a.images == 10 and a.range == [-2, 2] and a.modes == ["roll"]
+    assert a.func(a) == 0
+    assert "report.md" in capsys.readouterr().out
+    doc = json.loads((out / "report.json").read_text())
+    s = doc["settings"]
+    assert (s["grid_images"], s["mean_images"], s["eval_images"], s["eval_subset"]) == (10, 10, 20, "class-balanced")
+    assert s["grid"] == {"x_min": -2, "x_max": 2, "y_min": -2, "y_max": 2, "step": 2}
+    assert list(doc["checkpoints"][0]["grids"]) == ["roll"]
+    d = parser.parse_args(["report", "--checkpoints", "a.pt", "b.pt", "--out", "o"])
+    assert (d.images, d.range, d.step, d.mean_images, d.precision, d.modes) == (
+        500, [-16, 16], 4, 500, "auto", ["affine", "affine-mean", "roll"])
+
+
+# --- the pure helpers ----------------------------------------------------------------------------------
+
+def test_region_deviations_and_ring_profile():
+    m = torch.zeros(8, 8)
+    m[0, 0] = 8.0                                          # only the top-left corner differs
+    devs = region_deviations(m)
+    assert worst_region(devs) == "top-left corner" and devs["top-left corner"] == pytest.approx(8.0)
+    assert devs["bottom edge"] == 0 and region_deviations(torch.zeros(2, 5)) == {}
+    assert worst_region(region_deviations(torch.ones(4, 4))) is None
+    dxs = dys = np.array([-4, 0, 4])
+    vals = np.arange(9.0).reshape(3, 3)
+    prof = ring_profile(vals, dxs, dys)
+    assert prof == {0: 4.0, 4: pytest.approx((36 - 4) / 8)}
+    b = box_split(vals, np.array([-4, 0, 4]), np.array([-4, 0, 4]), 0)
+    assert (b["inside"], b["outside"], b["inside_cells"]) == (4.0, 4.0, 1)
+    assert math.isnan(box_split(vals, dxs, dys, None)["inside"])
+
+
+def test_png_helpers(tmp_path):
+    a = np.array([[0.0, 0.5], [1.0, np.nan]])
+    img = colorize(a, "viridis", (0, 1))
+    assert img.dtype == torch.uint8 and img.shape == (3, 2, 2)
+    assert img[:, 0, 0].tolist() == [68, 1, 84] and img[:, 1, 0].tolist() == [253, 231, 37]
+    assert img[:, 1, 1].tolist() == [128, 128, 128]                          # NaN is grey
+    d = colorize(np.array([[-2.0, 0.0, 1.0]]), "diverging")                   # symmetric: 0 is white
+    assert d[:, 0, 1].tolist() == [247, 247, 247] and d[:, 0, 0].tolist() == [33, 102, 172]
+    assert colorize(np.ones((2, 2)), "inferno").unique(dim=1).shape[1] == 1   # constant: one color
+    with pytest.raises(ValueError):
+        colorize(a, "jet")
+    big = upscale(img, 3)
+    assert big.shape == (3, 6, 6) and torch.equal(big[:, :3, :3], img[:, :1, :1].expand(3, 3, 3))
+    m = montage([big, img], cols=2, gap=2, labels=["1", "2"])
+    assert m.shape[0] == 3 and m.shape[2] >= 6 + 2 + 2 + 2 + 2
+    assert with_caption(m, "ACC 10%").shape[1] > m.shape[1]
+    canvas = torch.zeros(3, 10, 10, dtype=torch.uint8)
+    assert draw_text(canvas, "1", 0, 0, color=(9, 9, 9)).sum() > 0 and outline(canvas, 2, 2, 8, 8)[:, 2, 5].tolist() == [255, 60, 60]
+    p = save_png(tmp_path / "x" / "m.png", m)
+    assert torch.equal(read_image(str(p)), m)
+    with pytest.raises(ValueError):
+        save_png(tmp_path / "bad.png", m.float())
