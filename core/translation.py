@@ -3,7 +3,7 @@
 Fast by construction: many shifted copies go through one forward pass, batch norm is folded, bf16
 and channels_last where supported. Progressive: images are taken in chunks that are each balanced
 over classes, and after every chunk the whole heatmap is yielded, so the first complete picture comes
-after the first small chunk.
+after the first chunk of 10 images (one per class); chunks then double.
 """
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def phase_table(result: GridResult, period: int) -> np.ndarray:
 
 def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: Normalization,
                      spec: GridSpec, mode: str = "affine", device: torch.device = torch.device("cpu"),
-                     precision: str = "fp32", input_size: int = 32, first_chunk: int = 100,
+                     precision: str = "fp32", input_size: int = 32, first_chunk: int = 10,
                      chunk: int = 500, batch_images: int = 2048, info: dict | None = None,
                      should_stop: Callable[[], bool] = never):
     """Job over uint8 images (already a subset, in the order to evaluate); returns a GridResult.
@@ -178,8 +178,9 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     total = len(images) * len(shifts)
     done = 0
     bounds = [0, min(first_chunk, len(images))]
-    while bounds[-1] < len(images):
-        bounds.append(min(bounds[-1] + chunk, len(images)))
+    while bounds[-1] < len(images):   # chunks double (10, 20, 40, ...) up to `chunk`
+        step = min(chunk, max(1, 2 * (bounds[-1] - bounds[-2])))
+        bounds.append(min(bounds[-1] + step, len(images)))
 
     def forward(x_pixels: torch.Tensor) -> torch.Tensor:
         x = resize_input(norm.apply(x_pixels), input_size).to(device)
