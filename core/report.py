@@ -234,7 +234,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     from core.shifts import SHIFT_MODES
     from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, border_bias, filter_asymmetry,
                                    format_padding_arithmetic, mean_filters, mean_map, padding_arithmetic)
-    from core.translation import (GridResult, cache_file, cache_key, file_identity, phase_table, pooling_period,
+    from core.translation import (GridResult, cache_file, grid_key, phase_table, pooling_period,
                                   stratified_subset, translation_grid)
 
     paths = [Path(c) for c in checkpoints]
@@ -260,10 +260,8 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     mean_idx = stratified_subset(data.labels, mean_images or None, seed)
     n_eval = len(data) if eval_idx is None else len(eval_idx)
     n_cells = len(grid.dxs) * len(grid.dys)
-    data_id = f"{data.source}|{len(data)}"
-    idents = [file_identity(p) for p in paths]
-    keys = [{m: cache_key(ident, data_id, grid, m, len(grid_idx), seed, grid_precision, 32) for m in modes}
-            for ident in idents]
+    keys = [{m: grid_key(str(p), data, grid, m, len(grid_idx), seed, grid_precision, 32) for m in modes}
+            for p in paths]
 
     def cached(key: str) -> GridResult | None:
         f = cache_file(key)

@@ -35,7 +35,7 @@ class LoadedModel:
     @property
     def accuracy_text(self) -> str:
         m = self.meta.get("metrics", {})
-        if "test_accuracy" not in m:
+        if m.get("test_accuracy") is None:
             return "accuracy unknown"
         return f"{100 * m['test_accuracy']:.2f}% on {m.get('test_images', '?')} images of {m.get('test_data', '?')}"
 

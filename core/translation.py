@@ -260,6 +260,21 @@ def cache_key(checkpoint_id: str, data_id: str, spec: GridSpec, mode: str, n_ima
     return hashlib.sha1(payload.encode()).hexdigest()[:20]
 
 
+def grid_key(model_ref: str, data, spec: GridSpec, mode: str, n_images: int, seed: int, precision: str,
+             input_size: int) -> str:
+    """The one cache key of a grid: model file content (or name), data set, spec and settings.
+
+    Shared by the translation tab, the comparison tab and the report, so each reuses the others' grids.
+    """
+    ident = file_identity(model_ref) if model_ref and Path(model_ref).is_file() else str(model_ref)
+    return cache_key(ident, f"{data.source}|{len(data)}", spec, mode, n_images, seed, precision, input_size)
+
+
+def grid_title(model_name: str, mode: str, n: int, data_source: str) -> str:
+    jpeg = " (lossy JPEG copy)" if "JPEG" in data_source else ""
+    return f"{model_name}: {mode} shifts, {n} test images of CIFAR-10{jpeg}"
+
+
 def cache_file(key: str) -> Path:
     return cache_dir() / "translation" / f"{key}.npz"
 

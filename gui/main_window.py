@@ -55,6 +55,9 @@ class MainWindow(QMainWindow):
         from gui.bias_tab import SpatialBiasTab
         self.bias = SpatialBiasTab(self)
         self.tabs.addTab(self.bias, "Spatial bias")
+        from gui.comparison import ComparisonTab
+        self.comparison = ComparisonTab(self)
+        self.tabs.addTab(self.comparison, "Compare")
         self.setCentralWidget(self.tabs)
         self.model_label, self.data_label = QLabel(), QLabel()
         self.statusBar().addPermanentWidget(self.model_label)
@@ -99,6 +102,8 @@ class MainWindow(QMainWindow):
         v = self.menuBar().addMenu("&View")
         self._action(v, "&Feature maps", lambda: self.tabs.setCurrentIndex(0), "Ctrl+1")
         self._action(v, "&Translation", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2")
+        self._action(v, "&Spatial bias", lambda: self.tabs.setCurrentIndex(2), "Ctrl+3")
+        self._action(v, "&Compare checkpoints", lambda: self.tabs.setCurrentIndex(3), "Ctrl+4")
         self._action(v, "Input &size...", self.choose_input_size, "Ctrl+Shift+S",
                      "Resize the 32x32 input before the network (the input-resizing remedy)")
         self._action(v, "&Reset layout", self.reset_layout)
@@ -113,7 +118,7 @@ class MainWindow(QMainWindow):
                           "<b>PadLens</b><br>See how padding breaks the translation robustness of a CNN.<br><br>"
                           "Feature maps after Alsallakh et al., <i>Mind the Pad - CNNs can develop blind spots</i>, "
                           "ICLR 2021.<br>Shortcuts: Ctrl+O checkpoint, Ctrl+I image, PgUp/PgDown previous/next image, "
-                          "Ctrl+R random image, Ctrl+E export grid, Ctrl+1/2 tabs.")
+                          "Ctrl+R random image, Ctrl+E export grid, Ctrl+1..4 tabs.")
 
     # ---- model and data ------------------------------------------------------------------------
     def choose_checkpoint(self) -> None:
@@ -205,6 +210,7 @@ class MainWindow(QMainWindow):
         self.data_label.setText(test.source if test else "no data set")
         self.inputs.set_datasets(datasets, "No CIFAR-10 found. " + how_to_get(self.data_root))
         self.translation.set_data(test)
+        self.comparison.set_data(test)
 
     def download_data(self) -> None:
         bar = self.inputs.download_bar
@@ -419,6 +425,7 @@ class MainWindow(QMainWindow):
         s.setValue("index", self.inputs.index_spin.value())
         s.setValue("tab", self.tabs.currentIndex())
         self.translation.save_settings(s)
+        self.comparison.save_settings(s)
 
     def reset_layout(self) -> None:
         self.resize(1400, 900)
@@ -427,7 +434,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.save_settings()
-        for runner in (self.mean_runner, self.data_runner, self.translation.runner):
+        for runner in (self.mean_runner, self.data_runner, self.translation.runner, self.comparison.runner):
             runner.stop(CLOSE_WAIT_MS)
         super().closeEvent(event)
 

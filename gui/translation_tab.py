@@ -16,8 +16,8 @@ from core.device import prepare_model, resolve_precision
 from core.inference import fold_batchnorm
 from core.session import LoadedModel
 from core.shifts import SHIFT_MODES, shift, visible_fraction
-from core.translation import (GridResult, GridSpec, cache_file, cache_key, file_identity, pitfalls,
-                              pooling_period, stratified_subset, translation_grid)
+from core.translation import (GridResult, GridSpec, cache_file, grid_key, grid_title, pitfalls, pooling_period,
+                              stratified_subset, translation_grid)
 from gui.export import confirm_overwrite, write_figure
 from gui.figures import HeatmapFigure
 from gui.input_panel import pixmap_of
@@ -166,11 +166,10 @@ class TranslationTab(QWidget):
     def _key(self) -> str:
         device = next(self.loaded.model.parameters()).device
         precision = resolve_precision(self.precision.currentText(), device)
-        ident = file_identity(self.loaded.meta["path"]) if self.loaded.meta.get("path") else self.loaded.name
         n = min(self.count.value(), len(self.data))
         size = self.window_.explorer.input_size if self.window_ is not None and self.window_.explorer else 32
-        return cache_key(ident, f"{self.data.source}|{len(self.data)}", self.spec(), self.mode.currentText(), n,
-                         self.seed.value(), precision, size)
+        return grid_key(self.loaded.meta.get("path") or self.loaded.name, self.data, self.spec(),
+                        self.mode.currentText(), n, self.seed.value(), precision, size)
 
     def try_cache(self, *_) -> bool:
         """Show a cached grid for the current settings at once, if there is one."""
@@ -200,7 +199,8 @@ class TranslationTab(QWidget):
         self.subset = subset
         size = self.window_.explorer.input_size if self.window_ is not None and self.window_.explorer else 32
         info = {"checkpoint": lm.meta.get("path", lm.name), "data": data.source, "images": len(subset),
-                "seed": self.seed.value(), "crop_pad": self.crop_pad, "title": self._title(len(subset))}
+                "seed": self.seed.value(), "crop_pad": self.crop_pad,
+                "title": grid_title(lm.name, mode, len(subset), data.source)}
 
         def job(stop):
             fast = prepare_model(fold_batchnorm(lm.model), device)
@@ -214,10 +214,6 @@ class TranslationTab(QWidget):
         self.runner.start(job, on_progress=self._progress, on_partial=lambda r: self.show_result(r),
                           on_result=self._done, on_cancelled=self._cancelled, on_error=self._failed,
                           on_finished=self._finished)
-
-    def _title(self, n: int) -> str:
-        jpeg = " (lossy JPEG copy)" if self.data is not None and "JPEG" in self.data.source else ""
-        return (f"{self.loaded.name}: {self.mode.currentText()} shifts, {n} test images of CIFAR-10{jpeg}")
 
     def _progress(self, done: int, total: int, msg: str) -> None:
         self.bar.setMaximum(total)

@@ -1,0 +1,957 @@
+"""Compare 2 to 4 checkpoints side by side: translation heatmaps on one color scale and the difference
+of two of them, the channel-mean map of one layer for the blank and the dataset-mean input, and a table.
+
+One background job computes everything, checkpoint after checkpoint (grid from the translation tab's
+on-disk cache when there is one, else computed and cached; blank-input and dataset-mean activations of
+every layer), and shows each checkpoint as soon as it is done. The layer picker only redraws: the
+channel-mean maps of every layer are kept.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import QRectF, Qt
+from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                             QHeaderView, QLabel, QListWidget, QListWidgetItem, QMessageBox, QProgressBar,
+                             QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                             QWidget)
+from torch import nn
+
+from core.activations import blank_input, capture, mean_activations
+from core.checkpoint import CheckpointError, shipped_checkpoints
+from core.data import Dataset
+from core.device import prepare_model, resolve_precision
+from core.inference import fold_batchnorm
+from core.jobs import Partial, Progress, never
+from core.layers import LayerInfo, describe_layers, iter_paths
+from core.session import LoadedModel, load_model
+from core.shifts import SHIFT_MODES
+from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
+from core.translation import (GridResult, GridSpec, cache_file, grid_key, grid_title, stratified_subset,
+                              translation_grid)
+from gui.worker import JobRunner
+
+pg.setConfigOptions(imageAxisOrder="row-major")
+
+MIN_CHECKPOINTS, MAX_CHECKPOINTS = 2, 4
+SEED = 0                       # the translation tab's default seed, so the two tabs share cached grids
+ACC_CMAP, DIFF_CMAP, MAP_CMAP = "viridis", "CET-D1", "viridis"
+ROWS = (("blank", "blank input", "Input all zeros after normalization: every pixel at the data set's mean color"),
+        ("mean", "dataset mean", "Each layer's response averaged over the grid's test images (not the response "
+                                 "to the mean image)"))
+COLUMNS = (
+    ("checkpoint", "File name of the checkpoint (full path in the tooltip)"),
+    ("padding", "Padding mode of the convolutions"),
+    ("test accuracy", "Test accuracy stored in the checkpoint's metrics"),
+    ("grid accuracy", "Accuracy averaged over every (dx, dy) cell of the grid"),
+    ("grid consistency", "Share of predictions equal to the unshifted prediction, averaged over the grid"),
+    ("layer bias, blank", "Border bias of the chosen layer's channel-mean map for the blank input.\n\n"
+     + BORDER_BIAS_HELP),
+    ("layer bias, mean", "Border bias of the chosen layer's channel-mean map for the dataset-mean input "
+     "(responses averaged over the grid's images).\n\n" + BORDER_BIAS_HELP),
+    ("all layers, blank", "Border bias averaged over every layer whose maps are at least 3x3, blank input.\n\n"
+     + BORDER_BIAS_HELP),
+    ("all layers, mean", "Border bias averaged over every layer whose maps are at least 3x3, dataset-mean "
+     "input.\n\n" + BORDER_BIAS_HELP),
+)
+
+
+# ---- cache and job (no widgets) ----------------------------------------------------------------
+
+def crop_pad_of(loaded: LoadedModel) -> int | None:
+    return (loaded.meta.get("recipe") or {}).get("crop_pad")
+
+
+def display_names(paths: list[str]) -> list[str]:
+    """File stems, with the parent folder added where two stems would be equal."""
+    stems = [Path(p).stem for p in paths]
+    return [f"{Path(p).parent.name}/{s}" if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
+
+
+def _nanmean(values) -> float:
+    vals = np.asarray([v for v in values if v is not None], dtype=float)
+    vals = vals[np.isfinite(vals)]
+    return float(vals.mean()) if vals.size else math.nan
+
+
+@dataclass
+class CheckpointEntry:
+    """What the comparison knows of one checkpoint; fields stay None until computed."""
+    path: str
+    name: str
+    padding: str
+    accuracy: float | None
+    accuracy_text: str
+    crop_pad: int | None = None
+    grid: GridResult | None = None
+    from_cache: bool = False
+    blank_maps: dict | None = None       # {layer path: [H,W] float32 channel-mean map}
+    mean_maps: dict | None = None
+    blank_bias: dict = field(default_factory=dict)   # {layer path: border bias (nan below 3x3)}
+    mean_bias: dict = field(default_factory=dict)
+    mean_images: int = 0
+
+    @classmethod
+    def of(cls, path: str, name: str, loaded: LoadedModel) -> "CheckpointEntry":
+        acc = (loaded.meta.get("metrics") or {}).get("test_accuracy")
+        return cls(str(path), name, loaded.padding_mode, float(acc) if acc is not None else None,
+                   loaded.accuracy_text, crop_pad_of(loaded))
+
+    @property
+    def grid_done(self) -> bool:
+        return self.grid is not None and bool((self.grid.count > 0).any())
+
+    def grid_mean(self, what: str) -> float:
+        if not self.grid_done:
+            return math.nan
+        return _nanmean(getattr(self.grid, what).ravel())
+
+    def bias_all(self, which: str) -> float:
+        biases = self.blank_bias if which == "blank" else self.mean_bias
+        return _nanmean(biases.values())
+
+
+def _relay(job, offset: int, total: int, label: str):
+    """Run a core job, passing its progress on shifted by offset; returns what the job returns."""
+    while True:
+        try:
+            ev = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(ev, Progress):
+            yield Progress(offset + ev.done, total, f"{label}: {ev.message}")
+
+
+def _leaf_paths(model: nn.Module) -> set:
+    return {p for p, m in iter_paths(model) if not isinstance(m, nn.Sequential)}
+
+
+def _maps_and_biases(acts: dict, leaves: set) -> tuple[dict, dict]:
+    maps = {p: mean_map(a) for p, a in acts.items() if p in leaves and a.dim() == 3}
+    return {p: m.numpy() for p, m in maps.items()}, {p: border_bias(m) for p, m in maps.items()}
+
+
+def comparison_job(models: list[tuple[str, str, LoadedModel]], data: Dataset, spec: GridSpec, mode: str = "affine",
+                   n_images: int = 200, seed: int = SEED, precision: str = "auto", input_size: int = 32,
+                   use_cache: bool = True, should_stop=never):
+    """Job over (path, name, LoadedModel) triples: per checkpoint the translation grid (cached like the
+    translation tab), the channel-mean map and border bias of every layer for the blank input and for
+    the responses averaged over the grid's images.
+
+    Yields Progress, and Partial(result so far) after each checkpoint; returns a dict with 'entries'
+    (CheckpointEntry per checkpoint done, plus the one under way when stopped), 'spec', 'mode', 'images',
+    'input_size', 'precision', 'data' and 'complete'.
+    """
+    subset = stratified_subset(data.labels, n_images, seed)
+    images, labels = data.images[subset], data.labels[subset]
+    n = len(subset)
+    cells = len(spec.dxs) * len(spec.dys)
+    per = n * cells + 1 + n
+    total = per * len(models)
+    out = {"spec": spec, "mode": mode, "images": n, "input_size": input_size, "data": data.source,
+           "precision": precision, "entries": [], "complete": False}
+
+    def snapshot(**extra):
+        return dict(out, entries=list(out["entries"]), **extra)
+
+    for k, (path, name, lm) in enumerate(models):
+        if should_stop():
+            return snapshot()
+        base = k * per
+        device = next(lm.model.parameters()).device
+        prec = resolve_precision(precision, device)
+        out["precision"] = prec
+        entry = CheckpointEntry.of(path, name, lm)
+        out["entries"].append(entry)
+        # 1. translation grid, from the shared cache when it is there
+        cache = None
+        if use_cache:
+            try:
+                cache = cache_file(grid_key(lm.meta.get("path") or lm.name, data, spec, mode, n, seed, prec, input_size))
+            except OSError:
+                cache = None
+        if cache is not None and cache.is_file():
+            try:
+                entry.grid, entry.from_cache = GridResult.load_npz(cache), True
+            except (OSError, ValueError, KeyError):
+                cache.unlink(missing_ok=True)
+        if entry.grid is None:
+            yield Progress(base, total, f"{name}: translation grid")
+            fast = prepare_model(fold_batchnorm(lm.model), device)
+            info = {"checkpoint": lm.meta.get("path", lm.name), "data": data.source, "images": n, "seed": seed,
+                    "crop_pad": entry.crop_pad, "title": grid_title(lm.name, mode, n, data.source)}
+            entry.grid = yield from _relay(
+                translation_grid(fast, images, labels, lm.norm, spec, mode, device, prec, input_size=input_size,
+                                 info=info, should_stop=should_stop), base, total, name)
+            del fast
+            if entry.grid.images >= n and cache is not None:
+                try:
+                    entry.grid.save_npz(cache)
+                except OSError:
+                    pass
+        if should_stop():
+            return snapshot()
+        # 2. blank input: zeros in normalized space
+        yield Progress(base + n * cells, total, f"{name}: blank input")
+        leaves = _leaf_paths(lm.model)
+        acts, _ = capture(lm.model.eval(), blank_input("normalized", lm.norm, input_size), device, "fp32")
+        entry.blank_maps, entry.blank_bias = _maps_and_biases(acts, leaves)
+        del acts
+        if should_stop():
+            return snapshot()
+        # 3. responses averaged over the grid's images
+        sums, done = yield from _relay(
+            mean_activations(lm.model.eval(), images, lm.norm, device, "fp32", size=input_size,
+                             should_stop=should_stop), base + n * cells + 1, total, f"{name}: dataset mean")
+        if done:
+            entry.mean_maps, entry.mean_bias = _maps_and_biases(sums, leaves)
+            entry.mean_images = done
+        del sums
+        if should_stop():
+            return snapshot()
+        yield Partial(snapshot())
+    return snapshot(complete=True)
+
+
+def common_layers(infos: list[list[LayerInfo]]) -> list[LayerInfo]:
+    """Layers (not containers) with a [C,H,W] output that every model has at the same path and shape."""
+    if not infos:
+        return []
+    keys = [{(i.path, i.output_shape) for i in one if not i.is_container and len(i.output_shape) == 3}
+            for one in infos]
+    shared = set.intersection(*keys)
+    return [i for i in infos[0] if (i.path, i.output_shape) in shared]
+
+
+def _fmt_pct(v: float | None) -> str:
+    return "—" if v is None or not math.isfinite(v) else f"{100 * v:.1f}%"
+
+
+def _fmt_bias(v: float | None, computed: bool) -> str:
+    if not computed:
+        return "—"
+    return "n/a" if v is None or not math.isfinite(v) else f"{v:.3f}"
+
+
+def _spin(lo, hi, value, suffix="") -> QSpinBox:
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setValue(value)
+    s.setSuffix(suffix)
+    return s
+
+
+def _levels(arrays, symmetric: bool = False, floor: float = 1e-6) -> tuple[float, float]:
+    vals = [a[np.isfinite(a)] for a in arrays if a is not None]
+    vals = [v for v in vals if v.size]
+    if not vals:
+        return (-floor, floor) if symmetric else (0.0, 1.0)
+    allv = np.concatenate([v.ravel() for v in vals])
+    if symmetric:
+        m = max(float(np.abs(allv).max()), floor)
+        return -m, m
+    lo, hi = float(allv.min()), float(allv.max())
+    return lo, (hi if hi > lo else lo + floor)
+
+
+def _plot(layout: pg.GraphicsLayoutWidget, row: int, col: int, title: str = "") -> tuple[pg.PlotItem, pg.ImageItem]:
+    plot = layout.addPlot(row=row, col=col, title=title)
+    plot.invertY(True)
+    plot.setAspectLocked(True)
+    plot.hideButtons()
+    plot.setMenuEnabled(False)
+    for axis in ("left", "bottom"):
+        plot.getAxis(axis).enableAutoSIPrefix(False)
+    img = pg.ImageItem()
+    plot.addItem(img)
+    return plot, img
+
+
+# ---- the tab -----------------------------------------------------------------------------------
+
+class ComparisonTab(QWidget):
+    def __init__(self, window=None):
+        super().__init__(window)
+        self.window_ = window
+        self.runner = JobRunner(self)
+        self.data: Dataset | None = None
+        self.paths: list[str] = []
+        self.models: dict[str, LoadedModel] = {}
+        self._infos: dict[tuple[str, int], list[LayerInfo]] = {}
+        self.layers: list[LayerInfo] = []
+        self.result: dict | None = None
+        self.planned: list[CheckpointEntry] = []
+        self.t0 = 0.0
+        self._n_built = -1
+
+        # checkpoints
+        self.list = QListWidget()
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.list.setMaximumHeight(110)
+        self.add_btn, self.remove_btn = QPushButton("Add..."), QPushButton("Remove")
+        self.add_btn.setToolTip(f"Add a checkpoint file (at most {MAX_CHECKPOINTS})")
+        self.remove_btn.setToolTip("Remove the selected checkpoints from the comparison")
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        ck_box = QGroupBox(f"Checkpoints ({MIN_CHECKPOINTS} to {MAX_CHECKPOINTS})")
+        cv = QVBoxLayout(ck_box)
+        cv.addWidget(self.list)
+        row = QHBoxLayout()
+        row.addWidget(self.add_btn)
+        row.addWidget(self.remove_btn)
+        cv.addLayout(row)
+        cv.addWidget(self.message)
+
+        # grid settings
+        self.lo, self.hi = _spin(-64, 64, -16, " px"), _spin(-64, 64, 16, " px")
+        self.step = _spin(1, 32, 4, " px")
+        self.count = _spin(10, 10000, 200)
+        self.count.setToolTip("Test images, balanced over the classes; the dataset-mean maps average the same images")
+        self.mode = QComboBox()
+        for m, text in SHIFT_MODES.items():
+            self.mode.addItem(m)
+            self.mode.setItemData(self.mode.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
+        self.mode.setCurrentText("affine")
+        self.precision = QComboBox()
+        self.precision.addItems(["auto", "bf16", "fp32"])
+        self.precision.setToolTip("Precision of the grid: auto is bf16 where the hardware has it. "
+                                  "The maps and border biases are always computed in fp32.")
+        form = QFormLayout()
+        rng = QHBoxLayout()
+        rng.addWidget(self.lo)
+        rng.addWidget(QLabel("to"))
+        rng.addWidget(self.hi)
+        form.addRow("Shift range", rng)
+        form.addRow("Step", self.step)
+        form.addRow("Images", self.count)
+        form.addRow("Shift mode", self.mode)
+        form.addRow("Precision", self.precision)
+        self.start_btn, self.cancel_btn = QPushButton("Compute"), QPushButton("Cancel")
+        self.start_btn.setToolTip("Compute grids and maps for every checkpoint; cached grids are reused")
+        self.cancel_btn.setEnabled(False)
+        self.bar = QProgressBar()
+        self.status = QLabel("Choose checkpoints and press Compute.")
+        self.status.setWordWrap(True)
+        grid_box = QGroupBox("Translation grid")
+        gv = QVBoxLayout(grid_box)
+        gv.addLayout(form)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_btn)
+        buttons.addWidget(self.cancel_btn)
+        gv.addLayout(buttons)
+        gv.addWidget(self.bar)
+        gv.addWidget(self.status)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(ck_box)
+        lv.addWidget(grid_box)
+        help_box = QGroupBox("Border bias")
+        help_label = QLabel(BORDER_BIAS_HELP + " The blank input shows what the padding alone does; the dataset "
+                            "mean, what remains of it on real images.")
+        help_label.setWordWrap(True)
+        QVBoxLayout(help_box).addWidget(help_label)
+        lv.addWidget(help_box)
+        lv.addStretch(1)
+        left.setFixedWidth(300)
+
+        # heatmaps
+        self.diff_a, self.diff_b = QComboBox(), QComboBox()
+        for box in (self.diff_a, self.diff_b):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+            box.setToolTip("The difference heatmap shows A minus B (red: A is more accurate)")
+        self.readout = QLabel("Hover a heatmap cell for every checkpoint's accuracy there.")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        diff_row = QHBoxLayout()
+        diff_row.addWidget(QLabel("Difference:"))
+        diff_row.addWidget(self.diff_a)
+        diff_row.addWidget(QLabel("minus"))
+        diff_row.addWidget(self.diff_b)
+        diff_row.addSpacing(16)
+        diff_row.addWidget(self.readout, 1)
+        self.heat = pg.GraphicsLayoutWidget()
+        self.heat.setBackground("w")
+        self.heat.setMinimumHeight(220)
+        self.heat_plots: list[pg.PlotItem] = []
+        self.heat_images: list[pg.ImageItem] = []
+        self.heat_boxes: list = []
+        self.heat_bar: pg.ColorBarItem | None = None
+        self.diff_plot = self.diff_image = self.diff_bar = None
+        heat_w = QWidget()
+        hv = QVBoxLayout(heat_w)
+        hv.setContentsMargins(0, 0, 0, 0)
+        hv.addLayout(diff_row)
+        hv.addWidget(self.heat, 1)
+        self.heat.scene().sigMouseMoved.connect(self._hover)
+
+        # channel-mean maps of one layer
+        self.layer_box = QComboBox()
+        self.layer_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.layer_box.setToolTip("Layers every checkpoint has at the same index path with the same output shape")
+        self.layer_info = QLabel()
+        layer_row = QHBoxLayout()
+        layer_row.addWidget(QLabel("Layer:"))
+        layer_row.addWidget(self.layer_box)
+        layer_row.addWidget(self.layer_info, 1)
+        self.maps = pg.GraphicsLayoutWidget()
+        self.maps.setBackground("w")
+        self.maps.setMinimumHeight(220)
+        self.maps.setToolTip("Channel-mean maps of the chosen layer; each row on one color scale.\n\n"
+                             + BORDER_BIAS_HELP)
+        self.map_plots: dict[str, list[pg.PlotItem]] = {k: [] for k, *_ in ROWS}
+        self.map_images: dict[str, list[pg.ImageItem]] = {k: [] for k, *_ in ROWS}
+        self.map_bars: dict[str, pg.ColorBarItem] = {}
+        maps_w = QWidget()
+        mv = QVBoxLayout(maps_w)
+        mv.setContentsMargins(0, 0, 0, 0)
+        mv.addLayout(layer_row)
+        mv.addWidget(self.maps, 1)
+
+        # table
+        self.table = QTableWidget(0, len(COLUMNS))
+        for c, (name, tip) in enumerate(COLUMNS):
+            item = QTableWidgetItem(name)
+            item.setToolTip(tip)
+            self.table.setHorizontalHeaderItem(c, item)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        for c in (0, 1):
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+
+        self.split = QSplitter(Qt.Orientation.Vertical)
+        for w in (heat_w, maps_w):
+            self.split.addWidget(w)
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addWidget(self.split, 1)
+        rv.addWidget(self.table)
+        outer = QHBoxLayout(self)
+        outer.addWidget(left)
+        outer.addWidget(right, 1)
+
+        self.add_btn.clicked.connect(self.choose_checkpoint)
+        self.remove_btn.clicked.connect(self.remove_selected)
+        self.start_btn.clicked.connect(self.run)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.layer_box.currentIndexChanged.connect(lambda *_: self.show_layer())
+        self.diff_a.currentIndexChanged.connect(lambda *_: self.show_difference())
+        self.diff_b.currentIndexChanged.connect(lambda *_: self.show_difference())
+
+        saved_layer = None
+        if window is not None:
+            saved_layer = self._restore(window.settings)
+            test = (getattr(window, "datasets", None) or {}).get("test")
+            self.set_data(test)
+        else:
+            self._set_paths([str(p) for p in shipped_checkpoints()[:MAX_CHECKPOINTS]], quiet=True)
+            self.set_data(None)
+        if saved_layer:
+            self.set_layer(saved_layer)
+
+    # ---- inputs --------------------------------------------------------------------------------
+    @property
+    def device(self):
+        return getattr(self.window_, "device", None) if self.window_ is not None else None
+
+    def input_size(self) -> int:
+        explorer = getattr(self.window_, "explorer", None) if self.window_ is not None else None
+        return int(explorer.input_size) if explorer is not None else 32
+
+    def set_data(self, data: Dataset | None) -> None:
+        self.data = data
+        if data is None:
+            self.status.setText("Needs the CIFAR-10 test split: open a data folder (Ctrl+D) or download it on "
+                                "the Feature maps tab.")
+        elif not self.runner.running:
+            self.status.setText(f"{len(data)} test images ({data.source}). Press Compute.")
+        self._update_buttons()
+
+    def _load(self, path: str, quiet: bool) -> LoadedModel | None:
+        try:
+            return load_model(path, self.device)
+        except CheckpointError as e:
+            if not quiet:
+                QMessageBox.warning(self, "Cannot add checkpoint", f"{path}:\n\n{e}")
+            return None
+
+    def _set_paths(self, paths, quiet: bool = False) -> list[str]:
+        """Load the checkpoints (a bad one is skipped with a warning); returns the ones refused."""
+        self.paths, refused = [], []
+        self.models = {}
+        for p in paths:
+            p = str(p)
+            if self._key(p) in {self._key(q) for q in self.paths}:
+                continue
+            lm = self._load(p, quiet)
+            if lm is None:
+                refused.append(p)
+                continue
+            self.paths.append(p)
+            self.models[p] = lm
+        self._checkpoints_changed()
+        return refused
+
+    @staticmethod
+    def _key(path: str) -> str:
+        try:
+            return str(Path(path).resolve())
+        except OSError:
+            return str(path)
+
+    def set_checkpoints(self, paths) -> list[str]:
+        """Compare these checkpoint files (2 to 4); returns the paths that could not be loaded."""
+        return self._set_paths(list(paths))
+
+    def add_checkpoint(self, path) -> bool:
+        path = str(path)
+        if self._key(path) in {self._key(q) for q in self.paths}:
+            self.status.setText(f"{Path(path).name} is already in the comparison.")
+            return False
+        lm = self._load(path, quiet=False)
+        if lm is None:
+            return False
+        self.paths.append(path)
+        self.models[path] = lm
+        self._checkpoints_changed()
+        return True
+
+    def remove_checkpoint(self, path) -> bool:
+        key = self._key(str(path))
+        for p in self.paths:
+            if self._key(p) == key:
+                self.paths.remove(p)
+                self.models.pop(p, None)
+                self._checkpoints_changed()
+                return True
+        return False
+
+    def choose_checkpoint(self) -> None:
+        start = str(Path(self.paths[-1]).parent) if self.paths else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Add checkpoint", start,
+                                              "PadLens checkpoints (*.pt *.pth);;All files (*)")
+        if path:
+            self.add_checkpoint(path)
+
+    def remove_selected(self) -> None:
+        for item in self.list.selectedItems():
+            self.remove_checkpoint(item.data(Qt.ItemDataRole.UserRole))
+
+    def _checkpoints_changed(self) -> None:
+        self.list.clear()
+        for p, name in zip(self.paths, display_names(self.paths)):
+            lm = self.models[p]
+            item = QListWidgetItem(f"{name}  ({lm.padding_mode})")
+            item.setData(Qt.ItemDataRole.UserRole, p)
+            item.setToolTip(f"{p}\n{lm.accuracy_text}")
+            self.list.addItem(item)
+        n = len(self.paths)
+        if n < MIN_CHECKPOINTS:
+            self.message.setText(f"<span style='color:#b00'>Choose {MIN_CHECKPOINTS} to {MAX_CHECKPOINTS} "
+                                 f"checkpoints to compare (now {n}): add one with Add...</span>")
+        elif n > MAX_CHECKPOINTS:
+            self.message.setText(f"<span style='color:#b00'>At most {MAX_CHECKPOINTS} checkpoints can be compared "
+                                 f"(now {n}): remove {n - MAX_CHECKPOINTS}.</span>")
+        else:
+            self.message.setText(f"{n} checkpoints.")
+        if self.runner.running:
+            self.runner.cancel()     # its results come back as cancelled, then _finished re-maps them
+            self.status.setText("Checkpoints changed: cancelling the computation under way.")
+        else:
+            self._remap_result()
+        self._refresh_layers()
+        if not self.runner.running:
+            self._show_result()
+        self._update_buttons()
+
+    def _remap_result(self) -> None:
+        """Keep what was computed for the checkpoints still listed; the new ones wait for Compute."""
+        if self.result is None or [e.path for e in self.result["entries"]] == self.paths:
+            return
+        done = {e.path: e for e in self.result["entries"]}
+        self.result = dict(self.result, entries=[done.get(e.path, e) for e in self._planned()])
+
+    def _refresh_layers(self) -> None:
+        size = self.input_size()
+        infos = []
+        for p in self.paths:
+            key = (p, size)
+            if key not in self._infos:
+                try:
+                    self._infos[key] = describe_layers(self.models[p].model, (3, size, size))
+                except RuntimeError:
+                    self._infos[key] = []
+            infos.append(self._infos[key])
+        keep = self.layer_name()
+        self.layers = common_layers(infos)
+        self.layer_box.blockSignals(True)
+        self.layer_box.clear()
+        for info in self.layers:
+            self.layer_box.addItem(info.name)
+            c, h, w = info.output_shape
+            self.layer_box.setItemData(self.layer_box.count() - 1, f"{info.type}, {info.params}; {c} channels "
+                                       f"of {h}x{w}", Qt.ItemDataRole.ToolTipRole)
+        self.layer_box.blockSignals(False)
+        if keep and self.layer_box.findText(keep) >= 0:
+            self.layer_box.setCurrentIndex(self.layer_box.findText(keep))
+        elif self.layers:
+            self.layer_box.setCurrentIndex(self._default_layer())
+        self.show_layer()
+
+    def _default_layer(self) -> int:
+        """The second convolution: the first whose input is a feature map, where padding shows."""
+        convs = [k for k, i in enumerate(self.layers) if i.type.endswith("Conv2d")]
+        return convs[1] if len(convs) > 1 else (convs[0] if convs else 0)
+
+    def layer_name(self) -> str:
+        return self.layer_box.currentText()
+
+    def set_layer(self, name: str) -> bool:
+        k = self.layer_box.findText(name)
+        if k >= 0:
+            self.layer_box.setCurrentIndex(k)
+        return k >= 0
+
+    def layer_path(self) -> tuple[int, ...] | None:
+        k = self.layer_box.currentIndex()
+        return self.layers[k].path if 0 <= k < len(self.layers) else None
+
+    def spec(self) -> GridSpec:
+        lo, hi = min(self.lo.value(), self.hi.value()), max(self.lo.value(), self.hi.value())
+        return GridSpec.square(lo, hi, self.step.value())
+
+    def _problem(self) -> str | None:
+        n = len(self.paths)
+        if not MIN_CHECKPOINTS <= n <= MAX_CHECKPOINTS:
+            return f"Choose {MIN_CHECKPOINTS} to {MAX_CHECKPOINTS} checkpoints (now {n})."
+        if self.data is None:
+            return "Needs the CIFAR-10 test split: open a data folder (Ctrl+D)."
+        return None
+
+    def _update_buttons(self, running: bool | None = None) -> None:
+        running = self.runner.running if running is None else running
+        self.start_btn.setEnabled(not running and self._problem() is None)
+        self.cancel_btn.setEnabled(running)
+        self.add_btn.setEnabled(not running and len(self.paths) < MAX_CHECKPOINTS)
+        self.remove_btn.setEnabled(not running and bool(self.paths))
+
+    # ---- running -------------------------------------------------------------------------------
+    def _planned(self) -> list[CheckpointEntry]:
+        return [CheckpointEntry.of(p, name, self.models[p]) for p, name in zip(self.paths, display_names(self.paths))]
+
+    def run(self) -> bool:
+        """Start computing; False (and the reason in the status line) when it cannot start."""
+        if self.runner.running:
+            return False
+        problem = self._problem()
+        if problem:
+            self.status.setText(problem)
+            return False
+        self._refresh_layers()
+        names = display_names(self.paths)
+        models = [(p, name, self.models[p]) for p, name in zip(self.paths, names)]
+        data, spec, mode = self.data, self.spec(), self.mode.currentText()
+        n, precision, size = min(self.count.value(), len(self.data)), self.precision.currentText(), self.input_size()
+        self.planned = self._planned()
+        self.result = {"spec": spec, "mode": mode, "images": n, "input_size": size, "data": data.source,
+                       "precision": precision, "entries": list(self.planned), "complete": False}
+        self._show_result()
+
+        def job(stop):
+            return (yield from comparison_job(models, data, spec, mode, n, SEED, precision, size, should_stop=stop))
+
+        self.t0 = time.perf_counter()
+        self.bar.setValue(0)
+        self.status.setText("Running: each checkpoint is shown as soon as it is done.")
+        self.runner.start(job, on_progress=self._progress, on_partial=self._partial, on_result=self._done,
+                          on_cancelled=self._cancelled, on_error=self._failed, on_finished=self._finished)
+        self._update_buttons()
+        return True
+
+    def cancel(self) -> None:
+        self.runner.cancel()
+
+    def _merge(self, value: dict) -> dict:
+        entries = list(value["entries"]) + list(self.planned[len(value["entries"]):])
+        return dict(value, entries=entries)
+
+    def _progress(self, done: int, total: int, msg: str) -> None:
+        self.bar.setMaximum(max(total, 1))
+        self.bar.setValue(done)
+        elapsed = time.perf_counter() - self.t0
+        left = elapsed / max(done, 1) * (total - done)
+        self.bar.setFormat(f"%p%  about {int(left // 60)}:{int(left % 60):02d} left")
+        self.status.setText(msg)
+
+    def _partial(self, value: dict) -> None:
+        self.result = self._merge(value)
+        self._show_result()
+
+    def _done(self, value: dict) -> None:
+        self.result = self._merge(value)
+        self._show_result()
+        cached = sum(e.from_cache for e in value["entries"])
+        self.bar.setValue(self.bar.maximum())
+        self.bar.setFormat("%p%")
+        self.status.setText(f"Done in {time.perf_counter() - self.t0:.1f} s"
+                            + (f"; {cached} grid{'s' * (cached != 1)} from the cache." if cached else
+                               "; grids cached for next time (shared with the Translation tab)."))
+
+    def _cancelled(self, value) -> None:
+        if value is not None:
+            self.result = self._merge(value)
+            self._show_result()
+        full = sum(e.mean_maps is not None for e in (value or {}).get("entries", []))
+        self.status.setText(f"Cancelled: showing what was done ({full} of {len(self.planned)} checkpoints "
+                            "complete; a partial grid is not cached).")
+
+    def _failed(self, msg: str) -> None:
+        self.status.setText(f"Failed: {msg}")
+        QMessageBox.warning(self, "Comparison failed", msg)
+
+    def _finished(self) -> None:
+        self._update_buttons(running=False)     # the runner counts as running until this handler returns
+        if self.result is not None and [e.path for e in self.result["entries"]] != self.paths:
+            self._remap_result()                 # the list changed while the job ran
+            self._show_result()
+
+    # ---- showing -------------------------------------------------------------------------------
+    def entries(self) -> list[CheckpointEntry]:
+        """What is shown: the last run's checkpoints (computed or not), else the listed ones."""
+        return list(self.result["entries"]) if self.result else self._planned()
+
+    def _build(self, n: int) -> None:
+        """(Re)create the plots for n checkpoints: a row of heatmaps and the difference; two rows of maps."""
+        if n == self._n_built:
+            return
+        self._n_built = n
+        self.heat.clear()
+        self.heat_plots, self.heat_images, self.heat_boxes = [], [], []
+        self.heat_title = self.heat.addLabel("", row=0, col=0, colspan=max(n, 1) + 3, color="k")
+        for k in range(n):
+            plot, img = _plot(self.heat, 1, k)
+            plot.setLabel("bottom", "dx (px, + = right)")
+            if k == 0:
+                plot.setLabel("left", "dy (px, + = down)")
+            box = pg.QtWidgets.QGraphicsRectItem()
+            box.setPen(pg.mkPen((255, 80, 80), width=1.5, style=Qt.PenStyle.DashLine))
+            box.setVisible(False)
+            plot.addItem(box)
+            plot.addItem(pg.ScatterPlotItem([0], [0], symbol="+", size=12, pen=pg.mkPen("w", width=2), brush=None))
+            self.heat_plots.append(plot)
+            self.heat_images.append(img)
+            self.heat_boxes.append(box)
+        self.heat_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(ACC_CMAP), interactive=False,
+                                        width=12, label="accuracy (all checkpoints)")
+        self.heat_bar.setImageItem(self.heat_images)
+        self.heat.addItem(self.heat_bar, row=1, col=n)
+        self.diff_plot, self.diff_image = _plot(self.heat, 1, n + 1, "A - B")
+        self.diff_plot.setLabel("bottom", "dx (px)")
+        self.diff_plot.addItem(pg.ScatterPlotItem([0], [0], symbol="+", size=12, pen=pg.mkPen("k", width=2),
+                                                  brush=None))
+        self.diff_bar = pg.ColorBarItem(values=(-0.01, 0.01), colorMap=pg.colormap.get(DIFF_CMAP), interactive=False,
+                                        width=12, label="accuracy difference")
+        self.diff_bar.setImageItem(self.diff_image)
+        self.heat.addItem(self.diff_bar, row=1, col=n + 2)
+
+        self.maps.clear()
+        self.maps_title = self.maps.addLabel("", row=0, col=0, colspan=n + 2, color="k")
+        for r, (key, label, tip) in enumerate(ROWS, start=1):
+            self.maps.addLabel(label, row=r, col=0, angle=-90, color="k").setToolTip(tip)
+            self.map_plots[key], self.map_images[key] = [], []
+            for k in range(n):
+                plot, img = _plot(self.maps, r, k + 1)
+                self.map_plots[key].append(plot)
+                self.map_images[key].append(img)
+            bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(MAP_CMAP), interactive=False, width=12)
+            bar.setImageItem(self.map_images[key])
+            self.maps.addItem(bar, row=r, col=n + 1)
+            self.map_bars[key] = bar
+            self.maps.ci.layout.setRowStretchFactor(r, 1)     # both rows get the same height
+
+    def _show_result(self) -> None:
+        entries = self.entries()
+        self._build(len(entries))
+        r = self.result
+        self.heat_title.setText(f"Accuracy over shifts, one color scale for all: {r['mode']} shifts, "
+                                f"{r['images']} images ({r['data']})" if r else
+                                "Accuracy over shifts: press Compute")
+        grids = [e.grid.accuracy if e.grid_done else None for e in entries]
+        lo, hi = _levels(grids)
+        for e, plot, img, box in zip(entries, self.heat_plots, self.heat_images, self.heat_boxes):
+            if not e.grid_done:
+                img.clear()
+                plot.setTitle(f"{e.name}<br><small>not computed</small>")
+                box.setVisible(False)
+                continue
+            g = e.grid
+            img.setImage(g.accuracy, autoLevels=False)
+            img.setRect(self._rect(g))
+            partial = "" if r is None or g.images >= r["images"] else f", {g.images} images"
+            plot.setTitle(f"{e.name}<br><small>mean {100 * e.grid_mean('accuracy'):.1f}%"
+                          f"{' (cached)' if e.from_cache else ''}{partial}</small>")
+            if e.crop_pad:
+                box.setRect(QRectF(-e.crop_pad, -e.crop_pad, 2 * e.crop_pad, 2 * e.crop_pad))
+                box.setToolTip(f"training augmentation: random crops up to {e.crop_pad} px")
+            box.setVisible(bool(e.crop_pad))
+        self.heat_bar.setLevels((lo, hi))
+        self._fill_diff_boxes(entries)
+        self.show_difference()
+        self.show_layer()
+
+    @staticmethod
+    def _rect(g: GridResult) -> QRectF:
+        dxs, dys = g.dxs, g.dys
+        sx = float(dxs[1] - dxs[0]) if len(dxs) > 1 else 1.0
+        sy = float(dys[1] - dys[0]) if len(dys) > 1 else 1.0
+        return QRectF(dxs[0] - sx / 2, dys[0] - sy / 2, sx * len(dxs), sy * len(dys))
+
+    def _fill_diff_boxes(self, entries) -> None:
+        names = [e.name for e in entries]
+        for box, default in ((self.diff_a, 0), (self.diff_b, 1)):
+            if [box.itemText(i) for i in range(box.count())] == names:
+                continue
+            keep = box.currentText()
+            box.blockSignals(True)
+            box.clear()
+            box.addItems(names)
+            k = box.findText(keep)
+            box.setCurrentIndex(k if k >= 0 else min(default, len(names) - 1))
+            box.blockSignals(False)
+
+    def difference(self) -> np.ndarray | None:
+        entries = self.entries()
+        a, b = self.diff_a.currentIndex(), self.diff_b.currentIndex()
+        if not (0 <= a < len(entries) and 0 <= b < len(entries)):
+            return None
+        ea, eb = entries[a], entries[b]
+        if not (ea.grid_done and eb.grid_done) or ea.grid.accuracy.shape != eb.grid.accuracy.shape:
+            return None
+        return ea.grid.accuracy - eb.grid.accuracy
+
+    def show_difference(self) -> None:
+        if self.diff_image is None:
+            return
+        d = self.difference()
+        a, b = self.diff_a.currentText(), self.diff_b.currentText()
+        if d is None:
+            self.diff_image.clear()
+            self.diff_plot.setTitle(f"{a} - {b}<br><small>not computed</small>")
+            return
+        entries = self.entries()
+        self.diff_image.setImage(d, autoLevels=False)
+        self.diff_image.setRect(self._rect(entries[self.diff_a.currentIndex()].grid))
+        self.diff_bar.setLevels(_levels([d], symmetric=True, floor=0.01))
+        mean = np.nanmean(d) if np.isfinite(d).any() else math.nan
+        self.diff_plot.setTitle(f"{a} - {b}<br><small>mean {100 * mean:+.1f} points</small>")
+
+    def show_layer(self) -> None:
+        """Channel-mean maps of the chosen layer, the table's layer columns."""
+        entries = self.entries()
+        path = self.layer_path()
+        info = self.layers[self.layer_box.currentIndex()] if path is not None else None
+        if info is not None:
+            c, h, w = info.output_shape
+            self.layer_info.setText(f"{info.type}, {c} channels of {h}x{w}; channel-mean maps, one color scale "
+                                    "per row")
+        else:
+            self.layer_info.setText("no layer that every checkpoint has at the same path and shape"
+                                    if self.paths else "")
+        self._build(len(entries))
+        self.maps_title.setText(f"{info.name} {info.type}: channel mean" if info else "")
+        for key, *_ in ROWS:
+            maps = [(e.blank_maps if key == "blank" else e.mean_maps) for e in entries]
+            shown = [m.get(path) if m is not None and path is not None else None for m in maps]
+            for e, all_maps, m, plot, img in zip(entries, maps, shown, self.map_plots[key], self.map_images[key]):
+                if m is None:
+                    img.clear()
+                    why = "not computed" if all_maps is None else "no layer in common"
+                    plot.setTitle(f"{e.name}<br><small>{why}</small>")
+                    continue
+                img.setImage(m, autoLevels=False)
+                img.setRect(QRectF(0, 0, m.shape[1], m.shape[0]))
+                bias = (e.blank_bias if key == "blank" else e.mean_bias).get(path, math.nan)
+                extra = f", {e.mean_images} images" if key == "mean" else ""
+                plot.setTitle(f"{e.name}<br><small>border bias {_fmt_bias(bias, True)}{extra}</small>")
+            self.map_bars[key].setLevels(_levels(shown))
+        self._fill_table(entries)
+
+    def _fill_table(self, entries: list[CheckpointEntry]) -> None:
+        path = self.layer_path()
+        self.table.setRowCount(len(entries))
+        rows = min(max(len(entries), MIN_CHECKPOINTS), MAX_CHECKPOINTS)
+        height = (self.table.horizontalHeader().sizeHint().height() + 2 * self.table.frameWidth()
+                  + rows * self.table.verticalHeader().defaultSectionSize() + 2)
+        self.table.setFixedHeight(height)
+        for r, e in enumerate(entries):
+            values = [
+                (e.name, e.path),
+                (e.padding, None),
+                (_fmt_pct(e.accuracy), e.accuracy_text),
+                (_fmt_pct(e.grid_mean("accuracy")), None),
+                (_fmt_pct(e.grid_mean("consistency")), None),
+                (_fmt_bias(e.blank_bias.get(path), e.blank_maps is not None and path is not None), None),
+                (_fmt_bias(e.mean_bias.get(path), e.mean_maps is not None and path is not None), None),
+                (_fmt_bias(e.bias_all("blank"), e.blank_maps is not None), None),
+                (_fmt_bias(e.bias_all("mean"), e.mean_maps is not None), None),
+            ]
+            for c, (text, tip) in enumerate(values):
+                item = QTableWidgetItem(text)
+                item.setToolTip(tip or COLUMNS[c][1])
+                if c >= 2:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+
+    def _hover(self, pos) -> None:
+        entries = self.entries()
+        for plot in self.heat_plots + ([self.diff_plot] if self.diff_plot else []):
+            if not plot.vb.sceneBoundingRect().contains(pos):
+                continue
+            ref = next((e.grid for e in entries if e.grid_done), None)
+            if ref is None:
+                return
+            p = plot.vb.mapSceneToView(pos)
+            ix, iy = int(np.abs(ref.dxs - p.x()).argmin()), int(np.abs(ref.dys - p.y()).argmin())
+            step = float(ref.dxs[1] - ref.dxs[0]) if len(ref.dxs) > 1 else 1.0
+            if abs(ref.dxs[ix] - p.x()) > step / 2 or abs(ref.dys[iy] - p.y()) > step / 2:
+                return
+            parts = [f"{e.name} {_fmt_pct(e.grid.accuracy[iy, ix])}" for e in entries if e.grid_done]
+            d = self.difference()
+            if d is not None and np.isfinite(d[iy, ix]):
+                parts.append(f"A - B {100 * d[iy, ix]:+.1f} points")
+            self.readout.setText(f"dx={int(ref.dxs[ix]):+d}, dy={int(ref.dys[iy]):+d}: " + ", ".join(parts))
+            return
+
+    # ---- settings ------------------------------------------------------------------------------
+    def _restore(self, s) -> str | None:
+        self.lo.setValue(int(s.value("cmp_lo", -16)))
+        self.hi.setValue(int(s.value("cmp_hi", 16)))
+        self.step.setValue(int(s.value("cmp_step", 4)))
+        self.count.setValue(int(s.value("cmp_count", 200)))
+        self.mode.setCurrentText(str(s.value("cmp_mode", "affine")))
+        self.precision.setCurrentText(str(s.value("cmp_precision", "auto")))
+        saved = s.value("cmp_checkpoints")
+        if isinstance(saved, str):
+            saved = [saved] if saved else []
+        paths = [str(p) for p in (saved or []) if Path(str(p)).is_file()]
+        if not paths:
+            paths = [str(p) for p in shipped_checkpoints()[:MAX_CHECKPOINTS]]
+        self._set_paths(paths, quiet=True)
+        layer = s.value("cmp_layer")
+        return str(layer) if layer else None
+
+    def save_settings(self, s) -> None:
+        for key, val in (("cmp_lo", self.lo.value()), ("cmp_hi", self.hi.value()), ("cmp_step", self.step.value()),
+                         ("cmp_count", self.count.value()), ("cmp_mode", self.mode.currentText()),
+                         ("cmp_precision", self.precision.currentText()), ("cmp_checkpoints", list(self.paths)),
+                         ("cmp_layer", self.layer_name())):
+            s.setValue(key, val)
+

@@ -1,0 +1,244 @@
+"""The comparison tab, headless: two tiny checkpoints (zeros and circular padding) on a fake test split."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from PyQt6.QtCore import QPointF
+from PyQt6.QtWidgets import QMessageBox
+
+import gui.comparison as comparison
+from core.checkpoint import save_checkpoint
+from core.data import Dataset, Normalization
+from core.model import ModelConfig, build_model
+from gui.comparison import ComparisonTab
+
+NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
+LAYER = "model[1][0]"     # the second conv: its input is a feature map, so padding shows
+
+
+def _checkpoint(path, padding_mode, seed):
+    torch.manual_seed(seed)
+    config = ModelConfig(widths=(8, 16, 16), stem_width=6, padding_mode=padding_mode)
+    model = build_model(config).eval()
+    save_checkpoint(path, model, config, NORM, {"crop_pad": 4}, {"test_accuracy": 0.1})
+    return str(path)
+
+
+@pytest.fixture
+def checkpoints(tmp_path):
+    return [_checkpoint(tmp_path / "zeros.pt", "zeros", 0), _checkpoint(tmp_path / "circular.pt", "circular", 1)]
+
+
+@pytest.fixture
+def data():
+    g = torch.Generator().manual_seed(0)
+    return Dataset(torch.randint(0, 256, (60, 3, 32, 32), generator=g, dtype=torch.uint8),
+                   torch.arange(60) % 10, "fake test split")
+
+
+@pytest.fixture
+def tab(qtbot, checkpoints, data, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    t = ComparisonTab(None)
+    qtbot.addWidget(t)
+    t.set_data(data)
+    assert t.set_checkpoints(checkpoints) == []
+    t.lo.setValue(-4)
+    t.hi.setValue(4)
+    t.step.setValue(4)
+    t.count.setValue(20)
+    t.precision.setCurrentText("fp32")
+    assert t.set_layer(LAYER)
+    return t
+
+
+def _col(tab, name):
+    return next(c for c, (n, _) in enumerate(comparison.COLUMNS) if n == name)
+
+
+def test_run_shows_shared_heatmaps_difference_maps_and_table(tab, qtbot):
+    assert tab.run() and tab.runner.running and not tab.start_btn.isEnabled()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert "Done" in tab.status.text() and tab.start_btn.isEnabled()
+    zeros, circ = tab.entries()
+    assert zeros.padding == "zeros" and circ.padding == "circular"
+    # one heatmap per checkpoint, all on the same levels
+    assert len(tab.heat_images) == 2
+    for e, img in zip((zeros, circ), tab.heat_images):
+        assert img.image is not None and img.image.shape == (3, 3)
+        np.testing.assert_array_equal(img.image, e.grid.accuracy)
+        assert e.grid.images == 20
+    levels = [tuple(img.getLevels()) for img in tab.heat_images]
+    assert levels[0] == levels[1] == tuple(tab.heat_bar.levels())
+    lo, hi = levels[0]
+    both = np.concatenate([zeros.grid.accuracy.ravel(), circ.grid.accuracy.ravel()])
+    assert lo == pytest.approx(both.min()) and hi >= both.max()
+    # difference A - B on a scale symmetric around 0
+    tab.diff_a.setCurrentIndex(0)
+    tab.diff_b.setCurrentIndex(1)
+    np.testing.assert_allclose(tab.diff_image.image, zeros.grid.accuracy - circ.grid.accuracy)
+    dlo, dhi = tab.diff_bar.levels()
+    assert dlo == pytest.approx(-dhi) and dhi > 0
+    tab.diff_a.setCurrentIndex(1)
+    tab.diff_b.setCurrentIndex(0)
+    np.testing.assert_allclose(tab.diff_image.image, circ.grid.accuracy - zeros.grid.accuracy)
+    # channel-mean maps of the chosen layer, one shared scale per row
+    path = tab.layer_path()
+    for key in ("blank", "mean"):
+        imgs = tab.map_images[key]
+        assert all(img.image is not None and img.image.shape == (32, 32) for img in imgs)
+        assert tuple(imgs[0].getLevels()) == tuple(imgs[1].getLevels())
+    np.testing.assert_allclose(tab.map_images["blank"][0].image, zeros.blank_maps[path])
+    assert zeros.mean_images == 20
+    # the table: zero padding makes the blank input's border differ, circular padding does not
+    assert tab.table.rowCount() == 2
+    assert zeros.blank_bias[path] > 0.01 and circ.blank_bias[path] < 1e-4
+    blank_col = _col(tab, "layer bias, blank")
+    assert float(tab.table.item(0, blank_col).text()) > 0.01
+    assert float(tab.table.item(1, blank_col).text()) == pytest.approx(0, abs=1e-3)
+    assert tab.table.item(0, _col(tab, "test accuracy")).text() == "10.0%"
+    assert tab.table.item(1, _col(tab, "padding")).text() == "circular"
+    for r in range(2):
+        for c in range(len(comparison.COLUMNS)):
+            assert tab.table.item(r, c).text() not in ("", "—")
+    assert "Border bias" in tab.table.horizontalHeaderItem(blank_col).toolTip()
+    assert not math.isnan(zeros.bias_all("blank")) and zeros.bias_all("blank") > circ.bias_all("blank")
+    # hovering a cell reads out every checkpoint there
+    tab.resize(1200, 800)
+    tab.show()
+    qtbot.waitExposed(tab)
+    qtbot.wait(50)                   # let the plots take their size
+    tab._hover(tab.heat_plots[0].vb.mapViewToScene(QPointF(4, -4)))
+    assert "dx=+4, dy=-4" in tab.readout.text() and "zeros" in tab.readout.text() and "A - B" in tab.readout.text()
+    # another layer only redraws
+    tab.set_layer("model[2][0]")
+    assert tab.map_images["blank"][0].image.shape == (16, 16)
+    assert float(tab.table.item(1, blank_col).text()) == pytest.approx(0, abs=1e-3)
+
+
+def test_second_run_takes_the_grids_from_the_cache(tab, qtbot):
+    tab.run()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    first = [e.grid.correct.copy() for e in tab.entries()]
+    tab.run()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert all(e.from_cache for e in tab.entries()) and "from the cache" in tab.status.text()
+    for a, e in zip(first, tab.entries()):
+        np.testing.assert_array_equal(a, e.grid.correct)
+
+
+def test_cancel_mid_way_keeps_what_was_done(tab, qtbot, monkeypatch):
+    real, calls = comparison.translation_grid, []
+
+    def grid(*args, **kwargs):           # runs in the worker thread; cancel when the second grid starts
+        calls.append(1)
+        if len(calls) == 2:
+            tab.cancel()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(comparison, "translation_grid", grid)
+    tab.run()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert "Cancelled" in tab.status.text() and tab.start_btn.isEnabled()
+    first, second = tab.entries()
+    assert first.grid_done and first.mean_maps is not None
+    assert not second.grid_done and second.blank_maps is None
+    assert tab.heat_images[0].image is not None and tab.heat_images[1].image is None
+    assert tab.table.rowCount() == 2
+    blank_col = _col(tab, "layer bias, blank")
+    assert tab.table.item(0, blank_col).text() not in ("", "—")
+    assert tab.table.item(1, blank_col).text() == "—"
+    assert tab.table.item(1, _col(tab, "grid accuracy")).text() == "—"
+    assert tab.diff_image.image is None
+
+
+def test_cancel_at_once_and_a_rerun(tab, qtbot):
+    tab.run()
+    tab.cancel()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert "Cancelled" in tab.status.text() and tab.table.rowCount() == 2
+    tab.run()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert "Done" in tab.status.text() and all(e.mean_maps is not None for e in tab.entries())
+
+
+def test_changing_the_list_while_running_cancels_and_keeps_the_rest(tab, qtbot, checkpoints, tmp_path):
+    third = _checkpoint(tmp_path / "reflect.pt", "reflect", 2)
+    tab.count.setValue(60)
+    tab.run()
+    assert tab.add_checkpoint(third)
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert [e.path for e in tab.entries()] == checkpoints + [third] and tab.table.rowCount() == 3
+    assert len(tab.heat_images) == 3 and tab.entries()[2].grid is None and tab.start_btn.isEnabled()
+    assert tab.remove_checkpoint(checkpoints[0])
+    assert [e.path for e in tab.entries()] == [checkpoints[1], third] and tab.table.rowCount() == 2
+
+
+def test_the_job_yields_one_partial_per_checkpoint(checkpoints, data, tmp_path, monkeypatch):
+    from core.jobs import run_job
+    from core.session import load_model
+    from core.translation import GridSpec
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    models = [(p, n, load_model(p, torch.device("cpu"))) for p, n in zip(checkpoints, ("zeros", "circular"))]
+    partials, progress = [], []
+    out = run_job(comparison.comparison_job(models, data, GridSpec.square(-4, 4, 4), "roll", 10, precision="fp32"),
+                  on_progress=progress.append, on_partial=partials.append)
+    assert out["complete"] and [len(p["entries"]) for p in partials] == [1, 2]
+    assert progress[-1].done == progress[-1].total and all(a.done <= b.done for a, b in zip(progress, progress[1:]))
+    zeros, circ = out["entries"]
+    assert zeros.mean_images == 10 and zeros.grid.images == 10 and zeros.grid.info["mode"] == "roll"
+    # every leaf layer with a [C,H,W] output has a map; maps below 3x3 have no bias
+    assert (4, 0) in zeros.blank_maps and math.isnan(zeros.blank_bias[(4, 0)])
+    assert (1,) not in zeros.blank_maps              # containers are not counted twice
+    assert circ.bias_all("blank") < 1e-4 < zeros.bias_all("blank")
+
+
+def test_corrupt_checkpoint_is_refused_with_a_warning(tab, tmp_path, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warnings.append(a))
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    assert not tab.add_checkpoint(bad)
+    assert len(warnings) == 1 and str(bad) in warnings[0][2] and "corrupt" in warnings[0][2]
+    assert len(tab.paths) == 2 and tab.list.count() == 2
+    assert tab.set_checkpoints(tab.paths + [str(bad)]) == [str(bad)]
+    assert len(warnings) == 2 and len(tab.paths) == 2
+
+
+def test_checkpoint_count_is_checked(tab, checkpoints, tmp_path, monkeypatch):
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: pytest.fail("no warning expected"))
+    assert tab.remove_checkpoint(checkpoints[1]) and tab.paths == [checkpoints[0]]
+    assert "Choose 2 to 4" in tab.message.text() and not tab.start_btn.isEnabled()
+    assert not tab.run() and "Choose 2 to 4" in tab.status.text()
+    assert not tab.add_checkpoint(checkpoints[0])      # already there
+    more = [_checkpoint(tmp_path / f"extra{k}.pt", "zeros", 10 + k) for k in range(4)]
+    tab.set_checkpoints(checkpoints + more)
+    assert len(tab.paths) == 6 and "At most 4" in tab.message.text() and not tab.run()
+    tab.set_checkpoints(checkpoints)
+    assert "2 checkpoints" in tab.message.text() and tab.start_btn.isEnabled()
+    assert LAYER in [tab.layer_box.itemText(i) for i in range(tab.layer_box.count())]
+
+
+def test_no_data_no_run(tab):
+    tab.set_data(None)
+    assert not tab.start_btn.isEnabled() and not tab.run() and "CIFAR-10" in tab.status.text()
+
+
+def test_settings_round_trip(tab, qtbot, tmp_path, checkpoints, data):
+    from PyQt6.QtCore import QSettings
+    from PyQt6.QtWidgets import QWidget
+
+    class Window(QWidget):           # what the tab reads of the main window
+        settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+        datasets = {"test": data}
+        device = None
+        explorer = None
+
+    tab.set_layer("model[2][0]")
+    tab.save_settings(Window.settings)
+    window = Window()
+    qtbot.addWidget(window)
+    other = ComparisonTab(window)
+    assert other.paths == checkpoints and other.count.value() == 20 and other.step.value() == 4
+    assert other.layer_name() == "model[2][0]" and other.data is data and other.start_btn.isEnabled()
