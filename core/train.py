@@ -54,18 +54,18 @@ class TrainEvent:
 
 def augment(images_padded: torch.Tensor, idx: torch.Tensor, pad: int, flip: bool, gen: torch.Generator):
     """Random crops of 32x32 from zero-padded images plus random flips, for one batch, no Python loop."""
-    n = len(idx)
+    n, dev = len(idx), images_padded.device   # random numbers from the CPU generator, indexing on the data's device
     size = images_padded.shape[-1] - 2 * pad
-    oy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    ox = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    ar = torch.arange(size)
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(dev)
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(dev)
+    ar = torch.arange(size, device=dev)
     rows = (oy[:, None] + ar)[:, :, None]
     cols = (ox[:, None] + ar)[:, None, :]
     if flip:
-        flipped = torch.rand(n, generator=gen) < 0.5
+        flipped = (torch.rand(n, generator=gen) < 0.5).to(dev)
         cols = torch.where(flipped[:, None, None], cols.flip(-1), cols)
-    batch = images_padded[idx]
-    return batch[torch.arange(n)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    batch = images_padded[idx.to(dev)]
+    return batch[torch.arange(n, device=dev)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
 
 
 def lr_factor(step: int, total: int, warmup: float) -> float:
@@ -117,8 +117,9 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
         torch.set_rng_state(s["torch_rng"])
         start_epoch, elapsed, history = s["epoch"], s["elapsed"], s["history"]
         norm = Normalization.from_dict(s["normalization"])
-    padded = F.pad(train_set.images, (recipe.crop_pad,) * 4)   # black border, like RandomCrop(padding=4)
-    labels = train_set.labels
+    # the whole split lives on the device (airbench); black border, like RandomCrop(padding=4)
+    padded = F.pad(train_set.images.to(device), (recipe.crop_pad,) * 4)
+    labels = train_set.labels.to(device)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, reduction="sum")
     ema_schedule = 0.95 ** 5 * (torch.arange(total + 1) / total) ** 3
     step = start_epoch * steps_per_epoch
@@ -134,7 +135,7 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
             idx = perm[b * recipe.batch_size:(b + 1) * recipe.batch_size]
             x = augment(padded, idx, recipe.crop_pad, recipe.flip, gen)
             x = norm.apply(x.to(device)).contiguous(memory_format=torch.channels_last)
-            y = labels[idx].to(device)
+            y = labels[idx.to(device)]
             f = lr_factor(step, total, recipe.warmup)
             for g in opt.param_groups:
                 g["lr"] = g["initial_lr"] * f
