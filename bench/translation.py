@@ -39,7 +39,7 @@ from core.model import ModelConfig, build_model  # noqa: E402
 from core.shifts import SHIFT_MODES, shift  # noqa: E402
 from core.translation import GridSpec, stratified_subset, translation_grid  # noqa: E402
 
-CIFAR_NORM = Normalization((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+from core.custom_model import CIFAR10_NORMALIZATION as CIFAR_NORM  # noqa: E402
 
 
 def load_model(path: str | None):
