@@ -16,8 +16,8 @@ from core.padding import make_conv
 
 @dataclass(frozen=True)
 class ModelConfig:
-    widths: tuple[int, ...] = (64, 256, 256)
-    stem_width: int = 24            # whitening stem: +/- pairs of the top 3x3 patch eigenvectors
+    widths: tuple[int, ...] = (96, 320, 320)
+    stem_width: int = 54            # whitening stem: +/- pairs of all 27 eigenvectors of 3x3x3 patches
     padding_mode: str = "zeros"
     activation: str = "gelu"
     num_classes: int = 10

@@ -24,7 +24,7 @@ from core.model import ModelConfig, build_model, init_whitening
 
 @dataclass(frozen=True)
 class Recipe:
-    epochs: int = 16
+    epochs: int = 18
     batch_size: int = 512
     lr: float = 11.5               # per 1024 examples, airbench's scale
     momentum: float = 0.85

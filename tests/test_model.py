@@ -20,9 +20,9 @@ def test_nested_sequential_levels_and_head():
 def test_describe_layers_paths_types_and_shapes():
     infos = {i.name: i for i in describe_layers(build_model())}
     assert infos["model[1][0]"].type == "Conv2d"
-    assert infos["model[1][0]"].output_shape == (64, 32, 32)
-    assert infos["model[1][1]"].output_shape == (64, 16, 16)
-    assert infos["model[3][6]"].output_shape == (256, 4, 4)
+    assert infos["model[1][0]"].output_shape == (96, 32, 32)
+    assert infos["model[1][1]"].output_shape == (96, 16, 16)
+    assert infos["model[3][6]"].output_shape == (320, 4, 4)
     assert infos["model[4]"].output_shape == (10,)
     assert "zeros" in infos["model[2][4]"].params and "3x3" in infos["model[2][4]"].params
     assert infos["model[2]"].is_container and not infos["model[2][0]"].is_container
