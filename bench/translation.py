@@ -8,7 +8,7 @@ All variants evaluate the same images under the same shifts in one run:
   + channels_last    the same in channels_last memory format
   + bf16             bf16 autocast
   + BN folded        batch norm folded into the convolutions (core.inference.fold_batchnorm)
-  + compile          torch.compile of the folded model (only with --compile)
+  + compile          torch.compile with inductor freezing of the folded model (only with --compile)
   translation_grid   core.translation.translation_grid with the last settings (what the app and CLI run)
 
 For each it prints images/s (one image under one shift = one image), the speed-up over the loop, and how
@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from core.checkpoint import CheckpointError, default_checkpoint, load_checkpoint  # noqa: E402
 from core.data import DatasetError, Normalization, load_split, resolve_data_root  # noqa: E402
 from core.device import autocast, bf16_supported, pick_device  # noqa: E402
-from core.inference import fold_batchnorm  # noqa: E402
+from core.inference import compile_for_inference, fold_batchnorm  # noqa: E402
 from core.jobs import run_job  # noqa: E402
 from core.model import ModelConfig, build_model  # noqa: E402
 from core.shifts import SHIFT_MODES, shift  # noqa: E402
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     fastest = fold_free
     if a.compile:
         try:
-            compiled = torch.compile(fold_free)
+            compiled = compile_for_inference(fold_free)
             timed("+ compile", lambda: batched_correct(compiled, images, labels, norm, shifts, a.mode, device,
                                                        True, "bf16"),
                   "bf16", lambda: batched_correct(compiled, images, labels, norm, shifts[:2], a.mode, device,
