@@ -1,0 +1,76 @@
+"""The shipped zero-padded checkpoint: metadata, accuracy, bf16 vs fp32, the app opening with it.
+
+Accuracy tests need the data set (PADLENS_DATA); in CI the shared JPEG copy is required.
+"""
+import json
+
+import torch
+
+from core.checkpoint import default_checkpoint, load_checkpoint
+from core.data import Normalization
+from core.device import prepare_model
+from core.evaluate import evaluate
+from core.inference import fold_batchnorm
+from core.jobs import run_job
+from core.translation import GridSpec, stratified_subset, translation_grid
+
+
+def first_per_class(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """The first k test images of every class: the ImageFolder copy is sorted by class, so its plain
+    first 1,000 would all be airplanes."""
+    return torch.cat([torch.nonzero(labels == c).flatten()[:k] for c in range(10)])
+
+
+def test_metadata_states_what_was_measured():
+    raw = torch.load(default_checkpoint(), map_location="cpu", weights_only=True)
+    model, meta = load_checkpoint(default_checkpoint())
+    assert raw["model_config"]["padding_mode"] == "zeros" and meta["recipe"]["crop_pad"] == 4
+    m = meta["metrics"]
+    assert m["test_images"] == 10000 and "JPEG" in m["test_data"] and m["test_precision"] == "fp32"
+    assert m["training_seconds"] > 0 and len(m["history"]) == meta["recipe"]["epochs"]
+
+
+def test_accuracy_on_the_shared_test_copy_is_what_the_metadata_claims(test_split):
+    """All 10,000 JPEG test images, fp32, no test-time augmentation: the number the README quotes."""
+    model, meta = load_checkpoint(default_checkpoint())
+    r = evaluate(model, test_split.images, test_split.labels, Normalization.from_dict(meta["normalization"]),
+                 torch.device("cpu"), "fp32")
+    assert r.count == 10000 and abs(r.accuracy - meta["metrics"]["test_accuracy"]) < 5e-4, r
+    idx = first_per_class(test_split.labels, 100)     # the first 1,000 in the original class-balanced sense
+    sub = evaluate(model, test_split.images[idx], test_split.labels[idx],
+                   Normalization.from_dict(meta["normalization"]), torch.device("cpu"), "fp32")
+    assert sub.accuracy >= 0.88, sub
+
+
+def test_bf16_grid_within_half_a_point_of_fp32(test_split):
+    model, meta = load_checkpoint(default_checkpoint())
+    norm = Normalization.from_dict(meta["normalization"])
+    fast = prepare_model(fold_batchnorm(model), torch.device("cpu"))
+    idx = stratified_subset(test_split.labels, 500, 0)
+    spec = GridSpec.square(-8, 8, 8)
+    grids = {p: run_job(translation_grid(fast, test_split.images[idx], test_split.labels[idx], norm, spec,
+                                         precision=p)) for p in ("fp32", "bf16")}
+    diff = (grids["bf16"].accuracy - grids["fp32"].accuracy)
+    assert abs(diff.mean()) <= 0.005 and abs(diff).max() <= 0.01, diff
+
+
+def test_eval_command_prints_parseable_json(data_root, capsys):
+    from core.cli import main
+    assert main(["eval", "--data", str(data_root), "--limit", "200", "--json", "--device", "cpu"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["images"] == 200 and 0 <= out["accuracy"] <= 1 and out["loss"] > 0
+
+
+def test_app_opens_with_the_shipped_checkpoint(qtbot):
+    from PyQt6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+    QSettings("PadLens", "PadLens").clear()   # no remembered checkpoint from other tests
+    w = MainWindow(None, None)
+    qtbot.addWidget(w)
+    assert w.explorer is not None and "zeros" in w.model_label.text() and "%" in w.model_label.text()
+    assert w.explorer.loaded.meta["path"] == str(default_checkpoint())
+    assert w.tree.topLevelItemCount() == len(w.explorer.loaded.model)
+    w.data_runner.stop(10000)
+
+
