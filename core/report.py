@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.jobs import Progress, never
+from core.jobs import Progress, never, relay
 from core.translation import GridSpec
 
 DEFAULT_MODES = ("affine", "affine-mean", "roll")
@@ -285,16 +285,6 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
             progress(ev)
         return ev
 
-    def drive(job, what: str):
-        """Run a sub-job, re-yielding its progress on the report's scale; returns its result."""
-        while True:
-            try:
-                ev = next(job)
-            except StopIteration as stop:
-                return stop.value
-            if isinstance(ev, Progress):
-                yield emit(ev.done, f"{what}: {ev.message}")
-
     t_start = time.perf_counter()
     results: list[dict] = []
     interrupted = False
@@ -340,7 +330,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                 t = time.perf_counter()
                 job = translation_grid(fast, data.images[grid_idx], data.labels[grid_idx], norm, grid, mode, dev,
                                        grid_precision, 32, info=info, should_stop=should_stop)
-                result = yield from drive(job, f"{head}: {mode} grid")
+                result = yield from relay(job, done, total, f"{head}: {mode} grid", progress)
                 if should_stop() or result.images < len(grid_idx):
                     interrupted = True
                     break
@@ -375,7 +365,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
             maps[f"blank_{kind}"] = {p: mean_map(a) for p, a in acts.items() if a.dim() == 3}
             done += 1
         job = mean_activations(model, data.images[mean_idx], norm, dev, "fp32", should_stop=should_stop)
-        mean_acts, count = yield from drive(job, f"{head}: dataset-mean responses")
+        mean_acts, count = yield from relay(job, done, total, f"{head}: dataset-mean responses", progress)
         if should_stop() or count < len(mean_idx):
             interrupted = True
             break

@@ -27,7 +27,7 @@ from core.checkpoint import CheckpointError, shipped_checkpoints
 from core.data import Dataset
 from core.device import prepare_model, resolve_precision
 from core.inference import fold_batchnorm
-from core.jobs import Partial, Progress, never
+from core.jobs import Partial, Progress, never, relay
 from core.layers import LayerInfo, describe_layers, iter_paths
 from core.session import LoadedModel, load_model
 from core.shifts import SHIFT_MODES
@@ -116,17 +116,6 @@ class CheckpointEntry:
         return _nanmean(biases.values())
 
 
-def _relay(job, offset: int, total: int, label: str):
-    """Run a core job, passing its progress on shifted by offset; returns what the job returns."""
-    while True:
-        try:
-            ev = next(job)
-        except StopIteration as stop:
-            return stop.value
-        if isinstance(ev, Progress):
-            yield Progress(offset + ev.done, total, f"{label}: {ev.message}")
-
-
 def _leaf_paths(model: nn.Module) -> set:
     return {p for p, m in iter_paths(model) if not isinstance(m, nn.Sequential)}
 
@@ -185,7 +174,7 @@ def comparison_job(models: list[tuple[str, str, LoadedModel]], data: Dataset, sp
             fast = prepare_model(fold_batchnorm(lm.model), device)
             info = {"checkpoint": lm.meta.get("path", lm.name), "data": data.source, "images": n, "seed": seed,
                     "crop_pad": entry.crop_pad, "title": grid_title(lm.name, mode, n, data.source)}
-            entry.grid = yield from _relay(
+            entry.grid = yield from relay(
                 translation_grid(fast, images, labels, lm.norm, spec, mode, device, prec, input_size=input_size,
                                  info=info, should_stop=should_stop), base, total, name)
             del fast
@@ -205,7 +194,7 @@ def comparison_job(models: list[tuple[str, str, LoadedModel]], data: Dataset, sp
         if should_stop():
             return snapshot()
         # 3. responses averaged over the grid's images
-        sums, done = yield from _relay(
+        sums, done = yield from relay(
             mean_activations(lm.model.eval(), images, lm.norm, device, "fp32", size=input_size,
                              should_stop=should_stop), base + n * cells + 1, total, f"{name}: dataset mean")
         if done:
