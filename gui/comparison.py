@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, Qt
-from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                             QHeaderView, QLabel, QListWidget, QListWidgetItem, QMessageBox, QProgressBar,
-                             QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                             QWidget)
+from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView,
+                             QLabel, QListWidget, QListWidgetItem, QMessageBox, QProgressBar, QPushButton,
+                             QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 from torch import nn
 
 from core.activations import blank_input, capture, mean_activations
@@ -30,10 +29,10 @@ from core.inference import fold_batchnorm
 from core.jobs import Partial, Progress, never, relay
 from core.layers import LayerInfo, describe_layers, iter_paths
 from core.session import LoadedModel, load_model
-from core.shifts import SHIFT_MODES
 from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
 from core.translation import (GridResult, GridSpec, cache_file, grid_key, grid_title, stratified_subset,
                               translation_grid)
+from gui.grid_settings import GridSettings
 from gui.worker import JobRunner
 
 pg.setConfigOptions(imageAxisOrder="row-major")
@@ -227,14 +226,6 @@ def _fmt_bias(v: float | None, computed: bool) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:.3f}"
 
 
-def _spin(lo, hi, value, suffix="") -> QSpinBox:
-    s = QSpinBox()
-    s.setRange(lo, hi)
-    s.setValue(value)
-    s.setSuffix(suffix)
-    return s
-
-
 def _levels(arrays, symmetric: bool = False, floor: float = 1e-6) -> tuple[float, float]:
     vals = [a[np.isfinite(a)] for a in arrays if a is not None]
     vals = [v for v in vals if v.size]
@@ -297,29 +288,13 @@ class ComparisonTab(QWidget):
         cv.addWidget(self.message)
 
         # grid settings
-        self.lo, self.hi = _spin(-64, 64, -16, " px"), _spin(-64, 64, 16, " px")
-        self.step = _spin(1, 32, 4, " px")
-        self.count = _spin(10, 10000, 200)
+        self.grid = GridSettings(-16, 16, 4, 200, "Precision of the grid: auto is bf16 where the hardware has "
+                                 "it. The maps and border biases are always computed in fp32.")
+        g = self.grid
+        self.lo, self.hi, self.step, self.count, self.mode, self.precision = (g.lo, g.hi, g.step, g.count, g.mode,
+                                                                             g.precision)
         self.count.setToolTip("Test images, balanced over the classes; the dataset-mean maps average the same images")
-        self.mode = QComboBox()
-        for m, text in SHIFT_MODES.items():
-            self.mode.addItem(m)
-            self.mode.setItemData(self.mode.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
-        self.mode.setCurrentText("affine")
-        self.precision = QComboBox()
-        self.precision.addItems(["auto", "bf16", "fp32"])
-        self.precision.setToolTip("Precision of the grid: auto is bf16 where the hardware has it. "
-                                  "The maps and border biases are always computed in fp32.")
-        form = QFormLayout()
-        rng = QHBoxLayout()
-        rng.addWidget(self.lo)
-        rng.addWidget(QLabel("to"))
-        rng.addWidget(self.hi)
-        form.addRow("Shift range", rng)
-        form.addRow("Step", self.step)
-        form.addRow("Images", self.count)
-        form.addRow("Shift mode", self.mode)
-        form.addRow("Precision", self.precision)
+        form = g.form
         self.start_btn, self.cancel_btn = QPushButton("Compute"), QPushButton("Cancel")
         self.start_btn.setToolTip("Compute grids and maps for every checkpoint; cached grids are reused")
         self.cancel_btn.setEnabled(False)
@@ -614,8 +589,7 @@ class ComparisonTab(QWidget):
         return self.layers[k].path if 0 <= k < len(self.layers) else None
 
     def spec(self) -> GridSpec:
-        lo, hi = min(self.lo.value(), self.hi.value()), max(self.lo.value(), self.hi.value())
-        return GridSpec.square(lo, hi, self.step.value())
+        return self.grid.spec()
 
     def _problem(self) -> str | None:
         n = len(self.paths)

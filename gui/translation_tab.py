@@ -7,9 +7,8 @@ from pathlib import Path
 
 import torch
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
-                             QLabel, QMessageBox, QProgressBar, QPushButton, QSpinBox, QSplitter,
-                             QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
+                             QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from core.data import Dataset
 from core.device import prepare_model, resolve_precision
@@ -20,18 +19,11 @@ from core.translation import (GridResult, GridSpec, cache_file, grid_key, grid_t
                               stratified_subset, translation_grid)
 from gui.export import confirm_overwrite, write_figure
 from gui.figures import HeatmapFigure
+from gui.grid_settings import GridSettings, spin
 from gui.input_panel import pixmap_of
 from gui.worker import JobRunner
 
 N_EXAMPLES = 6
-
-
-def spin(lo, hi, value, suffix="") -> QSpinBox:
-    s = QSpinBox()
-    s.setRange(lo, hi)
-    s.setValue(value)
-    s.setSuffix(suffix)
-    return s
 
 
 class TranslationTab(QWidget):
@@ -46,16 +38,11 @@ class TranslationTab(QWidget):
         self.key = ""
         self.t0 = 0.0
 
-        self.lo, self.hi = spin(-64, 64, -32, " px"), spin(-64, 64, 32, " px")
-        self.step = spin(1, 32, 2, " px")
-        self.count = spin(10, 10000, 1000)
-        self.mode = QComboBox()
-        for m, text in SHIFT_MODES.items():
-            self.mode.addItem(m)
-            self.mode.setItemData(self.mode.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
-        self.precision = QComboBox()
-        self.precision.addItems(["auto", "bf16", "fp32"])
-        self.precision.setToolTip("auto: bf16 where the hardware has it (within 0.5 points of fp32); fp32 is exact")
+        self.grid = GridSettings(-32, 32, 2, 1000, "auto: bf16 where the hardware has it (within 0.5 points of "
+                                 "fp32); fp32 is exact")
+        g = self.grid
+        self.lo, self.hi, self.step, self.count, self.mode, self.precision = (g.lo, g.hi, g.step, g.count, g.mode,
+                                                                             g.precision)
         self.seed = spin(0, 10_000, 0)
         self.start_btn, self.cancel_btn = QPushButton("Start"), QPushButton("Cancel")
         self.start_btn.setShortcut("Ctrl+Return")
@@ -66,16 +53,7 @@ class TranslationTab(QWidget):
         self.status = QLabel("Set the grid and press Start.")
         self.status.setWordWrap(True)
 
-        form = QFormLayout()
-        rng = QHBoxLayout()
-        rng.addWidget(self.lo)
-        rng.addWidget(QLabel("to"))
-        rng.addWidget(self.hi)
-        form.addRow("Shift range (dx and dy)", rng)
-        form.addRow("Step", self.step)
-        form.addRow("Images (stratified)", self.count)
-        form.addRow("Shift mode", self.mode)
-        form.addRow("Precision", self.precision)
+        form = g.form
         form.addRow("Seed", self.seed)
         buttons = QHBoxLayout()
         for b in (self.start_btn, self.cancel_btn):
@@ -156,8 +134,7 @@ class TranslationTab(QWidget):
         self.try_cache()
 
     def spec(self) -> GridSpec:
-        lo, hi = min(self.lo.value(), self.hi.value()), max(self.lo.value(), self.hi.value())
-        return GridSpec.square(lo, hi, self.step.value())
+        return self.grid.spec()
 
     @property
     def crop_pad(self) -> int | None:
