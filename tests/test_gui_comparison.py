@@ -9,7 +9,7 @@ from PyQt6.QtWidgets import QMessageBox
 
 import gui.comparison as comparison
 from core.checkpoint import save_checkpoint
-from core.data import Dataset, Normalization
+from core.data import Normalization
 from core.model import ModelConfig, build_model
 from gui.comparison import ComparisonTab
 
@@ -31,10 +31,8 @@ def checkpoints(tmp_path):
 
 
 @pytest.fixture
-def data():
-    g = torch.Generator().manual_seed(0)
-    return Dataset(torch.randint(0, 256, (60, 3, 32, 32), generator=g, dtype=torch.uint8),
-                   torch.arange(60) % 10, "fake test split")
+def data(fake_data):
+    return fake_data
 
 
 @pytest.fixture
