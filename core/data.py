@@ -10,9 +10,12 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
+
+from core.jobs import Job, Progress, never, run_job
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLITS = ("train", "test")
@@ -127,7 +130,12 @@ def _folder_files(folder: Path) -> list[tuple[Path, int]]:
     return files
 
 
-def _load_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+DECODE_CHUNK = 2000
+
+
+def _load_folder(folder: Path, should_stop: Callable[[], bool] = never) -> Job:
+    """Job: decode an ImageFolder tree (cached after the first time); returns (images, labels), or None
+    when stopped, leaving no cache file behind."""
     files = _folder_files(folder)
     stamp = f"{folder.resolve()}|{len(files)}|{max(p.stat().st_mtime_ns for p, _ in files)}"
     cached = cache_dir() / "decoded" / (hashlib.sha1(stamp.encode()).hexdigest()[:16] + ".pt")
@@ -137,7 +145,13 @@ def _load_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
             return d["images"], d["labels"]
         except Exception:  # noqa: BLE001 - a broken cache is rebuilt
             cached.unlink(missing_ok=True)
-    images = torch.stack([read_image_file(p) for p, _ in files])
+    images = []
+    for start in range(0, len(files), DECODE_CHUNK):
+        if should_stop():
+            return None
+        yield Progress(start, len(files), f"decoding {folder.name} images (first time only)")
+        images += [read_image_file(p) for p, _ in files[start:start + DECODE_CHUNK]]
+    images = torch.stack(images)
     labels = torch.tensor([y for _, y in files], dtype=torch.int64)
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp")
@@ -146,19 +160,40 @@ def _load_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-def load_split(root: str | os.PathLike | None, split: str) -> Dataset:
-    """Load one split from whichever source `root` holds; see resolve_data_root for the default."""
+def load_split_job(root: str | os.PathLike | None, split: str, should_stop: Callable[[], bool] = never) -> Job:
+    """Job: one split from whichever source `root` holds (see resolve_data_root); None when stopped."""
     root = resolve_data_root(root)
     kind, where = find_source(root, split)
     if kind == "batches":
         x, y = _load_batches(where, split)
-        images, labels = torch.from_numpy(x), torch.from_numpy(y)
-        source = f"CIFAR-10 {split} ({where})"
-    else:
-        images, labels = _load_folder(where)
-        jpeg = " JPEG" if "jpeg" in str(where).lower() or "jpg" in str(where).lower() else ""
-        source = f"CIFAR-10{jpeg} {split} (ImageFolder {where})"
-    return Dataset(images, labels, source)
+        return Dataset(torch.from_numpy(x), torch.from_numpy(y), f"CIFAR-10 {split} ({where})")
+    loaded = yield from _load_folder(where, should_stop)
+    if loaded is None:
+        return None
+    jpeg = " JPEG" if "jpeg" in str(where).lower() or "jpg" in str(where).lower() else ""
+    return Dataset(*loaded, f"CIFAR-10{jpeg} {split} (ImageFolder {where})")
+
+
+def load_split(root: str | os.PathLike | None, split: str) -> Dataset:
+    """Load one split (blocking); see load_split_job for the cancellable form."""
+    return run_job(load_split_job(root, split))
+
+
+def load_splits_job(root: str | os.PathLike | None, should_stop: Callable[[], bool] = never) -> Job:
+    """Job: the test split first (what most views need), then train; a missing train split is fine.
+    Returns {"test": ..., ["train": ...]}, or None when stopped."""
+    datasets = {}
+    for split in ("test", "train"):
+        try:
+            ds = yield from load_split_job(root, split, should_stop)
+        except DatasetError:
+            if split == "test":
+                raise
+            continue
+        if ds is None:
+            return None
+        datasets[split] = ds
+    return datasets
 
 
 def download(root: str | os.PathLike | None, progress=None) -> Path:
@@ -216,7 +251,6 @@ def download_job(root: str | os.PathLike | None, should_stop=lambda: False):
     import threading
     import time as _time
 
-    from core.jobs import Progress
     root = resolve_data_root(root)
     outcome: dict = {}
 

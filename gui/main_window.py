@@ -10,7 +10,7 @@ from PyQt6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QMainWindow, QMe
 
 from core.activations import mean_activations
 from core.checkpoint import CheckpointError, default_checkpoint
-from core.data import Dataset, DatasetError, download_job, how_to_get, load_split, read_image_file, resolve_data_root
+from core.data import Dataset, DatasetError, download_job, how_to_get, load_splits_job, read_image_file, resolve_data_root
 from core.session import Explorer, LoadedModel, Result, load_custom, load_model
 from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
 from gui.export import confirm_overwrite, write_figure, write_npy
@@ -190,9 +190,6 @@ class MainWindow(QMainWindow):
             return
         self.data_label.setText(f"loading data from {root}...")
 
-        def job(stop):
-            return (yield from _load_both(root))
-
         def done(datasets):
             self.data_root = Path(root)
             self.settings.setValue("data_root", str(root))
@@ -202,7 +199,13 @@ class MainWindow(QMainWindow):
             self.set_datasets({})
             if not quiet:
                 QMessageBox.warning(self, "No data set", msg)
-        self.data_runner.start(job, on_result=done, on_error=failed)
+        def progress(done_, total, msg):
+            self.data_label.setText(f"{msg}: {done_:,} of {total:,}")
+
+        def cancelled(_):
+            self.data_label.setText("loading the data set was cancelled")
+        self.data_runner.start(lambda stop: load_splits_job(root, stop), on_progress=progress,
+                               on_result=done, on_error=failed, on_cancelled=cancelled)
 
     def set_datasets(self, datasets: dict[str, Dataset]) -> None:
         self.datasets = datasets
@@ -438,15 +441,3 @@ class MainWindow(QMainWindow):
             runner.stop(CLOSE_WAIT_MS)
         super().closeEvent(event)
 
-
-def _load_both(root: Path):
-    """Job: test split first (what most views need), then train; a missing train split is fine."""
-    from core.jobs import Progress
-    yield Progress(0, 2, "test split")
-    datasets = {"test": load_split(root, "test")}
-    yield Progress(1, 2, "train split")
-    try:
-        datasets["train"] = load_split(root, "train")
-    except DatasetError:
-        pass
-    return datasets

@@ -5,6 +5,7 @@ result / error / cancelled, and always `finished` last.
 """
 from __future__ import annotations
 
+import atexit
 import threading
 import traceback
 from typing import Callable
@@ -57,6 +58,30 @@ class JobWorker(QObject):
             self.finished.emit()
 
 
+_live: dict[QThread, "JobWorker"] = {}   # every started thread until it has ended, whoever owns the runner
+
+
+def live_jobs() -> int:
+    """How many job threads are still running (a window that closed left them cancelled)."""
+    return sum(t.isRunning() for t in list(_live))
+
+
+def wait_for_jobs(timeout_ms: int = 30000) -> bool:
+    """Cancel every job still running and wait for them; True when all have ended.
+
+    Runs at interpreter exit too: Qt aborts the process when a QThread object is destroyed while its
+    thread runs, which is what happens to a job that outlived its window's bounded wait."""
+    for thread, worker in list(_live.items()):
+        worker.cancel()
+        if not thread.wait(timeout_ms):
+            return False
+        _live.pop(thread, None)
+    return True
+
+
+atexit.register(wait_for_jobs)
+
+
 class JobRunner(QObject):
     """Owns at most one running JobWorker and its QThread; `stop()` cancels and waits a bounded time."""
 
@@ -92,6 +117,8 @@ class JobRunner(QObject):
         thread.started.connect(worker.run)
         thread.finished.connect(self._cleanup)
         self.thread, self.worker = thread, worker
+        _live[thread] = worker
+        thread.finished.connect(lambda: _live.pop(thread, None), Qt.ConnectionType.DirectConnection)
         thread.start()
         return worker
 

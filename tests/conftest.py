@@ -85,3 +85,16 @@ def window(qtbot, tiny_checkpoint, fake_data, tmp_path, cache_home):
     qtbot.waitUntil(lambda: w.data_label.text() == "no data set", timeout=10000)   # the start-up load failed
     w.set_datasets({"test": fake_data})
     return w
+
+
+@pytest.fixture(autouse=True)
+def no_job_outlives_its_test(request):
+    """A job thread still running after a test's widgets closed would abort the process at exit."""
+    yield
+    import sys
+    worker = sys.modules.get("gui.worker")
+    if worker is None or worker.live_jobs() == 0:
+        return
+    ended = worker.wait_for_jobs(30000)
+    pytest.fail(f"{request.node.name} left a job thread running after its widgets closed "
+                f"({'it ended once cancelled' if ended else 'it did not end within 30 s of cancel'})")

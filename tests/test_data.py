@@ -83,3 +83,23 @@ def test_normalization_round_trip():
     torch.testing.assert_close(z.std((0, 2, 3)), torch.ones(3), atol=1e-4, rtol=0)
     assert Normalization.from_dict(norm.to_dict()) == norm
     torch.testing.assert_close(norm.to_pixels(z[0]), x[0], atol=1, rtol=0)   # back to the same pixels
+
+
+def test_decoding_a_folder_reports_progress_and_stops_without_a_cache(tmp_path, cache_home, monkeypatch):
+    import core.data
+    from core.jobs import Progress, run_job
+    monkeypatch.setattr(core.data, "DECODE_CHUNK", 2)
+    for label, cls in enumerate(CLASSES[:3]):
+        d = tmp_path / "test" / cls
+        d.mkdir(parents=True)
+        for k in range(2):
+            write_png(torch.full((3, 32, 32), 20 * label + k, dtype=torch.uint8), str(d / f"{k}.png"))
+    calls = []
+    assert run_job(core.data.load_split_job(tmp_path, "test", lambda: len(calls) >= 2),
+                   on_progress=calls.append) is None
+    assert not (cache_home / "padlens" / "decoded").exists()
+    events = []
+    out = run_job(core.data.load_splits_job(tmp_path), on_progress=events.append)
+    assert set(out) == {"test"} and len(out["test"]) == 6      # no train split is fine
+    assert [(e.done, e.total) for e in events] == [(0, 6), (2, 6), (4, 6)]
+    assert all(isinstance(e, Progress) and "test" in e.message for e in events)
