@@ -2,14 +2,17 @@
 
 All variants evaluate the same images under the same shifts in one run:
 
-  loop               Python loop over shifts; each shift runs a DataLoader (batch 256) over a TensorDataset
-                     of the shifted images; fp32, channels-first, batch norm unfused
+  loop               Python loop over shifts; each shift runs torchvision's affine on the images and a
+                     DataLoader (batch 256) over a TensorDataset of them; fp32, channels-first, BN unfused
   batched            many shifted copies per forward pass (fp32, channels-first, unfused)
   + channels_last    the same in channels_last memory format
   + bf16             bf16 autocast
   + BN folded        batch norm folded into the convolutions (core.inference.fold_batchnorm)
-  + compile          torch.compile with inductor freezing of the folded model (only with --compile)
-  translation_grid   core.translation.translation_grid with the last settings (what the app and CLI run)
+  + slice shifts     integer shifts copied as slices (core.shifts.shifted_copies, bit-identical to affine)
+  translation_grid   core.translation.translation_grid as the app and CLI run it: the above, plus batches
+                     of 128 rows that cut through shift boundaries (small batches stay in the CPU caches)
+                     and one forward pass for shifts that leave only fill
+  + compile          the same with torch.compile (inductor freezing, dynamic batch size; --compile)
 
 For each it prints images/s (one image under one shift = one image), the speed-up over the loop, and how
 far its per-shift accuracies are from the loop's: fp32 variants must match exactly (the exit status is 1
@@ -36,7 +39,7 @@ from core.device import autocast, bf16_supported, pick_device  # noqa: E402
 from core.inference import compile_for_inference, fold_batchnorm  # noqa: E402
 from core.jobs import run_job  # noqa: E402
 from core.model import ModelConfig, build_model  # noqa: E402
-from core.shifts import SHIFT_MODES, shift  # noqa: E402
+from core.shifts import SHIFT_MODES, affine_shift, shifted_copies  # noqa: E402
 from core.translation import GridSpec, stratified_subset, translation_grid  # noqa: E402
 
 from core.custom_model import CIFAR10_NORMALIZATION as CIFAR_NORM  # noqa: E402
@@ -69,12 +72,20 @@ def load_images(data: str | None, n: int, seed: int):
     return test.images[idx], test.labels[idx], f"{len(idx)} images of {test.source}"
 
 
+def notebook_shift(images, dx, dy, mode, norm):
+    """The shift as a notebook writes it: torchvision's affine (or torch.roll), one shift at a time."""
+    if mode == "roll":
+        return torch.roll(images, shifts=(dy, dx), dims=(-2, -1))
+    fill = [round(255 * c) for c in norm.mean] if mode == "affine-mean" else 0.0
+    return affine_shift(images, dx, dy, fill)
+
+
 def loop_correct(model, images, labels, norm, shifts, mode, device):
     """The notebook way: per shift a TensorDataset of shifted images and a DataLoader over it."""
     correct = []
     with torch.no_grad():
         for dx, dy in shifts:
-            loader = DataLoader(TensorDataset(shift(images, dx, dy, mode, norm.mean), labels), batch_size=256)
+            loader = DataLoader(TensorDataset(notebook_shift(images, dx, dy, mode, norm), labels), batch_size=256)
             right = 0
             for x, y in loader:
                 logits = model(norm.apply(x).to(device))
@@ -84,7 +95,7 @@ def loop_correct(model, images, labels, norm, shifts, mode, device):
 
 
 def batched_correct(model, images, labels, norm, shifts, mode, device, channels_last, precision,
-                    batch_images=2048):
+                    slices=False, batch_images=1024):
     """Many shifted copies of the images in one forward pass."""
     images, labels = images.to(device), labels.to(device)
     correct = []
@@ -94,7 +105,8 @@ def batched_correct(model, images, labels, norm, shifts, mode, device, channels_
         part = []
         for g in range(0, len(shifts), per):
             group = shifts[g:g + per]
-            x = norm.apply(torch.cat([shift(x0, dx, dy, mode, norm.mean) for dx, dy in group]))
+            x = norm.apply(shifted_copies(x0, group, mode, norm.mean) if slices else
+                           torch.cat([notebook_shift(x0, dx, dy, mode, norm) for dx, dy in group]))
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.inference_mode(), autocast(device, precision):
@@ -169,24 +181,24 @@ def main(argv=None) -> int:
     timed("+ BN folded", lambda: batched_correct(fold_free, images, labels, norm, shifts, a.mode, device, True,
                                                  "bf16"),
           "bf16", lambda: batched_correct(fold_free, *few, norm, one, a.mode, device, True, "bf16"))
-    fastest = fold_free
+    timed("+ slice shifts", lambda: batched_correct(fold_free, images, labels, norm, shifts, a.mode, device, True,
+                                                    "bf16", slices=True),
+          "bf16", lambda: batched_correct(fold_free, *few, norm, one, a.mode, device, True, "bf16", slices=True))
+
+    def core_grid(model):
+        r = run_job(translation_grid(model, images, labels, norm, spec, a.mode, device, "bf16"))
+        return [int(r.correct[r.cell(dx, dy)]) for dx, dy in shifts]
+
+    def warm_grid(model):
+        run_job(translation_grid(model, *few, norm, GridSpec.square(0, 0, 1), a.mode, device, "bf16"))
+
+    timed("translation_grid", lambda: core_grid(fold_free), "bf16", lambda: warm_grid(fold_free))
     if a.compile:
         try:
             compiled = compile_for_inference(fold_free)
-            timed("+ compile", lambda: batched_correct(compiled, images, labels, norm, shifts, a.mode, device,
-                                                       True, "bf16"),
-                  "bf16", lambda: batched_correct(compiled, images, labels, norm, shifts[:2], a.mode, device,
-                                                  True, "bf16"))
-            fastest = compiled
+            timed("+ compile", lambda: core_grid(compiled), "bf16", lambda: warm_grid(compiled))
         except Exception as e:  # noqa: BLE001 - no compiler, unsupported platform ...
             print(f"  + compile               failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-
-    def core_grid():
-        r = run_job(translation_grid(fastest, images, labels, norm, spec, a.mode, device, "bf16"))
-        return [int(r.correct[r.cell(dx, dy)]) for dx, dy in shifts]
-
-    timed("translation_grid", core_grid, "bf16",
-          lambda: run_job(translation_grid(fastest, *few, norm, GridSpec.square(0, 0, 1), a.mode, device, "bf16")))
 
     base_s, base = rows[0][1], rows[0][2]
     print(f"\n{'variant':<22} {'images/s':>10} {'vs loop':>8}  accuracy per shift vs loop")

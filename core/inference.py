@@ -57,8 +57,17 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def compile_for_inference(model: nn.Module) -> nn.Module:
-    """torch.compile with inductor "freezing" (weights folded as constants and prepacked for oneDNN):
-    on this 2-core CPU a folded bf16 model ran 1.26x faster than eager, after ~12 s of compiling."""
+    """torch.compile with inductor "freezing" (weights folded as constants and prepacked for oneDNN) and
+    a dynamic batch size, so the grid's varying batches compile once: on this 2-core CPU a folded bf16
+    model ran 1.2x faster than eager at batch 1024, after ~12 s of compiling."""
     import torch._inductor.config as inductor_config
     inductor_config.freezing = True
-    return torch.compile(model)
+    return torch.compile(model, dynamic=True)
+
+
+def fast_model(model: nn.Module, device: torch.device, fold: bool = True, compile: bool = False) -> nn.Module:
+    """What the translation grid runs: a copy with batch norm folded, channels_last on the device,
+    optionally compiled."""
+    from core.device import prepare_model
+    model = prepare_model(fold_batchnorm(model) if fold else copy.deepcopy(model).eval(), device)
+    return compile_for_inference(model) if compile else model

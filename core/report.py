@@ -229,7 +229,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     from core.device import pick_device, prepare_model, resolve_precision
     from core.evaluate import evaluate
     from core.figures_png import montage, save_png, with_caption
-    from core.inference import fold_batchnorm
+    from core.inference import fast_model
     from core.layers import iter_paths
     from core.shifts import SHIFT_MODES
     from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, border_bias, filter_asymmetry,
@@ -322,7 +322,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
             from_cache = result is not None
             if result is None:
                 if fast is None:
-                    fast = prepare_model(fold_batchnorm(model), dev)
+                    fast = fast_model(model, dev)
                 info = {"checkpoint": str(path), "data": data.source, "images": len(grid_idx), "seed": seed,
                         "crop_pad": crop_pad, "fused": True, "device": str(dev),
                         "title": f"{label}: {mode} shifts, {len(grid_idx)} test images, "

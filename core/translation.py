@@ -22,7 +22,7 @@ from core.activations import resize_input
 from core.data import Normalization, cache_dir
 from core.device import autocast
 from core.jobs import Partial, Progress, never
-from core.shifts import shift
+from core.shifts import shifted_copies
 
 
 @dataclass(frozen=True)
@@ -164,9 +164,14 @@ def phase_table(result: GridResult, period: int) -> np.ndarray:
 def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: Normalization,
                      spec: GridSpec, mode: str = "affine", device: torch.device = torch.device("cpu"),
                      precision: str = "fp32", input_size: int = 32, first_chunk: int = 10,
-                     chunk: int = 500, batch_images: int = 2048, info: dict | None = None,
-                     should_stop: Callable[[], bool] = never):
+                     chunk: int = 500, batch_images: int = 128,
+                     info: dict | None = None, should_stop: Callable[[], bool] = never):
     """Job over uint8 images (already a subset, in the order to evaluate); returns a GridResult.
+
+    The (shift, image) pairs of a chunk stream through the model in batches of `batch_images` rows
+    that ignore shift boundaries; small batches stay in the CPU caches (bf16 on this 2-core CPU: 767
+    images/s at 128 rows, 590 at 1024). Shifts that push the whole image out of the frame leave only the
+    fill, the same input for every image: it goes through the model once.
 
     Yields Progress per forward batch and Partial(GridResult) after each image chunk. When stopped,
     returns the cells and images finished so far (counts say how many images each cell has).
@@ -175,6 +180,10 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     result = GridResult.empty(spec, {"mode": mode, "precision": precision, "input_size": input_size,
                                      **(info or {})})
     shifts = [(int(dx), int(dy)) for dy in spec.dys for dx in spec.dxs]
+    cells = [result.cell(dx, dy) for dx, dy in shifts]
+    h, w = images.shape[-2:]
+    blank = [k for k, (dx, dy) in enumerate(shifts) if mode != "roll" and (abs(dx) >= w or abs(dy) >= h)]
+    live = [k for k in range(len(shifts)) if k not in set(blank)]
     total = len(images) * len(shifts)
     done = 0
     bounds = [0, min(first_chunk, len(images))]
@@ -187,31 +196,49 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         with torch.inference_mode(), autocast(device, precision):
             return model(x.contiguous(memory_format=torch.channels_last)).float()
 
+    def add(ks: list[int], correct, loss_sum, consistent, counts: list[int]) -> None:
+        """Per-shift sums (tensors over ks) and image counts into the shifts' cells."""
+        for k, c, l_, s, m in zip(ks, correct.tolist(), loss_sum.tolist(), consistent.tolist(), counts):
+            r, col = cells[k]
+            result.correct[r, col] += c
+            result.loss_sum[r, col] += l_
+            result.consistent[r, col] += s
+            result.count[r, col] += m
+
+    blank_logits = forward(shifted_copies(images[:1].to(device), [shifts[blank[0]]], mode, norm.mean)) if blank else None
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         if hi <= lo:
             continue
         x0, y0 = images[lo:hi].to(device), labels[lo:hi].to(device)   # shift where the model runs
-        base_pred = torch.cat([forward(x0[i:i + batch_images]).argmax(1) for i in range(0, len(x0), batch_images)])
-        per_batch = max(1, batch_images // len(x0))
         n = len(x0)
-        for g in range(0, len(shifts), per_batch):
+        base_pred = torch.cat([forward(x0[i:i + batch_images]).argmax(1) for i in range(0, n, batch_images)])
+        if blank:
+            logits = blank_logits.expand(n, -1)
+            pred = logits.argmax(1)
+            one = torch.stack([(pred == y0).sum().double(), F.cross_entropy(logits, y0, reduction="sum").double(),
+                               (pred == base_pred).sum().double()])
+            add(blank, *(v.repeat(len(blank)) for v in one), [n] * len(blank))
+            done += n * len(blank)
+        rows = len(live) * n
+        for a in range(0, rows, batch_images):
             if should_stop():
                 return result
-            group = shifts[g:g + per_batch]
-            logits = forward(torch.cat([shift(x0, dx, dy, mode, norm.mean) for dx, dy in group]))
-            y = y0.repeat(len(group))
-            losses = F.cross_entropy(logits, y, reduction="none").view(len(group), n).sum(1)
+            b = min(a + batch_images, rows)
+            k0, k1 = a // n, (b - 1) // n
+            x = shifted_copies(x0, [shifts[live[k]] for k in range(k0, k1 + 1)], mode, norm.mean)
+            logits = forward(x[a - k0 * n:b - k0 * n])
+            r = torch.arange(a, b, device=logits.device)
+            img, sid = r % n, r // n - k0
             pred = logits.argmax(1)
-            correct = (pred == y).view(len(group), n).sum(1)
-            consistent = (pred == base_pred.repeat(len(group))).view(len(group), n).sum(1)
-            for k, (dx, dy) in enumerate(group):
-                r, c = result.cell(dx, dy)
-                result.correct[r, c] += correct[k].item()
-                result.loss_sum[r, c] += losses[k].item()
-                result.consistent[r, c] += consistent[k].item()
-                result.count[r, c] += n
-            done += n * len(group)
-            yield Progress(done, total, f"{hi} of {len(images)} images, {g + len(group)}/{len(shifts)} shifts")
+
+            def per_shift(v: torch.Tensor) -> torch.Tensor:
+                return torch.zeros(k1 - k0 + 1, dtype=torch.float64, device=v.device).index_add_(0, sid, v.double())
+            add([live[k] for k in range(k0, k1 + 1)], per_shift(pred == y0[img]),
+                per_shift(F.cross_entropy(logits, y0[img], reduction="none")), per_shift(pred == base_pred[img]),
+                [min(b, (k + 1) * n) - max(a, k * n) for k in range(k0, k1 + 1)])
+            done += b - a
+            yield Progress(done, total, f"{hi} of {len(images)} images, {min(k1 + 1, len(live))}/{len(live)} shifts"
+                           + (f" (+{len(blank)} fully out of frame, computed once)" if blank else ""))
         yield Partial(result)
     return result
 

@@ -24,8 +24,8 @@ from torch import nn
 from core.activations import blank_input, capture, mean_activations
 from core.checkpoint import CheckpointError, shipped_checkpoints
 from core.data import Dataset
-from core.device import prepare_model, resolve_precision
-from core.inference import fold_batchnorm
+from core.device import resolve_precision
+from core.inference import fast_model
 from core.jobs import Partial, Progress, never, relay
 from core.layers import LayerInfo, describe_layers, iter_paths
 from core.session import LoadedModel, load_model
@@ -170,7 +170,7 @@ def comparison_job(models: list[tuple[str, str, LoadedModel]], data: Dataset, sp
                 cache.unlink(missing_ok=True)
         if entry.grid is None:
             yield Progress(base, total, f"{name}: translation grid")
-            fast = prepare_model(fold_batchnorm(lm.model), device)
+            fast = fast_model(lm.model, device)
             info = {"checkpoint": lm.meta.get("path", lm.name), "data": data.source, "images": n, "seed": seed,
                     "crop_pad": entry.crop_pad, "title": grid_title(lm.name, mode, n, data.source)}
             entry.grid = yield from relay(

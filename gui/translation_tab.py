@@ -11,8 +11,8 @@ from PyQt6.QtWidgets import (QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, Q
                              QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from core.data import Dataset
-from core.device import prepare_model, resolve_precision
-from core.inference import fold_batchnorm
+from core.device import resolve_precision
+from core.inference import fast_model
 from core.session import LoadedModel
 from core.shifts import SHIFT_MODES, shift, visible_fraction
 from core.translation import (GridResult, GridSpec, cache_file, grid_key, grid_title, pitfalls, pooling_period,
@@ -180,7 +180,7 @@ class TranslationTab(QWidget):
                 "title": grid_title(lm.name, mode, len(subset), data.source)}
 
         def job(stop):
-            fast = prepare_model(fold_batchnorm(lm.model), device)
+            fast = fast_model(lm.model, device)
             return (yield from translation_grid(fast, data.images[subset], data.labels[subset], lm.norm, spec, mode,
                                                 device, precision, input_size=size, info=info, should_stop=stop))
 

@@ -1,8 +1,7 @@
 import pytest
 import torch
-from torchvision.transforms.v2 import functional as TF
 
-from core.shifts import SHIFT_MODES, shift, visible_fraction
+from core.shifts import SHIFT_MODES, affine_shift, shift, shifted_copies, visible_fraction
 
 MEAN = (0.49, 0.48, 0.45)
 MEAN_U8 = [round(255 * c) for c in MEAN]          # [125, 122, 115]
@@ -18,18 +17,6 @@ def _dot(h=16, w=16, y=6, x=7, dtype=torch.uint8):
 
 def _where(img):
     return [tuple(p) for p in torch.nonzero(img[0, 0] == img.max()).tolist()]   # (row, col)
-
-
-def _reference(x, dx, dy, fill):
-    """Integer shift by slicing: content moves dx right and dy down, uncovered pixels take `fill`."""
-    h, w = x.shape[-2:]
-    out = torch.empty_like(x)
-    out[:] = torch.as_tensor(fill, dtype=x.dtype).view(-1, 1, 1)
-    hh, ww = h - abs(dy), w - abs(dx)
-    if hh > 0 and ww > 0:
-        out[..., max(dy, 0):max(dy, 0) + hh, max(dx, 0):max(dx, 0) + ww] = \
-            x[..., max(-dy, 0):max(-dy, 0) + hh, max(-dx, 0):max(-dx, 0) + ww]
-    return out
 
 
 @pytest.mark.parametrize("mode", list(SHIFT_MODES))
@@ -57,7 +44,7 @@ def test_affine_mean_fills_the_mean_color_uint8():
         assert (out[:, c, 0, :] == MEAN_U8[c]).all()       # top row uncovered
         assert (out[:, c, :, 6:] == MEAN_U8[c]).all()      # right two columns uncovered
         assert (out[:, c, 1:, :6] == 7).all()
-    torch.testing.assert_close(out, _reference(img, -2, 1, MEAN_U8), rtol=0, atol=0)
+    assert torch.equal(out, affine_shift(img, -2, 1, MEAN_U8))
 
 
 def test_affine_mean_float_fills_the_mean_itself():
@@ -88,22 +75,24 @@ def test_unknown_mode():
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
-def test_affine_equals_torchvision_and_slicing(dtype):
+@pytest.mark.parametrize("mode", ["affine", "affine-mean"])
+def test_the_fast_shift_is_torchvision_affine_bit_for_bit(dtype, mode):
+    """Every integer shift across (and beyond) a 32x32 frame, and an odd-sized frame."""
     torch.manual_seed(0)
-    img = torch.randint(1, 256, (2, 3, 12, 10), dtype=torch.uint8)
-    img = img if dtype == torch.uint8 else img.float() / 255
-    for dx, dy in [(0, 0), (1, 0), (0, -1), (3, 5), (-4, 2), (-9, -11), (10, 0), (0, 12), (40, -40)]:
-        out = shift(img, dx, dy, "affine")
-        tv = TF.affine(img, angle=0, translate=[dx, dy], scale=1, shear=[0, 0])
-        assert torch.equal(out, tv), (dx, dy)
-        assert torch.equal(out, _reference(img, dx, dy, [0, 0, 0])), (dx, dy)
+    for h, w, reach in [(32, 32, 34), (7, 9, 10)]:
+        img = torch.randint(1, 256, (2, 3, h, w), dtype=torch.uint8)
+        img = img if dtype == torch.uint8 else img.float() / 255
+        fill = 0.0 if mode == "affine" else (MEAN_U8 if dtype == torch.uint8 else list(MEAN))
+        shifts = [(dx, dy) for dx in range(-reach, reach + 1) for dy in range(-reach, reach + 1, 3)]
+        many = shifted_copies(img, shifts, mode, MEAN).view(len(shifts), *img.shape)
+        for k, (dx, dy) in enumerate(shifts):
+            ref = affine_shift(img, dx, dy, fill)
+            assert torch.equal(many[k], ref) and torch.equal(shift(img, dx, dy, mode, MEAN), ref), (h, dx, dy)
 
 
-def test_affine_mean_equals_slicing_for_every_shift():
-    img = torch.randint(0, 256, (1, 3, 6, 7), dtype=torch.uint8)
-    for dx in range(-8, 9):
-        for dy in range(-7, 8):
-            assert torch.equal(shift(img, dx, dy, "affine-mean", MEAN), _reference(img, dx, dy, MEAN_U8)), (dx, dy)
+def test_non_integer_shifts_go_through_torchvision():
+    img = torch.rand(1, 3, 8, 8)
+    assert torch.equal(shift(img, 1.5, 0.0), affine_shift(img, 1.5, 0.0))
 
 
 def test_visible_fraction():

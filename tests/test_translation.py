@@ -15,7 +15,7 @@ from core.translation import GridResult, GridSpec, phase_table, pooling_period, 
 
 NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
 SPEC = GridSpec(-6, 3, -2, 4, 3)          # dx -6 -3 0 3, dy -2 1 4: rectangular and not centred
-FAST = dict(first_chunk=10, chunk=10, batch_images=50)   # 3 chunks of 10 images; 5, 5 and 2 shifts per forward
+FAST = dict(first_chunk=10, chunk=10, batch_images=45)   # 3 chunks of 10 images; batches cut through shifts
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,18 @@ def test_grid_equals_direct_computation(tiny_model, data, mode):
     assert sum(isinstance(e, Partial) for e in events) == 3          # one heatmap per chunk of 10
 
 
+def test_out_of_frame_shifts_and_odd_batches_equal_direct(tiny_model, data):
+    """Shifts that leave only fill run once for all images; batches of 7 rows cut through shifts."""
+    images, labels = data
+    spec = GridSpec(-32, 32, -48, 0, 16)                 # dx -32..32, dy -48..0: 8 of 15 cells fully out of frame
+    r = grid(tiny_model, images[:13], labels[:13], spec, first_chunk=4, chunk=9, batch_images=7)
+    correct, loss, consistent = direct(tiny_model, images[:13], labels[:13], spec)
+    np.testing.assert_array_equal(r.count, 13)
+    np.testing.assert_array_equal(r.correct, correct)
+    np.testing.assert_array_equal(r.consistent, consistent)
+    np.testing.assert_allclose(r.loss, loss, rtol=1e-5, atol=1e-6)
+
+
 def test_grid_at_zero_shift_is_plain_accuracy(tiny_model, data):
     images, labels = data
     r = grid(tiny_model, images, labels, GridSpec(-1, 1, -1, 1, 1))
@@ -89,14 +101,14 @@ def test_cancel_returns_partial_result(tiny_model, data):
 
     def should_stop():
         calls.append(1)
-        return len(calls) > 4      # chunk 1 (3 forwards), one forward (5 shifts) of chunk 2, then stop
+        return len(calls) > 4      # chunk 1 (3 forwards), one forward of chunk 2 (45 rows: 4.5 shifts), then stop
 
     snapshots = []
     result = run_job(translation_grid(tiny_model, images, labels, NORM, SPEC, should_stop=should_stop, **FAST),
                      on_partial=lambda r: snapshots.append(r.count.copy()))
     assert len(snapshots) == 1 and (snapshots[0] == 10).all()
-    assert sorted(np.unique(result.count)) == [10, 20]
-    assert (result.count == 20).sum() == 5 and result.count.max() < 30
+    assert sorted(np.unique(result.count)) == [10, 15, 20]      # a cell counts the images it has seen
+    assert (result.count == 20).sum() == 4 and (result.count == 15).sum() == 1
     assert result.images == 10
     first20 = grid(tiny_model, images[:20], labels[:20])     # the cells that saw 20 images agree with a 20-image run
     done = result.count == 20
