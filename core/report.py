@@ -89,19 +89,6 @@ def ring_profile(values: np.ndarray, dxs, dys) -> dict[int, float]:
     return out
 
 
-def box_split(values: np.ndarray, dxs, dys, radius: int | None) -> dict:
-    """Mean of a grid quantity inside the box |dx|, |dy| <= radius and outside it (nan when empty)."""
-    if radius is None:
-        return {"radius": None, "inside": math.nan, "outside": math.nan, "inside_cells": 0, "outside_cells": 0}
-    inside = chebyshev(dxs, dys) <= radius
-
-    def mean(mask):
-        sel = values[mask]
-        return float(np.nanmean(sel)) if sel.size and np.isfinite(sel).any() else math.nan
-    return {"radius": int(radius), "inside": mean(inside), "outside": mean(~inside),
-            "inside_cells": int(inside.sum()), "outside_cells": int((~inside).sum())}
-
-
 def _finite_mean(values) -> float:
     v = [x for x in values if x is not None and math.isfinite(x)]
     return float(np.mean(v)) if v else math.nan
@@ -234,7 +221,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     from core.shifts import SHIFT_MODES
     from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, border_bias, filter_asymmetry,
                                    format_padding_arithmetic, mean_filters, mean_map, padding_arithmetic)
-    from core.translation import (GridResult, cache_file, grid_key, phase_table, pooling_period,
+    from core.translation import (GridResult, cache_file, grid_key, phase_table, pitfalls, pooling_period,
                                   stratified_subset, translation_grid)
 
     paths = [Path(c) for c in checkpoints]
@@ -351,8 +338,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                 "mean_accuracy": float(np.nanmean(acc)), "mean_consistency": float(np.nanmean(cons)),
                 "min_accuracy": float(acc[worst]) if worst else math.nan,
                 "min_at": [int(result.dxs[worst[1]]), int(result.dys[worst[0]])] if worst else None,
-                "crop_box": box_split(acc, result.dxs, result.dys, crop_pad),
-                "pooling_period": period, "phase_table": phase_table(result, period)}
+                "pitfalls": pitfalls(result, crop_pad, period), "phase_table": phase_table(result, period)}
         if interrupted:
             break
 
@@ -614,7 +600,7 @@ def render_markdown(doc: dict, out: Path) -> str:
             continue
         gr = gs[mode]
         tab = np.asarray(gr["phase_table"], dtype=float)
-        period = gr["pooling_period"]
+        period = gr["pitfalls"]["period"]
         rows = [i for i in range(tab.shape[0]) if np.isfinite(tab[i]).any()]
         cols = [j for j in range(tab.shape[1]) if np.isfinite(tab[:, j]).any()]
         fin = tab[np.isfinite(tab)]
@@ -634,10 +620,11 @@ def render_markdown(doc: dict, out: Path) -> str:
     add("|---|---|---|---|---|---|")
     for r in results:
         for mode, gr in r["grids"].items():
-            b = gr["crop_box"]
-            add(f"| {r['label']} | {b['radius'] if b['radius'] is not None else 'unknown'} | {mode} | "
+            b = gr["pitfalls"]
+            drop = b["inside"] - b["outside"] if b["inside"] is not None and b["outside"] is not None else None
+            add(f"| {r['label']} | {b['crop_pad'] if b['crop_pad'] is not None else 'unknown'} | {mode} | "
                 f"{_pct(b['inside'])} ({b['inside_cells']} cells) | {_pct(b['outside'])} ({b['outside_cells']} cells) "
-                f"| {_pp(b['inside'] - b['outside']) if b['radius'] is not None else 'n/a'} |")
+                f"| {_pp(drop)} |")
     add("")
     add("**Data and precision.** " + ("The test images are the lossy JPEG copy of CIFAR-10: compression artifacts change accuracy "
                                       "by themselves, so compare checkpoints only on the same copy. " if jpeg else "")

@@ -248,7 +248,7 @@ def pitfalls(result: GridResult, crop_pad: int | None, period: int, size: int = 
 
     unshifted: accuracy at (0, 0); visible / hidden: mean accuracy where at least / less than half the
     image stays in frame; min_visible: smallest visible share on the grid; inside / outside: mean
-    accuracy within / beyond the training crop range; phase_min / phase_max: mean accuracy over the
+    accuracy within / beyond the training crop range (and their cell counts); phase_min / phase_max: mean accuracy over the
     pooling phases (dx mod period, dy mod period).
     """
     from core.shifts import visible_fraction
@@ -272,8 +272,10 @@ def pitfalls(result: GridResult, crop_pad: int | None, period: int, size: int = 
     if crop_pad is not None:
         inside = (np.abs(result.dxs)[None, :] <= crop_pad) & (np.abs(result.dys)[:, None] <= crop_pad)
         out["inside"], out["outside"] = mean(inside), mean(~inside)
+        out["inside_cells"], out["outside_cells"] = int(inside.sum()), int((~inside).sum())
     else:
         out["inside"] = out["outside"] = None
+        out["inside_cells"] = out["outside_cells"] = 0
     table = phase_table(result, period)
     several = np.isfinite(table).sum() > 1
     out["phase_min"] = float(np.nanmin(table)) if several else None

@@ -1,6 +1,5 @@
 import argparse
 import json
-import math
 import sys
 import types
 
@@ -17,7 +16,7 @@ from core.evaluate import evaluate
 from core.figures_png import colorize, draw_text, montage, outline, save_png, upscale, with_caption
 from core.jobs import Progress, run_job
 from core.model import ModelConfig, build_model
-from core.report import (add_report_parser, box_split, region_deviations, report, ring_profile, worst_region)
+from core.report import (add_report_parser, region_deviations, report, ring_profile, worst_region)
 from core.spatial_bias import border_bias, mean_map
 from core.translation import GridSpec
 
@@ -108,7 +107,7 @@ def test_report_numbers_agree_with_direct_computation(run):
     ring = np.array([acc[i, j] for i in range(3) for j in range(3) if (i, j) != (1, 1)])
     assert g["accuracy_by_distance"]["0"] == pytest.approx(acc[1, 1])
     assert g["accuracy_by_distance"]["4"] == pytest.approx(ring.mean())
-    assert g["crop_box"]["inside"] == pytest.approx(acc.mean()) and g["crop_box"]["outside"] is None
+    assert g["pitfalls"]["inside"] == pytest.approx(acc.mean()) and g["pitfalls"]["outside"] is None
     assert g["mean_consistency"] == pytest.approx(np.mean(g["consistency"]))
     with np.load(run.out / "tiny_zeros" / "translation_affine.npz") as d:
         np.testing.assert_allclose(d["accuracy"], acc)
@@ -201,9 +200,6 @@ def test_region_deviations_and_ring_profile():
     vals = np.arange(9.0).reshape(3, 3)
     prof = ring_profile(vals, dxs, dys)
     assert prof == {0: 4.0, 4: pytest.approx((36 - 4) / 8)}
-    b = box_split(vals, np.array([-4, 0, 4]), np.array([-4, 0, 4]), 0)
-    assert (b["inside"], b["outside"], b["inside_cells"]) == (4.0, 4.0, 1)
-    assert math.isnan(box_split(vals, dxs, dys, None)["inside"])
 
 
 def test_png_helpers(tmp_path):

@@ -320,6 +320,7 @@ def test_pitfalls_numbers_match_the_grid():
     assert p["unshifted"] == 0.9 and p["unshifted_images"] == 10
     assert abs(p["inside"] - (5 + 9 + 5) / 30) < 1e-12
     assert abs(p["outside"] - (1 + 2 + 3 + 4) * 2 / 80) < 1e-12
+    assert (p["inside_cells"], p["outside_cells"]) == (3, 8)
     assert abs(p["hidden"] - 2 / 20) < 1e-12       # only dx = -20 and 20 leave less than half in frame
     assert p["phase_min"] < p["phase_max"]
     assert pitfalls(r, None, 8)["inside"] is None
