@@ -194,6 +194,14 @@ class InputPanel(QWidget):
             self.mean_status.setText("Needs the data set. " + advice)
         self._filter_changed()
 
+    def set_loading(self, text: str) -> None:
+        """While the data set loads: say so, and offer no download."""
+        self.data_controls.setVisible(False)
+        self.download_btn.setVisible(False)
+        self.no_data.setVisible(True)
+        self.no_data.setText(text)
+        self.mean_btn.setEnabled(False)
+
     def _indices(self) -> torch.Tensor:
         ds = self.datasets.get(self.split_box.currentText())
         if ds is None:

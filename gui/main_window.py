@@ -189,6 +189,7 @@ class MainWindow(QMainWindow):
         if self.data_runner.running:
             return
         self.data_label.setText(f"loading data from {root}...")
+        self.inputs.set_loading(f"Loading CIFAR-10 from {root}...")
 
         def done(datasets):
             self.data_root = Path(root)
@@ -201,8 +202,10 @@ class MainWindow(QMainWindow):
                 QMessageBox.warning(self, "No data set", msg)
         def progress(done_, total, msg):
             self.data_label.setText(f"{msg}: {done_:,} of {total:,}")
+            self.inputs.set_loading(f"Loading CIFAR-10 from {root}: {msg}, {done_:,} of {total:,}")
 
         def cancelled(_):
+            self.set_datasets({})
             self.data_label.setText("loading the data set was cancelled")
         self.data_runner.start(lambda stop: load_splits_job(root, stop), on_progress=progress,
                                on_result=done, on_error=failed, on_cancelled=cancelled)

@@ -115,3 +115,45 @@ def test_closing_while_the_mean_runs(qtbot, window):
     w.compute_mean("test", 60)
     w.close()
     assert not w.mean_runner.running
+
+
+def _png_tree(root, per_class=2, classes=3):
+    from core.data import CLASSES
+    for label, cls in enumerate(CLASSES[:classes]):
+        d = root / "test" / cls
+        d.mkdir(parents=True)
+        for k in range(per_class):
+            write_png(torch.full((3, 32, 32), 20 * label + k, dtype=torch.uint8), str(d / f"{k}.png"))
+    return root
+
+
+def test_loading_a_data_set_shows_progress_then_the_images(window, qtbot, tmp_path, monkeypatch):
+    import core.data
+    monkeypatch.setattr(core.data, "DECODE_CHUNK", 2)
+    root = _png_tree(tmp_path / "pngs")
+    seen = []
+    show = window.inputs.set_loading
+    monkeypatch.setattr(window.inputs, "set_loading", lambda text: (seen.append(text), show(text)))
+    window.load_data(root)
+    assert window.inputs.download_btn.isHidden() and window.inputs.data_controls.isHidden()   # no download offer
+    qtbot.waitUntil(lambda: not window.data_runner.running, timeout=10000)
+    assert any("of 6" in t for t in seen)
+    assert len(window.datasets["test"]) == 6 and "ImageFolder" in window.data_label.text()
+    assert not window.inputs.data_controls.isHidden() and window.inputs.download_btn.isHidden()
+
+
+def test_closing_while_the_data_set_decodes(window, qtbot, tmp_path, monkeypatch):
+    """Decoding checks for cancel between chunks: the window closes at once and no thread is left."""
+    import time
+
+    import core.data
+    from gui.worker import live_jobs
+    monkeypatch.setattr(core.data, "DECODE_CHUNK", 1)
+    read = core.data.read_image_file
+    monkeypatch.setattr(core.data, "read_image_file", lambda p: (time.sleep(0.2), read(p))[1])
+    root = _png_tree(tmp_path / "pngs", per_class=10, classes=5)      # 50 images: 10 s to decode
+    window.load_data(root)
+    qtbot.waitUntil(lambda: "decoding" in window.data_label.text(), timeout=5000)
+    t = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - t < 2.0 and live_jobs() == 0 and not window.data_runner.running
