@@ -182,8 +182,9 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     shifts = [(int(dx), int(dy)) for dy in spec.dys for dx in spec.dxs]
     cells = [result.cell(dx, dy) for dx, dy in shifts]
     h, w = images.shape[-2:]
-    blank = [k for k, (dx, dy) in enumerate(shifts) if mode != "roll" and (abs(dx) >= w or abs(dy) >= h)]
-    live = [k for k in range(len(shifts)) if k not in set(blank)]
+    out_of_frame = [mode != "roll" and (abs(dx) >= w or abs(dy) >= h) for dx, dy in shifts]
+    blank = [k for k, gone in enumerate(out_of_frame) if gone]
+    live = [k for k, gone in enumerate(out_of_frame) if not gone]
     total = len(images) * len(shifts)
     done = 0
     bounds = [0, min(first_chunk, len(images))]
@@ -248,8 +249,8 @@ def pitfalls(result: GridResult, crop_pad: int | None, period: int, size: int = 
 
     unshifted: accuracy at (0, 0); visible / hidden: mean accuracy where at least / less than half the
     image stays in frame; min_visible: smallest visible share on the grid; inside / outside: mean
-    accuracy within / beyond the training crop range (and their cell counts); phase_min / phase_max: mean accuracy over the
-    pooling phases (dx mod period, dy mod period).
+    accuracy within / beyond the training crop range (inside_cells / outside_cells: how many cells);
+    phase_min / phase_max: mean accuracy over the pooling phases (dx mod period, dy mod period).
     """
     from core.shifts import visible_fraction
     acc = result.accuracy
