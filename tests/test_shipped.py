@@ -8,9 +8,8 @@ import torch
 
 from core.checkpoint import default_checkpoint, load_checkpoint
 from core.data import Normalization
-from core.device import prepare_model
 from core.evaluate import evaluate
-from core.inference import fold_batchnorm
+from core.inference import fast_model
 from core.jobs import run_job
 from core.translation import GridSpec, stratified_subset, translation_grid
 
@@ -45,7 +44,7 @@ def test_accuracy_on_the_shared_test_copy_is_what_the_metadata_claims(test_split
 def test_bf16_grid_within_half_a_point_of_fp32(test_split):
     model, meta = load_checkpoint(default_checkpoint())
     norm = Normalization.from_dict(meta["normalization"])
-    fast = prepare_model(fold_batchnorm(model), torch.device("cpu"))
+    fast = fast_model(model, torch.device("cpu"))
     idx = stratified_subset(test_split.labels, 500, 0)
     spec = GridSpec.square(-8, 8, 8)
     grids = {p: run_job(translation_grid(fast, test_split.images[idx], test_split.labels[idx], norm, spec,
