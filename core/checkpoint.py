@@ -6,13 +6,13 @@ extra keys) becomes a CheckpointError whose message names the problem.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from core.data import Normalization
+from core.files import atomic_save
 from core.model import ModelConfig, build_model
 
 FORMAT = "padlens-checkpoint"
@@ -22,15 +22,6 @@ SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints"
 
 class CheckpointError(RuntimeError):
     pass
-
-
-def atomic_save(obj, path: str | os.PathLike) -> None:
-    """Write to a temp file and rename, so an interrupted save never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def save_checkpoint(path, model: nn.Module, config: ModelConfig, norm: Normalization, recipe: dict,

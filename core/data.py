@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from core.files import atomic_save
 from core.jobs import Job, Progress, never, run_job
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -153,10 +154,7 @@ def _load_folder(folder: Path, should_stop: Callable[[], bool] = never) -> Job:
         images += [read_image_file(p) for p, _ in files[start:start + DECODE_CHUNK]]
     images = torch.stack(images)
     labels = torch.tensor([y for _, y in files], dtype=torch.int64)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    torch.save({"images": images, "labels": labels}, tmp)
-    os.replace(tmp, cached)
+    atomic_save({"images": images, "labels": labels}, cached)
     return images, labels
 
 

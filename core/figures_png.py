@@ -5,11 +5,12 @@ command-line report can draw its pictures on a machine without a display or PyQt
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from core.files import atomic_write
 
 # Color maps as small lookup tables (position in [0,1], RGB), interpolated linearly in numpy.
 # viridis and inferno: matplotlib's maps sampled every 1/8; "diverging": blue-white-red (RdBu reversed).
@@ -183,16 +184,9 @@ def montage(images: list[torch.Tensor], cols: int, gap: int = 4, labels: list[st
 
 
 def save_png(path, img: torch.Tensor) -> Path:
-    """Write a uint8 [3,H,W] (or [1,H,W]) image as PNG atomically: temp file beside it, then os.replace."""
+    """Write a uint8 [3,H,W] (or [1,H,W]) image as PNG, atomically."""
     from torchvision.io import write_png
     path = Path(path)
     if img.dtype != torch.uint8 or img.dim() != 3 or img.shape[0] not in (1, 3):
         raise ValueError(f"save_png needs a uint8 [3,H,W] image, got {img.dtype} {tuple(img.shape)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        write_png(img.contiguous().cpu(), str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: write_png(img.contiguous().cpu(), str(tmp)))

@@ -15,7 +15,6 @@ import datetime as _dt
 import importlib
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.files import atomic_text
 from core.jobs import Progress, never, relay
 from core.translation import GridSpec
 
@@ -133,13 +133,6 @@ def _clean(o):
     if isinstance(o, Path):
         return str(o)
     return o
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _labels(paths: list[Path]) -> list[str]:
@@ -445,9 +438,9 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                 "border_bias_definition": BORDER_BIAS_HELP, "filter_asymmetry_definition": FILTER_ASYMMETRY_HELP}
     doc = {"settings": settings, "checkpoints": results}
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_text(out / "report.json", json.dumps(_clean(doc), indent=1) + "\n")
+    atomic_text(out / "report.json", json.dumps(_clean(doc), indent=1) + "\n")
     md = out / "report.md"
-    _atomic_text(md, render_markdown(doc, out))
+    atomic_text(md, render_markdown(doc, out))
     return md
 
 

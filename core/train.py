@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.checkpoint import atomic_save, load_state, save_checkpoint
+from core.checkpoint import load_state, save_checkpoint
 from core.data import Dataset, Normalization
 from core.device import autocast, prepare_model
 from core.evaluate import evaluate
+from core.files import atomic_save
 from core.model import ModelConfig, build_model, init_whitening
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from core.activations import resize_input
 from core.data import Normalization, cache_dir
 from core.device import autocast
+from core.files import atomic_write
 from core.jobs import Partial, Progress, never
 from core.shifts import shifted_copies
 
@@ -100,14 +101,10 @@ class GridResult:
         return int(iy[0]), int(ix[0])
 
     def save_npz(self, path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part.npz")
-        np.savez_compressed(tmp, dx=self.dxs, dy=self.dys, accuracy=self.accuracy, loss=self.loss,
-                            consistency=self.consistency, count=self.count, correct=self.correct,
-                            loss_sum=self.loss_sum, consistent=self.consistent,
-                            info=np.array(json.dumps(self.info, default=str)))
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: np.savez_compressed(
+            tmp, dx=self.dxs, dy=self.dys, accuracy=self.accuracy, loss=self.loss, consistency=self.consistency,
+            count=self.count, correct=self.correct, loss_sum=self.loss_sum, consistent=self.consistent,
+            info=np.array(json.dumps(self.info, default=str))))
 
     @classmethod
     def load_npz(cls, path) -> "GridResult":

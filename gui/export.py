@@ -5,9 +5,7 @@ SVGExporter crashes with Qt 6.11 (pyqtgraph #3485).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PyQt6.QtCore import QRectF, QSize
@@ -15,20 +13,7 @@ from PyQt6.QtGui import QPainter
 from PyQt6.QtSvg import QSvgGenerator
 from PyQt6.QtWidgets import QGraphicsScene, QMessageBox, QWidget
 
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """write(tmp) into a temp file beside path (same suffix), then rename over path in one step."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        write(tmp)
-        if not tmp.is_file() or tmp.stat().st_size == 0:
-            raise OSError(f"nothing was written to {path}")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+from core.files import atomic_write
 
 
 def confirm_overwrite(parent: QWidget | None, path: Path) -> bool:

@@ -304,7 +304,7 @@ class TranslationTab(QWidget):
         if path.suffix.lower() == ".npz":
             self.result.save_npz(path)
         else:
-            from gui.export import atomic_write
+            from core.files import atomic_write
             atomic_write(path.with_suffix(".csv"), self.result.write_csv)
 
     def _restore(self, s) -> None:

@@ -21,7 +21,7 @@ def test_round_trip_keeps_weights_and_metadata(tmp_path, tiny_model):
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(model(x), tiny_model(x))
     assert meta["normalization"]["mean"] == [0.5, 0.4, 0.3] and meta["metrics"]["test_accuracy"] == 0.5
-    assert not list(tmp_path.glob("*.part")), "no temp file left behind"
+    assert not list(tmp_path.glob(".*partial*")), "no temp file left behind"
 
 
 def test_missing_file(tmp_path):

@@ -100,7 +100,7 @@ def test_every_export_writes_a_readable_file(window, tmp_path):
 
 
 def test_failed_export_leaves_no_file(tmp_path):
-    from gui.export import atomic_write
+    from core.files import atomic_write
 
     def broken(tmp):
         tmp.write_bytes(b"half")

@@ -135,7 +135,7 @@ def test_pngs_are_readable(run):
     for name in names:
         img = read_image(str(folder / name))
         assert img.dtype == torch.uint8 and img.shape[0] == 3 and min(img.shape[1:]) > 20, name
-    assert not list(run.out.rglob(".*.part"))
+    assert not list(run.out.rglob(".*partial*"))
 
 
 def test_grids_are_cached_and_reused(run, monkeypatch):
