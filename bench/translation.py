@@ -34,13 +34,13 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from core.checkpoint import CheckpointError, default_checkpoint, load_checkpoint  # noqa: E402
-from core.data import DatasetError, Normalization, load_split, resolve_data_root  # noqa: E402
+from core.data import DatasetError, Normalization, load_split, resolve_data_root, stratified_subset  # noqa: E402
 from core.device import autocast, bf16_supported, pick_device  # noqa: E402
 from core.inference import compile_for_inference, fold_batchnorm  # noqa: E402
 from core.jobs import run_job  # noqa: E402
 from core.model import ModelConfig, build_model  # noqa: E402
 from core.shifts import SHIFT_MODES, affine_shift, shifted_copies  # noqa: E402
-from core.translation import GridSpec, stratified_subset, translation_grid  # noqa: E402
+from core.translation import GridSpec, translation_grid  # noqa: E402
 
 from core.custom_model import CIFAR10_NORMALIZATION as CIFAR_NORM  # noqa: E402
 

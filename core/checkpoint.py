@@ -86,13 +86,11 @@ def load_checkpoint(path) -> tuple[nn.Sequential, dict]:
 
 
 def shipped_checkpoints() -> list[Path]:
-    return sorted(SHIPPED.glob("*.pt"))
+    """The zero-padded model first (the baseline every fix is compared with), then the rest by name."""
+    return sorted(SHIPPED.glob("*.pt"), key=lambda p: (p.name != "vgg_zeros.pt", p.name))
 
 
 def default_checkpoint() -> Path:
-    zero = SHIPPED / "vgg_zeros.pt"
-    if zero.is_file():
-        return zero
     found = shipped_checkpoints()
     if not found:
         raise CheckpointError(f"No checkpoint in {SHIPPED}; train one with `padlens train`.")

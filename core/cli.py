@@ -83,7 +83,6 @@ def cmd_eval(a) -> int:
 
 
 def cmd_translate(a) -> int:
-    import copy
 
     import numpy as np
 
@@ -92,7 +91,8 @@ def cmd_translate(a) -> int:
     from core.device import pick_device, resolve_precision
     from core.inference import fast_model
     from core.jobs import run_job
-    from core.translation import GridSpec, translation_grid, stratified_subset
+    from core.data import stratified_subset
+    from core.translation import GridSpec, translation_grid
     spec = GridSpec(a.range[0], a.range[1], a.range[0], a.range[1], a.step)
     if a.images < 0:
         raise ValueError("--images must be 0 (all) or a positive number")
@@ -120,10 +120,10 @@ def cmd_translate(a) -> int:
         progress_line(ev.done / max(ev.total, 1), f"{ev.message} left {fmt_time(eta)}")
 
     job = translation_grid(model, images, labels, norm, spec, a.mode, device, precision, a.input_size, info=info)
-    finished: list = []   # a consistent copy after every chunk, kept in case of Ctrl-C
+    finished: list = []   # the snapshot after the last chunk, kept in case of Ctrl-C
 
     def on_partial(r) -> None:
-        finished[:] = [copy.deepcopy(r)]
+        finished[:] = [r]
 
     try:
         result = run_job(job, on_progress=on_progress, on_partial=on_partial)
@@ -178,7 +178,7 @@ def cmd_bias(a) -> int:
     import math
 
     from core.activations import blank_input, capture, mean_activations
-    from core.data import Normalization, load_split
+    from core.data import Normalization, load_split, stratified_subset
     from core.device import pick_device, prepare_model
     from core.jobs import run_job
     from core.checkpoint import load_checkpoint
@@ -192,7 +192,8 @@ def cmd_bias(a) -> int:
                for k in ("normalized", "pixel")}
     if a.mean_images:
         data = load_split(a.data, "test")
-        acts, n = run_job(mean_activations(model, data.images[:a.mean_images], norm, device, size=a.input_size),
+        subset = data.images[stratified_subset(data.labels, a.mean_images)]   # ImageFolder splits are class-sorted
+        acts, n = run_job(mean_activations(model, subset, norm, device, size=a.input_size),
                           on_progress=lambda ev: progress_line(ev.done / ev.total, ev.message))
         sys.stderr.write("\n")
         columns[f"mean of {n}"] = layer_biases(acts)

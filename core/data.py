@@ -268,3 +268,15 @@ def download_job(root: str | os.PathLike | None, should_stop=lambda: False):
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("path")
+
+
+def stratified_subset(labels: torch.Tensor, n: int | None, seed: int = 0) -> torch.Tensor:
+    """n indices balanced over classes, seeded, ordered so every prefix is balanced too (round-robin)."""
+    gen = torch.Generator().manual_seed(seed)
+    classes = labels.unique()
+    per_class = [torch.nonzero(labels == c).flatten() for c in classes]
+    per_class = [idx[torch.randperm(len(idx), generator=gen)] for idx in per_class]
+    longest = max(len(p) for p in per_class)
+    order = torch.stack([torch.cat([p, p.new_full((longest - len(p),), -1)]) for p in per_class], 1).flatten()
+    order = order[order >= 0]
+    return order if not n or n >= len(order) else order[:n]

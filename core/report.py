@@ -205,7 +205,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     """
     from core.activations import BLANK_KINDS, blank_input, capture, mean_activations
     from core.checkpoint import load_checkpoint
-    from core.data import Normalization, load_split
+    from core.data import Normalization, load_split, stratified_subset
     from core.device import pick_device, prepare_model, resolve_precision
     from core.evaluate import evaluate
     from core.figures_png import montage, save_png, with_caption
@@ -215,7 +215,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, border_bias, filter_asymmetry,
                                    format_padding_arithmetic, mean_filters, mean_map, padding_arithmetic)
     from core.translation import (GridResult, cache_file, grid_key, phase_table, pitfalls, pooling_period,
-                                  stratified_subset, translation_grid)
+                                  translation_grid)
 
     paths = [Path(c) for c in checkpoints]
     if not paths:

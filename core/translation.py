@@ -7,6 +7,7 @@ after the first chunk of 10 images (one per class); chunks then double.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -44,13 +45,19 @@ class GridSpec:
         if self.x_min > self.x_max or self.y_min > self.y_max:
             raise ValueError("range minimum must not exceed its maximum")
 
+    def _axis(self, lo: int, hi: int) -> np.ndarray:
+        """Steps counted from 0 when the range holds it, so the unshifted reference is always a cell
+        (-32..32 step 3 is -30..30, not -32..31); otherwise from the range's start."""
+        start = lo + (-lo) % self.step if lo <= 0 <= hi else lo
+        return np.arange(start, hi + 1, self.step)
+
     @property
     def dxs(self) -> np.ndarray:
-        return np.arange(self.x_min, self.x_max + 1, self.step)
+        return self._axis(self.x_min, self.x_max)
 
     @property
     def dys(self) -> np.ndarray:
-        return np.arange(self.y_min, self.y_max + 1, self.step)
+        return self._axis(self.y_min, self.y_max)
 
     @classmethod
     def square(cls, lo: int, hi: int, step: int) -> "GridSpec":
@@ -121,18 +128,6 @@ class GridResult:
         Path(path).write_text("\n".join(rows) + "\n")
 
 
-def stratified_subset(labels: torch.Tensor, n: int | None, seed: int = 0) -> torch.Tensor:
-    """n indices balanced over classes, seeded, ordered so every prefix is balanced too (round-robin)."""
-    gen = torch.Generator().manual_seed(seed)
-    classes = labels.unique()
-    per_class = [torch.nonzero(labels == c).flatten() for c in classes]
-    per_class = [idx[torch.randperm(len(idx), generator=gen)] for idx in per_class]
-    longest = max(len(p) for p in per_class)
-    order = torch.stack([torch.cat([p, p.new_full((longest - len(p),), -1)]) for p in per_class], 1).flatten()
-    order = order[order >= 0]
-    return order if not n or n >= len(order) else order[:n]
-
-
 def pooling_period(model: nn.Module) -> int:
     """Product of the strides of all pooling / strided layers: shifts by multiples of it keep the
     pooling phase; other shifts sample the grid differently even with no content lost."""
@@ -170,7 +165,7 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     images/s at 128 rows, 590 at 1024). Shifts that push the whole image out of the frame leave only the
     fill, the same input for every image: it goes through the model once.
 
-    Yields Progress per forward batch and Partial(GridResult) after each image chunk. When stopped,
+    Yields Progress per forward batch and Partial(a copy of the GridResult) after each image chunk. When stopped,
     returns the cells and images finished so far (counts say how many images each cell has).
     """
     model = model.eval()
@@ -237,7 +232,7 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             done += b - a
             yield Progress(done, total, f"{hi} of {len(images)} images, {min(k1 + 1, len(live))}/{len(live)} shifts"
                            + (f" (+{len(blank)} fully out of frame, computed once)" if blank else ""))
-        yield Partial(result)
+        yield Partial(copy.deepcopy(result))   # a snapshot: a GUI reads it while the job goes on
     return result
 
 
@@ -281,9 +276,13 @@ def pitfalls(result: GridResult, crop_pad: int | None, period: int, size: int = 
     return out
 
 
+GRID_VERSION = 2   # bump when the same settings would compute a different grid (2: axes anchored at 0)
+
+
 def cache_key(checkpoint_id: str, data_id: str, spec: GridSpec, mode: str, n_images: int, seed: int,
               precision: str, input_size: int) -> str:
-    payload = json.dumps([checkpoint_id, data_id, asdict(spec), mode, n_images, seed, precision, input_size])
+    payload = json.dumps([GRID_VERSION, checkpoint_id, data_id, asdict(spec), mode, n_images, seed, precision,
+                          input_size])
     return hashlib.sha1(payload.encode()).hexdigest()[:20]
 
 

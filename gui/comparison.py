@@ -23,15 +23,14 @@ from torch import nn
 
 from core.activations import blank_input, capture, mean_activations
 from core.checkpoint import CheckpointError, shipped_checkpoints
-from core.data import Dataset
+from core.data import Dataset, stratified_subset
 from core.device import resolve_precision
 from core.inference import fast_model
 from core.jobs import Partial, Progress, never, relay
 from core.layers import LayerInfo, describe_layers, iter_paths
 from core.session import LoadedModel, load_model
 from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
-from core.translation import (GridResult, GridSpec, cache_file, grid_key, grid_title, stratified_subset,
-                              translation_grid)
+from core.translation import GridResult, GridSpec, cache_file, grid_key, grid_title, translation_grid
 from gui.grid_settings import GridSettings
 from gui.worker import JobRunner
 

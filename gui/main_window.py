@@ -1,6 +1,7 @@
 """The PadLens main window: feature-map explorer and translation tab over one loaded model."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -10,7 +11,8 @@ from PyQt6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QMainWindow, QMe
 
 from core.activations import mean_activations
 from core.checkpoint import CheckpointError, default_checkpoint
-from core.data import Dataset, DatasetError, download_job, how_to_get, load_splits_job, read_image_file, resolve_data_root
+from core.data import (Dataset, DatasetError, download_job, how_to_get, load_splits_job, read_image_file,
+                       resolve_data_root, stratified_subset)
 from core.session import Explorer, LoadedModel, Result, load_custom, load_model
 from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
 from gui.export import confirm_overwrite, write_figure, write_npy
@@ -286,12 +288,13 @@ class MainWindow(QMainWindow):
         if self.explorer is None or split not in self.datasets or self.mean_runner.running:
             return
         ex, ds = self.explorer, self.datasets[split]
-        images = ds.images[:count]
+        images = ds.images[stratified_subset(ds.labels, count)]   # ImageFolder splits are sorted by class
+        model = copy.deepcopy(ex.loaded.model).eval()   # the GUI keeps running its own forward passes
         bar = self.inputs.mean_bar
         self.inputs.set_mean_running(True)
 
         def job(stop):
-            return (yield from mean_activations(ex.loaded.model.eval(), images, ex.loaded.norm, ex.device,
+            return (yield from mean_activations(model, images, ex.loaded.norm, ex.device,
                                                 ex.precision, size=ex.input_size, should_stop=stop))
 
         def finish(value, cancelled=False):

@@ -10,13 +10,13 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
                              QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
-from core.data import Dataset
+from core.data import Dataset, stratified_subset
 from core.device import resolve_precision
 from core.inference import fast_model
 from core.session import LoadedModel
 from core.shifts import SHIFT_MODES, shift, visible_fraction
 from core.translation import (GridResult, GridSpec, cache_file, grid_key, grid_title, pitfalls, pooling_period,
-                              stratified_subset, translation_grid)
+                              translation_grid)
 from gui.export import confirm_overwrite, write_figure
 from gui.figures import HeatmapFigure
 from gui.grid_settings import GridSettings, spin

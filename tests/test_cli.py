@@ -9,9 +9,9 @@ from torchvision.io import write_png
 
 from core.checkpoint import save_checkpoint
 from core.cli import main
-from core.data import CLASSES, Normalization, load_split
+from core.data import CLASSES, Normalization, load_split, stratified_subset
 from core.evaluate import evaluate
-from core.translation import GridResult, stratified_subset
+from core.translation import GridResult
 from tests.conftest import TINY
 
 NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))

@@ -62,12 +62,21 @@ def test_grid_click_enlarges_that_channel(window):
 
 
 def test_dataset_mean_cancels_and_equals_a_direct_computation(window, qtbot, fake_data):
+    """Over a class-balanced subset (an ImageFolder split is sorted by class, its first N one class),
+    on a private copy of the model, so forward passes the GUI runs meanwhile do not mix in."""
+    from core.data import Dataset, stratified_subset
     w = window
+    order = torch.argsort(fake_data.labels, stable=True)
+    w.set_datasets({"test": Dataset(fake_data.images[order], fake_data.labels[order], "sorted by class")})
     w.inputs.set_kind("mean")
-    w.compute_mean("test", 40)
+    w.compute_mean("test", 20)
+    w.inputs.set_kind("blank")   # a GUI forward pass on the shared model while the mean runs
     qtbot.waitUntil(lambda: not w.mean_runner.running, timeout=20000)
-    want, n = run_job(mean_activations(w.explorer.loaded.model, fake_data.images[:40], w.explorer.loaded.norm))
-    assert n == 40 and "40" in w.result.label
+    subset = fake_data.images[order][stratified_subset(fake_data.labels[order], 20)]
+    assert sorted(fake_data.labels[order][stratified_subset(fake_data.labels[order], 20)].tolist()) == \
+        sorted(list(range(10)) * 2)
+    want, n = run_job(mean_activations(w.explorer.loaded.model, subset, w.explorer.loaded.norm))
+    assert n == 20 and "20" in w.result.label
     for path, act in want.items():
         torch.testing.assert_close(w.result.acts[path], act, atol=1e-5, rtol=1e-4)
     # cancel: the worker stops early and reports fewer images

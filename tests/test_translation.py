@@ -6,15 +6,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.data import Normalization
+from core.data import Normalization, stratified_subset
 from core.inference import fold_batchnorm
 from core.jobs import Partial, Progress, run_job
 from core.model import ModelConfig, build_model
 from core.shifts import shift
-from core.translation import GridResult, GridSpec, phase_table, pooling_period, stratified_subset, translation_grid
+from core.translation import GridResult, GridSpec, phase_table, pooling_period, translation_grid
 
 NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
-SPEC = GridSpec(-6, 3, -2, 4, 3)          # dx -6 -3 0 3, dy -2 1 4: rectangular and not centred
+SPEC = GridSpec(-6, 3, -3, 5, 3)          # dx -6 -3 0 3, dy -3 0 3: rectangular and not centred
 FAST = dict(first_chunk=10, chunk=10, batch_images=45)   # 3 chunks of 10 images; batches cut through shifts
 
 
@@ -68,7 +68,10 @@ def test_grid_equals_direct_computation(tiny_model, data, mode):
     progress = [e for e in events if isinstance(e, Progress)]
     assert [e.done for e in progress] == sorted(e.done for e in progress)
     assert progress[-1].done == progress[-1].total == 30 * 12
-    assert sum(isinstance(e, Partial) for e in events) == 3          # one heatmap per chunk of 10
+    partials = [e.value for e in events if isinstance(e, Partial)]
+    assert len(partials) == 3                                          # one heatmap per chunk of 10
+    assert [int(p.count.min()) for p in partials] == [10, 20, 30]     # snapshots, not the object still in work
+    assert partials[-1] is not result
 
 
 def test_out_of_frame_shifts_and_odd_batches_equal_direct(tiny_model, data):
@@ -174,6 +177,10 @@ def test_grid_spec_axes():
     r = GridResult.empty(spec)
     assert r.count.shape == (3, 4) and r.cell(2, 4) == (2, 3)
     np.testing.assert_array_equal(GridSpec.square(0, 0, 5).dxs, [0])
+    # steps count from 0 whenever the range holds it: (0, 0) is always a cell
+    np.testing.assert_array_equal(GridSpec.square(-32, 32, 3).dxs, np.arange(-30, 31, 3))
+    np.testing.assert_array_equal(GridSpec(-5, 7, 1, 9, 4).dxs, [-4, 0, 4])
+    np.testing.assert_array_equal(GridSpec(-5, 7, 1, 9, 4).dys, [1, 5, 9])   # no 0 in range: from the start
 
 
 @pytest.mark.parametrize("kw", [dict(step=0), dict(step=-2), dict(x_min=3, x_max=2), dict(y_min=1, y_max=-1),
