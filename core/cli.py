@@ -243,6 +243,7 @@ def default_ckpt() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="padlens", description=__doc__)
     p.add_argument("--checkpoint", help="open the app with this checkpoint")
+    _common(p)   # the app's own --data and --device (each subcommand takes them after its name)
     sub = p.add_subparsers(dest="command")
     t = sub.add_parser("train", help="train a model (resumable run folder)")
     _common(t)

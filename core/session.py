@@ -82,9 +82,16 @@ class Explorer:
         return self._layers
 
     def set_input_size(self, size: int) -> None:
-        if size != self.input_size:
-            self.input_size = size
-            self._layers = None
+        """Resize inputs to size x size before the network; a model that cannot take that size (a
+        fixed-size Linear after Flatten, say) is refused with ValueError and keeps its current size."""
+        if size == self.input_size:
+            return
+        try:
+            layers = describe_layers(self.loaded.model, (3, size, size))
+        except RuntimeError as e:
+            raise ValueError(f"{self.loaded.name} does not accept {size}x{size} inputs ({str(e).splitlines()[0]}); "
+                             f"it stays at {self.input_size}x{self.input_size}.") from None
+        self.input_size, self._layers = size, layers
 
     def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8/float [3,32,32] pixels -> normalized [1,3,S,S] at the chosen input size."""

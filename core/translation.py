@@ -296,9 +296,10 @@ def grid_key(model_ref: str, data, spec: GridSpec, mode: str, n_images: int, see
     return cache_key(ident, f"{data.source}|{len(data)}", spec, mode, n_images, seed, precision, input_size)
 
 
-def grid_title(model_name: str, mode: str, n: int, data_source: str) -> str:
+def grid_title(model_name: str, mode: str, n: int, data_source: str, input_size: int = 32) -> str:
     jpeg = " (lossy JPEG copy)" if "JPEG" in data_source else ""
-    return f"{model_name}: {mode} shifts, {n} test images of CIFAR-10{jpeg}"
+    resized = f", input resized to {input_size}x{input_size}" if input_size != 32 else ""
+    return f"{model_name}: {mode} shifts, {n} test images of CIFAR-10{jpeg}{resized}"
 
 
 def cache_file(key: str) -> Path:

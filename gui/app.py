@@ -2,6 +2,16 @@
 from __future__ import annotations
 
 import sys
+import traceback
+
+
+def report_uncaught(kind, value, tb) -> None:
+    """A bug in a slot becomes a message box instead of PyQt's abort, so no open work is lost."""
+    from PyQt6.QtWidgets import QApplication, QMessageBox
+    traceback.print_exception(kind, value, tb)
+    QMessageBox.critical(QApplication.activeWindow(), "PadLens: unexpected error",
+                         f"{kind.__name__}: {value}\n\nThe window stays open. The full traceback is printed on the "
+                         "console; please include it in a bug report.")
 
 
 def main(args=None) -> int:
@@ -9,6 +19,7 @@ def main(args=None) -> int:
 
     from core.device import pick_device
     from gui.main_window import MainWindow
+    sys.excepthook = report_uncaught
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("PadLens")
     app.setOrganizationName("PadLens")

@@ -171,7 +171,7 @@ def comparison_job(models: list[tuple[str, str, LoadedModel]], data: Dataset, sp
             yield Progress(base, total, f"{name}: translation grid")
             fast = fast_model(lm.model, device)
             info = {"checkpoint": lm.meta.get("path", lm.name), "data": data.source, "images": n, "seed": seed,
-                    "crop_pad": entry.crop_pad, "title": grid_title(lm.name, mode, n, data.source)}
+                    "crop_pad": entry.crop_pad, "title": grid_title(lm.name, mode, n, data.source, input_size)}
             entry.grid = yield from relay(
                 translation_grid(fast, images, labels, lm.norm, spec, mode, device, prec, input_size=input_size,
                                  info=info, should_stop=should_stop), base, total, name)

@@ -5,15 +5,47 @@ SVGExporter crashes with Qt 6.11 (pyqtgraph #3485).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
-from PyQt6.QtCore import QRectF, QSize
+from PyQt6.QtCore import QRectF, QSettings, QSize
 from PyQt6.QtGui import QPainter
 from PyQt6.QtSvg import QSvgGenerator
-from PyQt6.QtWidgets import QGraphicsScene, QMessageBox, QWidget
+from PyQt6.QtWidgets import QFileDialog, QGraphicsScene, QMessageBox, QWidget
 
 from core.files import atomic_write
+
+
+def ask_save_path(parent: QWidget | None, settings: QSettings | None, title: str, name: str,
+                  filters: str) -> Path | None:
+    """Save dialog that starts in the last export folder, adds the chosen filter's suffix when the typed
+    name has none, and asks before replacing a file; None when the user backs out."""
+    folder = settings.value("export_dir") if settings is not None else None
+    start = Path(str(folder or Path.home())) / name
+    path, chosen = QFileDialog.getSaveFileName(parent, title, str(start), filters,
+                                               options=QFileDialog.Option.DontConfirmOverwrite)
+    if not path:
+        return None
+    path = Path(path)
+    if not path.suffix and (m := re.search(r"\*(\.\w+)", chosen or filters)):
+        path = path.with_suffix(m.group(1))
+    if not confirm_overwrite(parent, path):
+        return None
+    if settings is not None:
+        settings.setValue("export_dir", str(path.parent))
+    return path
+
+
+def run_export(parent: QWidget | None, path: Path, write: Callable[[], object]) -> bool:
+    """Run one export; a failure (disk full, no permission, wrong suffix) becomes a message, not a crash."""
+    try:
+        write()
+    except (OSError, ValueError) as e:
+        QMessageBox.warning(parent, "Export failed", f"{path}: {e}")
+        return False
+    return True
 
 
 def confirm_overwrite(parent: QWidget | None, path: Path) -> bool:

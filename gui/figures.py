@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QRectF, pyqtSignal
+from PyQt6.QtCore import QRectF, Qt, pyqtSignal
 
 from core.translation import GridResult
 
@@ -62,7 +62,7 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
         for key, _, levels, _ in METRICS:
             data = getattr(result, key)
             img = self.images[key]
-            img.setImage(np.nan_to_num(data, nan=np.nanmin(data) if np.isfinite(data).any() else 0), autoLevels=False)
+            img.setImage(data, autoLevels=False)   # cells not computed yet (NaN) stay transparent
             img.setRect(rect)
             if levels is None:
                 finite = data[np.isfinite(data)]
@@ -99,15 +99,16 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
 
 
 def save_heatmap_figures(result: GridResult, out_dir, title: str = "", augment_range: int | None = None) -> list[Path]:
-    """Write translation_heatmaps.png and .svg without showing a window (offscreen Qt when headless)."""
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    """Write translation_heatmaps.png and .svg without showing a window: from the command line Qt runs
+    offscreen (no display needed, a stale one does not matter); inside the app nothing flashes up."""
     from PyQt6.QtWidgets import QApplication
 
     from gui.export import write_figure
     if QApplication.instance() is None:   # kept alive on the module: Qt needs it while drawing
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         save_heatmap_figures.app = QApplication([])
     fig = HeatmapFigure()
+    fig.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)   # laid out and drawn, never on screen
     fig.resize(1500, 520)
     if augment_range is None:
         augment_range = result.info.get("crop_pad")

@@ -15,7 +15,7 @@ from core.data import (Dataset, DatasetError, download_job, how_to_get, load_spl
                        resolve_data_root, stratified_subset)
 from core.session import Explorer, LoadedModel, Result, load_custom, load_model
 from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
-from gui.export import confirm_overwrite, write_figure, write_npy
+from gui.export import ask_save_path, run_export, write_figure, write_npy
 from gui.feature_grid import FeatureGrid
 from gui.input_panel import InputChoice, InputPanel
 from gui.layer_tree import LayerTree
@@ -168,7 +168,10 @@ class MainWindow(QMainWindow):
     def set_model(self, loaded: LoadedModel) -> None:
         self.mean_runner.stop(CLOSE_WAIT_MS)
         self.explorer = Explorer(loaded, precision="fp32")
-        self.explorer.set_input_size(int(self.settings.value("input_size", 32)))
+        try:
+            self.explorer.set_input_size(int(self.settings.value("input_size", 32)))
+        except ValueError as e:
+            self.statusBar().showMessage(f"{e} Input size 32x32 for this model.", 10000)
         self.model_label.setText(f"{loaded.name} | padding {loaded.padding_mode} | {loaded.accuracy_text}")
         self.translation.set_model(loaded)
         self._layers_changed()
@@ -241,8 +244,12 @@ class MainWindow(QMainWindow):
             self.set_input_size(size)
 
     def set_input_size(self, size: int) -> None:
+        try:
+            self.explorer.set_input_size(size)
+        except ValueError as e:
+            QMessageBox.warning(self, "Cannot resize the input", str(e))
+            return
         self.settings.setValue("input_size", size)
-        self.explorer.set_input_size(size)
         self._layers_changed()
         self.statusBar().showMessage(f"input resized to {size}x{size} before the network", 5000)
         self.inputs.emit_choice()
@@ -334,18 +341,6 @@ class MainWindow(QMainWindow):
             self.grid.info.setToolTip(BORDER_BIAS_HELP)
 
     # ---- export --------------------------------------------------------------------------------
-    def _ask_path(self, title: str, name: str, filters: str) -> Path | None:
-        start = Path(str(self.settings.value("export_dir") or Path.home())) / name
-        path, _ = QFileDialog.getSaveFileName(self, title, str(start), filters,
-                                              options=QFileDialog.Option.DontConfirmOverwrite)
-        if not path:
-            return None
-        path = Path(path)
-        if not confirm_overwrite(self, path):
-            return None
-        self.settings.setValue("export_dir", str(path.parent))
-        return path
-
     def _layer_name(self) -> str:
         path = self.tree.selected_path() or ()
         return "model" + "".join(f"[{i}]" for i in path)
@@ -353,26 +348,20 @@ class MainWindow(QMainWindow):
     def export_scene(self, widget, what: str) -> None:
         if self.grid.maps is None:
             return
-        path = self._ask_path("Export figure", f"{self._layer_name()}_{what}.png", "PNG (*.png);;SVG (*.svg)")
-        if path is None:
-            return
-        try:
-            write_figure(widget.scene(), path, f"PadLens {self._layer_name()} {what}")
+        path = ask_save_path(self, self.settings, "Export figure", f"{self._layer_name()}_{what}.png",
+                             "PNG (*.png);;SVG (*.svg)")
+        if path and run_export(self, path, lambda: write_figure(widget.scene(), path,
+                                                                 f"PadLens {self._layer_name()} {what}")):
             self.statusBar().showMessage(f"wrote {path}", 5000)
-        except (OSError, ValueError) as e:
-            QMessageBox.warning(self, "Export failed", f"{path}: {e}")
 
     def export_npy(self) -> None:
         path = self.tree.selected_path()
         if self.result is None or path is None:
             return
-        out = self._ask_path("Export activations", f"{self._layer_name()}.npy", "NumPy array (*.npy)")
-        if out is not None:
-            try:
-                write_npy(self.result.acts[tuple(path)].numpy(), out)
-                self.statusBar().showMessage(f"wrote {out}", 5000)
-            except OSError as e:
-                QMessageBox.warning(self, "Export failed", f"{out}: {e}")
+        out = ask_save_path(self, self.settings, "Export activations", f"{self._layer_name()}.npy",
+                            "NumPy array (*.npy)")
+        if out and run_export(self, out, lambda: write_npy(self.result.acts[tuple(path)].numpy(), out)):
+            self.statusBar().showMessage(f"wrote {out}", 5000)
 
     def export_all_layers(self, folder: str | None = None, suffix: str = ".png") -> list[Path]:
         if self.result is None:

@@ -7,17 +7,19 @@ from pathlib import Path
 
 import torch
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import (QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
+from PyQt6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
                              QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
+from core.activations import resize_input
 from core.data import Dataset, stratified_subset
 from core.device import resolve_precision
+from core.files import atomic_write
 from core.inference import fast_model
 from core.session import LoadedModel
 from core.shifts import SHIFT_MODES, shift, visible_fraction
 from core.translation import (GridResult, GridSpec, cache_file, grid_key, grid_title, pitfalls, pooling_period,
                               translation_grid)
-from gui.export import confirm_overwrite, write_figure
+from gui.export import ask_save_path, run_export, write_figure
 from gui.figures import HeatmapFigure
 from gui.grid_settings import GridSettings, spin
 from gui.input_panel import pixmap_of
@@ -144,7 +146,7 @@ class TranslationTab(QWidget):
         device = next(self.loaded.model.parameters()).device
         precision = resolve_precision(self.precision.currentText(), device)
         n = min(self.count.value(), len(self.data))
-        size = self.window_.explorer.input_size if self.window_ is not None and self.window_.explorer else 32
+        size = self.input_size()
         return grid_key(self.loaded.meta.get("path") or self.loaded.name, self.data, self.spec(),
                         self.mode.currentText(), n, self.seed.value(), precision, size)
 
@@ -174,10 +176,10 @@ class TranslationTab(QWidget):
         precision = resolve_precision(self.precision.currentText(), device)
         subset = stratified_subset(data.labels, self.count.value(), self.seed.value())
         self.subset = subset
-        size = self.window_.explorer.input_size if self.window_ is not None and self.window_.explorer else 32
+        size = self.input_size()
         info = {"checkpoint": lm.meta.get("path", lm.name), "data": data.source, "images": len(subset),
                 "seed": self.seed.value(), "crop_pad": self.crop_pad,
-                "title": grid_title(lm.name, mode, len(subset), data.source)}
+                "title": grid_title(lm.name, mode, len(subset), data.source, size)}
 
         def job(stop):
             fast = fast_model(lm.model, device)
@@ -259,20 +261,29 @@ class TranslationTab(QWidget):
             return
         i, j = r.cell(dx, dy)
         mode = r.info.get("mode", "affine")
+        if not r.count[i, j]:
+            self.readout.setText(f"dx={dx:+d}, dy={dy:+d}: not computed (the run was cancelled before this cell)")
+            return
         self.readout.setText(
             f"dx={dx:+d}, dy={dy:+d}: accuracy {100 * r.accuracy[i, j]:.2f}%, loss {r.loss[i, j]:.3f}, "
             f"consistency {100 * r.consistency[i, j]:.1f}%, {int(r.count[i, j])} images, "
             f"{100 * visible_fraction(dx, dy, 32, mode):.0f}% of the image still in frame")
 
+    def input_size(self) -> int:
+        """The explorer's input size (View > Input size): grids resize their shifted inputs to it too."""
+        return self.window_.explorer.input_size if self.window_ is not None and self.window_.explorer else 32
+
     def show_examples(self, dx: int, dy: int) -> None:
+        """A few shifted images with their predictions, made as the grid on screen was (its mode and size)."""
         if self.data is None or self.loaded is None:
             return
-        lm = self.loaded
+        lm, info = self.loaded, (self.result.info if self.result is not None else {})
+        mode, size = info.get("mode", self.mode.currentText()), int(info.get("input_size", self.input_size()))
         idx = stratified_subset(self.data.labels, N_EXAMPLES, self.seed.value())
-        pixels = shift(self.data.images[idx], dx, dy, self.mode.currentText(), lm.norm.mean)
+        pixels = shift(self.data.images[idx], dx, dy, mode, lm.norm.mean)
         device = next(lm.model.parameters()).device
         with torch.inference_mode():
-            logits = lm.model.eval()(lm.norm.apply(pixels).to(device)).float().cpu()
+            logits = lm.model.eval()(resize_input(lm.norm.apply(pixels), size).to(device)).float().cpu()
         pred = logits.argmax(1)
         for k, (img, cap) in enumerate(self.example_labels):
             img.setPixmap(pixmap_of(pixels[k], 72))
@@ -283,17 +294,14 @@ class TranslationTab(QWidget):
 
     # ---- export and settings -------------------------------------------------------------------
     def _ask(self, title, name, filters) -> Path | None:
-        path, _ = QFileDialog.getSaveFileName(self, title, name, filters, options=QFileDialog.Option.DontConfirmOverwrite)
-        if not path or not confirm_overwrite(self, Path(path)):
-            return None
-        return Path(path)
+        return ask_save_path(self, getattr(self.window_, "settings", None), title, name, filters)
 
     def export_figure(self) -> None:
         if self.result is None:
             return
         path = self._ask("Export heatmaps", "translation_heatmaps.png", "PNG (*.png);;SVG (*.svg)")
         if path:
-            write_figure(self.figure.scene(), path, "PadLens translation heatmaps")
+            run_export(self, path, lambda: write_figure(self.figure.scene(), path, "PadLens translation heatmaps"))
 
     def export_numbers(self) -> None:
         if self.result is None:
@@ -302,21 +310,23 @@ class TranslationTab(QWidget):
         if path is None:
             return
         if path.suffix.lower() == ".npz":
-            self.result.save_npz(path)
+            run_export(self, path, lambda: self.result.save_npz(path))
         else:
-            from core.files import atomic_write
-            atomic_write(path.with_suffix(".csv"), self.result.write_csv)
+            path = path.with_suffix(".csv")
+            run_export(self, path, lambda: atomic_write(path, self.result.write_csv))
 
     def _restore(self, s) -> None:
         self.lo.setValue(int(s.value("tr_lo", -32)))
         self.hi.setValue(int(s.value("tr_hi", 32)))
         self.step.setValue(int(s.value("tr_step", 2)))
         self.count.setValue(int(s.value("tr_count", 1000)))
+        self.seed.setValue(int(s.value("tr_seed", 0)))
         self.mode.setCurrentText(s.value("tr_mode", "affine"))
         self.precision.setCurrentText(s.value("tr_precision", "auto"))
 
     def save_settings(self, s) -> None:
         for key, val in (("tr_lo", self.lo.value()), ("tr_hi", self.hi.value()), ("tr_step", self.step.value()),
-                         ("tr_count", self.count.value()), ("tr_mode", self.mode.currentText()),
+                         ("tr_count", self.count.value()), ("tr_seed", self.seed.value()),
+                         ("tr_mode", self.mode.currentText()),
                          ("tr_precision", self.precision.currentText())):
             s.setValue(key, val)

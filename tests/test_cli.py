@@ -111,3 +111,25 @@ def test_bias_command_prints_every_layer(tmp_path, capsys):
     row = next(line for line in out.splitlines() if line.startswith("model[1][0]"))
     assert row.split()[2] == "0.000", "circular padding: a blank input gives no border bias"
     assert "UNEVEN" in next(line for line in out.splitlines() if line.startswith("model[3][1]"))
+
+
+def test_the_app_takes_data_and_device(monkeypatch, tmp_path):
+    seen = []
+    fake = types.ModuleType("gui.app")
+    fake.main = lambda a: seen.append(a) or 0
+    monkeypatch.setitem(sys.modules, "gui.app", fake)
+    assert main(["--device", "cpu", "--data", str(tmp_path)]) == 0
+    assert seen[0].device == "cpu" and seen[0].data == str(tmp_path) and seen[0].command is None
+
+
+def test_an_uncaught_error_in_the_app_becomes_a_message(qapp, monkeypatch, capsys):
+    from PyQt6.QtWidgets import QMessageBox
+
+    from gui.app import report_uncaught
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda *a: shown.append(a[2]))
+    try:
+        raise KeyError("layer")
+    except KeyError as e:
+        report_uncaught(type(e), e, e.__traceback__)
+    assert "KeyError: 'layer'" in shown[0] and "Traceback" in capsys.readouterr().err

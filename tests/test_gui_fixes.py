@@ -14,6 +14,10 @@ def build_model():
 
 def not_a_model():
     return 3
+
+def fixed_head():
+    return nn.Sequential(nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU()),
+                         nn.Sequential(nn.Flatten(), nn.Linear(2 * 32 * 32, 10)))
 '''
 
 
@@ -61,3 +65,16 @@ def test_own_model_opens_with_its_layer_tree(window, tmp_path, monkeypatch):
     assert not w.open_custom_model(str(tmp_path / "mine.py"), "build_model", str(tmp_path / "bad.pt"))
     assert "does not fit" in warnings[-1] or "missing" in warnings[-1]
     assert w.explorer.loaded.name == "mine.build_model", "a refused model leaves the open one in place"
+
+
+def test_a_model_that_only_takes_32x32_refuses_other_input_sizes(window, tmp_path, monkeypatch):
+    w = window
+    (tmp_path / "mine.py").write_text(MODEL_PY)
+    w.set_input_size(40)                                    # remembered from the model before
+    assert w.open_custom_model(str(tmp_path / "mine.py"), "fixed_head", None)
+    assert w.explorer.input_size == 32 and "does not accept 40x40" in w.statusBar().currentMessage()
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warnings.append(a[2]))
+    w.set_input_size(48)
+    assert "does not accept 48x48" in warnings[-1] and w.explorer.input_size == 32
+    assert w.explorer.layers[-1].output_shape == (10,)

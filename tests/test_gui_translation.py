@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.translation import GridResult
+from core.translation import GridResult, GridSpec
 
 
 @pytest.fixture
@@ -17,12 +17,14 @@ def tab(window):
     return t
 
 
-def test_small_grid_runs_in_the_background_and_shows(tab, qtbot):
-    partials = []
+def test_small_grid_runs_in_the_background_and_shows(tab, qtbot, monkeypatch):
+    shown = []
+    show = tab.show_result
+    monkeypatch.setattr(tab, "show_result", lambda r, final=False: (shown.append((r.images, final)), show(r, final)))
     tab.start()
     assert tab.runner.running and not tab.start_btn.isEnabled()
-    tab.runner.worker.partial.connect(lambda r: partials.append(r))
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert shown == [(10, False), (30, False), (30, True)], "a first heatmap from 10 images, then refined"
     r = tab.result
     assert r is not None and r.accuracy.shape == (3, 3) and r.images == 30
     shown = tab.figure.images["accuracy"].image
@@ -54,16 +56,53 @@ def test_cancel_keeps_partial_results(tab, qtbot):
     assert "Cancelled" in tab.status.text() and tab.start_btn.isEnabled()
 
 
+def test_cells_a_cancel_left_out_are_blank_and_said_so(tab):
+    r = GridResult.empty(GridSpec(-4, 4, -4, 4, 4), {"mode": "affine"})
+    r.count[:], r.correct[:] = 10, 5
+    r.count[0, 0] = r.correct[0, 0] = 0
+    tab.show_result(r)
+    shown = tab.figure.images["accuracy"].image
+    assert np.isnan(shown[0, 0]) and shown[1, 1] == 0.5     # NaN draws transparent, not as the worst color
+    tab.hover(-4, -4)
+    assert "not computed" in tab.readout.text()
+
+
+def test_examples_follow_the_grid_on_screen_and_the_seed_is_remembered(tab, qtbot, tmp_path):
+    from PyQt6.QtCore import QSettings
+    tab.window_.set_input_size(40)
+    tab.mode.setCurrentText("roll")
+    tab.start()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert "input resized to 40x40" in tab.result.info["title"] and tab.result.info["input_size"] == 40
+    tab.mode.setCurrentText("affine")                     # changed after the run: examples keep the grid's mode
+    tab.show_examples(4, 0)
+    assert "dx=+4" in tab.examples_box.title()
+    s = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    tab.seed.setValue(7)
+    tab.save_settings(s)
+    tab.seed.setValue(0)
+    tab._restore(s)
+    assert tab.seed.value() == 7
+
+
 def test_export_numbers_and_figures(tab, qtbot, tmp_path, monkeypatch):
     tab.start()
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
-    answers = iter([str(tmp_path / "grid.npz"), str(tmp_path / "grid.csv"), str(tmp_path / "heat.svg"),
-                    str(tmp_path / "heat.png")])
-    monkeypatch.setattr("gui.translation_tab.QFileDialog.getSaveFileName", lambda *a, **k: (next(answers), ""))
+    answers = iter([(tmp_path / "grid.npz", ""), (tmp_path / "grid.csv", ""), (tmp_path / "heat.svg", ""),
+                    (tmp_path / "heat.png", ""), (tmp_path / "typed", "SVG (*.svg)"),   # no suffix: the filter's
+                    (tmp_path / "no_such_dir" / "x.png", "")])
+    monkeypatch.setattr("gui.export.QFileDialog.getSaveFileName", lambda *a, **k: tuple(map(str, next(answers))))
+    warnings = []
+    monkeypatch.setattr("gui.export.QMessageBox.warning", lambda *a: warnings.append(a[-1]))
     tab.export_numbers()
     tab.export_numbers()
     tab.export_figure()
     tab.export_figure()
+    tab.export_figure()
+    assert (tmp_path / "typed.svg").read_text().lstrip().startswith("<?xml")
+    (tmp_path / "no_such_dir").write_text("a file where a folder should be")
+    tab.export_figure()                      # fails: a message, no crash
+    assert len(warnings) == 1 and "x.png" in warnings[0]
     back = GridResult.load_npz(tmp_path / "grid.npz")
     np.testing.assert_array_equal(back.correct, tab.result.correct)
     assert (tmp_path / "grid.csv").read_text().count("\n") == 1 + 9
@@ -77,3 +116,17 @@ def test_closing_the_window_while_a_grid_runs(qtbot, tab):
     tab.start()
     tab.window().close()
     assert not tab.runner.running
+
+
+def test_heatmap_figures_for_the_command_line_are_written_without_a_window(qapp, tmp_path):
+    """The real figure code behind `padlens translate` and `padlens report` (their tests stub it)."""
+    from PyQt6.QtGui import QImage
+
+    from gui.figures import save_heatmap_figures
+    r = GridResult.empty(GridSpec(-4, 4, -4, 4, 4), {"crop_pad": 4})
+    r.count[:] = 10
+    r.correct[:] = np.arange(9).reshape(3, 3)
+    written = save_heatmap_figures(r, tmp_path, "test grid")
+    assert [p.name for p in written] == ["translation_heatmaps.png", "translation_heatmaps.svg"]
+    assert QImage(str(written[0])).width() >= 1000
+    assert written[1].read_text().lstrip().startswith("<?xml")
