@@ -1,6 +1,7 @@
 """Atomic file writes: a reader (or a crash) never sees half a file, and two processes never collide."""
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Callable
@@ -33,3 +34,12 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
 
 def atomic_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def file_identity(path) -> str:
+    """Content hash of a checkpoint (first MiBs and size), stable across copies and renames."""
+    p = Path(path)
+    h = hashlib.sha1()
+    with open(p, "rb") as f:
+        h.update(f.read(4 << 20))
+    return f"{h.hexdigest()}-{p.stat().st_size}"

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.files import atomic_text
+from core.files import atomic_text, file_identity
 from core.jobs import Progress, never, relay
 from core.translation import GridSpec
 
@@ -240,7 +240,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     mean_idx = stratified_subset(data.labels, mean_images or None, seed)
     n_eval = len(data) if eval_idx is None else len(eval_idx)
     n_cells = len(grid.dxs) * len(grid.dys)
-    keys = [{m: grid_key(str(p), data, grid, m, len(grid_idx), seed, grid_precision, 32) for m in modes}
+    keys = [{m: grid_key(file_identity(p), data, grid, m, len(grid_idx), seed, grid_precision, 32) for m in modes}
             for p in paths]
 
     def cached(key: str) -> GridResult | None:

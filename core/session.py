@@ -15,6 +15,7 @@ from core.activations import Activations, blank_input, capture, resize_input
 from core.checkpoint import load_checkpoint
 from core.data import CLASSES, Normalization
 from core.device import pick_device, prepare_model, resolve_precision
+from core.files import file_identity
 from core.layers import LayerInfo, describe_layers
 
 
@@ -25,6 +26,7 @@ class LoadedModel:
     name: str
     meta: dict = field(default_factory=dict)
     classes: tuple[str, ...] = CLASSES
+    cache_id: str | None = None   # what its results are cached under: its files' content; None: never cached
 
     @property
     def padding_mode(self) -> str:
@@ -44,7 +46,7 @@ def load_model(path: str | Path, device: torch.device | None = None) -> LoadedMo
     model, meta = load_checkpoint(path)
     device = device or pick_device()
     return LoadedModel(prepare_model(model, device), Normalization.from_dict(meta["normalization"]),
-                       Path(path).stem, meta)
+                       Path(path).stem, meta, cache_id=file_identity(path))
 
 
 def load_custom(py_file, function: str, weights=None, device: torch.device | None = None) -> LoadedModel:
@@ -55,7 +57,11 @@ def load_custom(py_file, function: str, weights=None, device: torch.device | Non
     name = f"{Path(py_file).stem}.{function}"
     meta = {"path": str(weights or py_file), "custom": True, "summary": info.summary,
             "normalization": CIFAR10_NORMALIZATION.to_dict()}
-    return LoadedModel(prepare_model(model, device or pick_device()), CIFAR10_NORMALIZATION, name, meta)
+    # the code, the function and the weights together make the model; without weights it is a fresh
+    # random init every time, nothing to cache
+    cache_id = f"{file_identity(py_file)}:{function}:{file_identity(weights)}" if weights else None
+    return LoadedModel(prepare_model(model, device or pick_device()), CIFAR10_NORMALIZATION, name, meta,
+                       cache_id=cache_id)
 
 
 @dataclass

@@ -286,14 +286,14 @@ def cache_key(checkpoint_id: str, data_id: str, spec: GridSpec, mode: str, n_ima
     return hashlib.sha1(payload.encode()).hexdigest()[:20]
 
 
-def grid_key(model_ref: str, data, spec: GridSpec, mode: str, n_images: int, seed: int, precision: str,
+def grid_key(model_id: str, data, spec: GridSpec, mode: str, n_images: int, seed: int, precision: str,
              input_size: int) -> str:
-    """The one cache key of a grid: model file content (or name), data set, spec and settings.
+    """The one cache key of a grid: the model's identity (LoadedModel.cache_id: its files' content),
+    data set, spec and settings.
 
     Shared by the translation tab, the comparison tab and the report, so each reuses the others' grids.
     """
-    ident = file_identity(model_ref) if model_ref and Path(model_ref).is_file() else str(model_ref)
-    return cache_key(ident, f"{data.source}|{len(data)}", spec, mode, n_images, seed, precision, input_size)
+    return cache_key(model_id, f"{data.source}|{len(data)}", spec, mode, n_images, seed, precision, input_size)
 
 
 def grid_title(model_name: str, mode: str, n: int, data_source: str, input_size: int = 32) -> str:
@@ -304,12 +304,3 @@ def grid_title(model_name: str, mode: str, n: int, data_source: str, input_size:
 
 def cache_file(key: str) -> Path:
     return cache_dir() / "translation" / f"{key}.npz"
-
-
-def file_identity(path) -> str:
-    """Content hash of a checkpoint (first MiBs and size), stable across copies and renames."""
-    p = Path(path)
-    h = hashlib.sha1()
-    with open(p, "rb") as f:
-        h.update(f.read(4 << 20))
-    return f"{h.hexdigest()}-{p.stat().st_size}"

@@ -157,9 +157,9 @@ def comparison_job(models: list[tuple[str, str, LoadedModel]], data: Dataset, sp
         out["entries"].append(entry)
         # 1. translation grid, from the shared cache when it is there
         cache = None
-        if use_cache:
+        if use_cache and lm.cache_id is not None:
             try:
-                cache = cache_file(grid_key(lm.meta.get("path") or lm.name, data, spec, mode, n, seed, prec, input_size))
+                cache = cache_file(grid_key(lm.cache_id, data, spec, mode, n, seed, prec, input_size))
             except OSError:
                 cache = None
         if cache is not None and cache.is_file():

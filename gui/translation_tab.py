@@ -147,12 +147,12 @@ class TranslationTab(QWidget):
         precision = resolve_precision(self.precision.currentText(), device)
         n = min(self.count.value(), len(self.data))
         size = self.input_size()
-        return grid_key(self.loaded.meta.get("path") or self.loaded.name, self.data, self.spec(),
-                        self.mode.currentText(), n, self.seed.value(), precision, size)
+        return grid_key(self.loaded.cache_id, self.data, self.spec(), self.mode.currentText(), n, self.seed.value(),
+                        precision, size)
 
     def try_cache(self, *_) -> bool:
         """Show a cached grid for the current settings at once, if there is one."""
-        if self.loaded is None or self.data is None or self.runner.running:
+        if self.loaded is None or self.data is None or self.runner.running or self.loaded.cache_id is None:
             return False
         path = cache_file(self._key())
         if path.is_file():
@@ -203,9 +203,16 @@ class TranslationTab(QWidget):
         self.status.setText(msg)
 
     def _done(self, result: GridResult) -> None:
-        result.save_npz(cache_file(self.key))
+        note = "; cached for next time."
+        if self.loaded.cache_id is None:           # a model without weights is a new random init each time
+            note = " (a model without weights is not cached)."
+        else:
+            try:
+                result.save_npz(cache_file(self.key))
+            except OSError as e:
+                note = f" (could not cache it: {e})."
         self.show_result(result, final=True)
-        self.status.setText(f"Done in {time.perf_counter() - self.t0:.1f} s; cached for next time.")
+        self.status.setText(f"Done in {time.perf_counter() - self.t0:.1f} s{note}")
 
     def _cancelled(self, result) -> None:
         if result is not None:

@@ -206,3 +206,19 @@ def test_cifar10_normalization():
     assert isinstance(CIFAR10_NORMALIZATION, Normalization)
     assert CIFAR10_NORMALIZATION.mean == (0.4914, 0.4822, 0.4465)
     assert CIFAR10_NORMALIZATION.std == (0.2470, 0.2435, 0.2616)
+
+
+def test_cache_identity_covers_code_function_and_weights(tmp_path, tiny_checkpoint):
+    """Grids are cached under it: the same weights under edited code or another function are another model."""
+    from core.files import file_identity
+    from core.session import load_custom, load_model
+    py = tmp_path / "mine.py"
+    py.write_text(GOOD + "\ndef build_again():\n    return build()\n")
+    torch.save(load_custom_model(py, "build").state_dict(), tmp_path / "w.pt")
+    ids = {load_custom(py, fn, tmp_path / "w.pt", torch.device("cpu")).cache_id for fn in ("build", "build_again")}
+    assert len(ids) == 2 and None not in ids
+    before = load_custom(py, "build", tmp_path / "w.pt", torch.device("cpu")).cache_id
+    py.write_text(GOOD.replace("padding=1", "padding=1, padding_mode='reflect'"))
+    assert load_custom(py, "build", tmp_path / "w.pt", torch.device("cpu")).cache_id != before
+    assert load_custom(py, "build", None, torch.device("cpu")).cache_id is None     # random init: never cached
+    assert load_model(tiny_checkpoint, torch.device("cpu")).cache_id == file_identity(tiny_checkpoint)
