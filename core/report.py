@@ -15,6 +15,7 @@ import datetime as _dt
 import importlib
 import json
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -583,6 +584,17 @@ def render_markdown(doc: dict, out: Path) -> str:
                                for m in gs if m != "affine")
             add(f"- {r['label']}: at d = {far}, relative to the black fill: {others}.")
     add("")
+    add("**Content shifted out of the frame.** A shift by (dx, dy) leaves (32 - |dx|)(32 - |dy|) / 32² of the "
+        "image in view (all of it under `roll`); beyond half the image gone, part of the accuracy drop is "
+        "missing evidence, not a fragile network. Mean accuracy over the cells where at least / less than half "
+        "of the image stays in frame:\n")
+    add("| checkpoint | mode | >= half in frame | < half in frame | smallest share in frame |")
+    add("|---|---|---|---|---|")
+    for r in results:
+        for mode, gr in r["grids"].items():
+            b = gr["pitfalls"]
+            add(f"| {r['label']} | {mode} | {_pct(b['visible'])} | {_pct(b['hidden'])} | {_pct(b['min_visible'])} |")
+    add("")
     add("**Pooling phase.** Shifts that are not multiples of the product of all pooling strides (the period) "
         "sample the pooling grid differently even when no content is lost. Mean accuracy by (dy mod period, "
         "dx mod period); only phases the grid visits are shown (a step equal to the period shows one phase).\n")
@@ -699,20 +711,32 @@ def cmd_report(a) -> int:
         eta = elapsed * (ev.total - ev.done) / ev.done if ev.done else 0
         progress_line(ev.done / max(ev.total, 1), f"{ev.message[:70]} left {fmt_time(eta)}")
 
-    print(f"report on {len(a.checkpoints)} checkpoint(s) into {a.out}", flush=True)
+    print(f"report on {len(a.checkpoints)} checkpoint(s) into {a.out} (Ctrl-C once: report what is finished; "
+          "twice: quit)", flush=True)
+    stop = []
+
+    def interrupted(*_):
+        if stop:
+            raise KeyboardInterrupt
+        stop.append(True)
+        sys.stderr.write("\npadlens: stopping after the current step; Ctrl-C again to quit at once\n")
+
+    old = signal.signal(signal.SIGINT, interrupted)
     try:
         md = run_job(report(a.checkpoints, a.out, a.data, a.device, a.images, spec, a.modes, a.mean_images,
-                            a.precision, a.eval_images, a.seed, qt_figures=not a.no_qt_figures),
-                     on_progress=on_progress)
+                            a.precision, a.eval_images, a.seed, qt_figures=not a.no_qt_figures,
+                            should_stop=lambda: bool(stop)), on_progress=on_progress)
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         print("padlens: interrupted; finished translation grids are cached and reused by the next run",
               file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGINT, old)
     sys.stderr.write("\n")
     if md is None:
         print("padlens: stopped before any checkpoint was finished", file=sys.stderr)
-        return 1
+        return 130 if stop else 1
     print(f"wrote {md} and {Path(md).with_name('report.json')} in {fmt_time(time.perf_counter() - t)}")
     return 0
 

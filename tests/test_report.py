@@ -75,8 +75,11 @@ def test_report_md_mentions_checkpoints_and_numbers(run):
     assert f"{100 * z['eval']['accuracy']:.2f}%" in text
     assert "measured on the lossy JPEG copy of CIFAR-10" in text
     for head in ("Where are the artifacts", "How accuracy falls", "evaluation choices", "What each fix changes",
-                 "Pooling phase", "crop augmentation"):
+                 "Pooling phase", "crop augmentation", "Content shifted out of the frame"):
         assert head in text
+    p = z["grids"]["affine"]["pitfalls"]
+    assert p["hidden"] is None    # shifts of at most 4 px keep more than half of every image in frame
+    assert f"| tiny_zeros | affine | {100 * p['visible']:.1f}% | n/a | {100 * p['min_visible']:.1f}% |" in text
     assert "| tiny_zeros | affine |" in text and "| tiny_reflect | roll |" in text
     assert "no border artifact" in text   # the reflect model's blank input
     assert run.events and all(isinstance(e, Progress) for e in run.events)
@@ -224,3 +227,29 @@ def test_png_helpers(tmp_path):
     assert torch.equal(read_image(str(p)), m)
     with pytest.raises(ValueError):
         save_png(tmp_path / "bad.png", m.float())
+
+
+def test_ctrl_c_on_the_command_line_reports_what_is_finished(run, monkeypatch, capsys):
+    import os
+    import signal
+
+    import core.cli
+    monkeypatch.setenv("XDG_CACHE_HOME", str(run.tmp / "cache3"))
+    parser = argparse.ArgumentParser(prog="padlens")
+    add_report_parser(parser.add_subparsers(dest="command"))
+    sent = []
+
+    def progress_line(frac, text):
+        if text.split(" left")[0].endswith(": done") and not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGINT))   # as if the user pressed Ctrl-C here
+    monkeypatch.setattr(core.cli, "progress_line", progress_line)
+    out = run.tmp / "ctrl-c"
+    a = parser.parse_args(["report", "--checkpoints", *map(str, run.ckpts), "--out", str(out), "--data",
+                           str(run.data), "--device", "cpu", "--images", "10", "--range", "-2", "2", "--step", "2",
+                           "--mean-images", "10", "--eval-images", "20", "--precision", "fp32", "--modes", "roll",
+                           "--no-qt-figures"])
+    assert a.func(a) == 0 and sent
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["settings"]["interrupted"] is True and len(doc["checkpoints"]) == 1 < len(run.ckpts)
+    assert "stopping after the current step" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # the handler is put back
