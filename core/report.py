@@ -584,16 +584,15 @@ def render_markdown(doc: dict, out: Path) -> str:
                                for m in gs if m != "affine")
             add(f"- {r['label']}: at d = {far}, relative to the black fill: {others}.")
     add("")
+    pitfall_rows = [(r["label"], mode, gr["pitfalls"]) for r in results for mode, gr in r["grids"].items()]
     add("**Content shifted out of the frame.** A shift by (dx, dy) leaves (32 - |dx|)(32 - |dy|) / 32² of the "
         "image in view (all of it under `roll`); beyond half the image gone, part of the accuracy drop is "
         "missing evidence, not a fragile network. Mean accuracy over the cells where at least / less than half "
         "of the image stays in frame:\n")
     add("| checkpoint | mode | >= half in frame | < half in frame | smallest share in frame |")
     add("|---|---|---|---|---|")
-    for r in results:
-        for mode, gr in r["grids"].items():
-            b = gr["pitfalls"]
-            add(f"| {r['label']} | {mode} | {_pct(b['visible'])} | {_pct(b['hidden'])} | {_pct(b['min_visible'])} |")
+    for label, mode, b in pitfall_rows:
+        add(f"| {label} | {mode} | {_pct(b['visible'])} | {_pct(b['hidden'])} | {_pct(b['min_visible'])} |")
     add("")
     add("**Pooling phase.** Shifts that are not multiples of the product of all pooling strides (the period) "
         "sample the pooling grid differently even when no content is lost. Mean accuracy by (dy mod period, "
@@ -623,13 +622,11 @@ def render_markdown(doc: dict, out: Path) -> str:
         "crop padding in each direction; accuracy inside that box (|dx|, |dy| <= crop) vs outside it:\n")
     add("| checkpoint | crop (px) | mode | inside | outside | drop |")
     add("|---|---|---|---|---|---|")
-    for r in results:
-        for mode, gr in r["grids"].items():
-            b = gr["pitfalls"]
-            drop = b["inside"] - b["outside"] if b["inside"] is not None and b["outside"] is not None else None
-            add(f"| {r['label']} | {b['crop_pad'] if b['crop_pad'] is not None else 'unknown'} | {mode} | "
-                f"{_pct(b['inside'])} ({b['inside_cells']} cells) | {_pct(b['outside'])} ({b['outside_cells']} cells) "
-                f"| {_pp(drop)} |")
+    for label, mode, b in pitfall_rows:
+        drop = b["inside"] - b["outside"] if b["inside"] is not None and b["outside"] is not None else None
+        add(f"| {label} | {b['crop_pad'] if b['crop_pad'] is not None else 'unknown'} | {mode} | "
+            f"{_pct(b['inside'])} ({b['inside_cells']} cells) | {_pct(b['outside'])} ({b['outside_cells']} cells) "
+            f"| {_pp(drop)} |")
     add("")
     add("**Data and precision.** " + ("The test images are the lossy JPEG copy of CIFAR-10: compression artifacts change accuracy "
                                       "by themselves, so compare checkpoints only on the same copy. " if jpeg else "")
