@@ -5,6 +5,7 @@ SVGExporter crashes with Qt 6.11 (pyqtgraph #3485).
 """
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 from typing import Callable
@@ -13,7 +14,7 @@ import numpy as np
 from PyQt6.QtCore import QRectF, QSettings, QSize
 from PyQt6.QtGui import QPainter
 from PyQt6.QtSvg import QSvgGenerator
-from PyQt6.QtWidgets import QFileDialog, QGraphicsScene, QMessageBox, QWidget
+from PyQt6.QtWidgets import QFileDialog, QGraphicsScene, QMessageBox, QTableWidget, QWidget
 
 from core.files import atomic_write
 
@@ -101,6 +102,19 @@ def write_figure(scene: QGraphicsScene, path, title: str = "PadLens figure") -> 
     if suffix == ".png":
         return write_png(scene, path)
     raise ValueError(f"export as .png or .svg, not {suffix or 'no suffix'}")
+
+
+def write_table_csv(table: QTableWidget, path) -> Path:
+    """A table as shown (header and cell texts) as CSV, for a spreadsheet or a paper."""
+    heads = [table.horizontalHeaderItem(c).text() if table.horizontalHeaderItem(c) else str(c)
+             for c in range(table.columnCount())]
+    rows = [[table.item(r, c).text() if table.item(r, c) else "" for c in range(table.columnCount())]
+            for r in range(table.rowCount())]
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([heads, *rows])
+    return atomic_write(path, write)
 
 
 def write_npy(array, path) -> Path:

@@ -15,7 +15,7 @@ from core.data import (Dataset, DatasetError, download_job, how_to_get, load_spl
                        resolve_data_root, stratified_subset)
 from core.session import Explorer, LoadedModel, Result, load_custom, load_model
 from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
-from gui.export import ask_save_path, run_export, write_figure, write_npy
+from gui.export import ask_save_path, run_export, write_figure, write_npy, write_table_csv
 from gui.feature_grid import FeatureGrid
 from gui.input_panel import InputChoice, InputPanel
 from gui.layer_tree import LayerTree
@@ -99,6 +99,16 @@ class MainWindow(QMainWindow):
         self._action(f, "Export enlarged &map (PNG/SVG)...", lambda: self.export_scene(self.grid.side_widget, "map"), "Ctrl+Shift+M")
         self._action(f, "Export &activations (.npy)...", self.export_npy, "Ctrl+Shift+N")
         self._action(f, "Export a&ll layers...", self.export_all_layers, "Ctrl+Shift+E")
+        f.addSeparator()
+        self._action(f, "Export spatial-&bias table (CSV)...", lambda: self.export_table(self.bias.table, "spatial_bias"))
+        self._action(f, "Export mean &filters (PNG/SVG)...",
+                     lambda: self.export_figure(self.bias.filters.grid_widget, "mean_filters"))
+        self._action(f, "Export comparison &heatmaps (PNG/SVG)...",
+                     lambda: self.export_figure(self.comparison.heat, "comparison_heatmaps"))
+        self._action(f, "Export comparison ma&ps (PNG/SVG)...",
+                     lambda: self.export_figure(self.comparison.maps, "comparison_maps"))
+        self._action(f, "Export comparison &table (CSV)...",
+                     lambda: self.export_table(self.comparison.table, "comparison"))
         f.addSeparator()
         self._action(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         v = self.menuBar().addMenu("&View")
@@ -346,13 +356,26 @@ class MainWindow(QMainWindow):
         return "model" + "".join(f"[{i}]" for i in path)
 
     def export_scene(self, widget, what: str) -> None:
-        if self.grid.maps is None:
-            return
-        path = ask_save_path(self, self.settings, "Export figure", f"{self._layer_name()}_{what}.png",
-                             "PNG (*.png);;SVG (*.svg)")
-        if path and run_export(self, path, lambda: write_figure(widget.scene(), path,
-                                                                 f"PadLens {self._layer_name()} {what}")):
+        if self.grid.maps is not None:
+            self.export_figure(widget, f"{self._layer_name()}_{what}")
+
+    def export_figure(self, widget, name: str) -> Path | None:
+        """Any plot of the window (a pyqtgraph widget) as PNG or SVG."""
+        path = ask_save_path(self, self.settings, "Export figure", f"{name}.png", "PNG (*.png);;SVG (*.svg)")
+        if path and run_export(self, path, lambda: write_figure(widget.scene(), path, f"PadLens {name}")):
             self.statusBar().showMessage(f"wrote {path}", 5000)
+            return path
+        return None
+
+    def export_table(self, table, name: str) -> Path | None:
+        if not table.rowCount():
+            self.statusBar().showMessage("Nothing to export yet: the table is empty.", 5000)
+            return None
+        path = ask_save_path(self, self.settings, "Export table", f"{name}.csv", "CSV (*.csv)")
+        if path and run_export(self, path, lambda: write_table_csv(table, path)):
+            self.statusBar().showMessage(f"wrote {path}", 5000)
+            return path
+        return None
 
     def export_npy(self) -> None:
         path = self.tree.selected_path()

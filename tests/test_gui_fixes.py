@@ -78,3 +78,20 @@ def test_a_model_that_only_takes_32x32_refuses_other_input_sizes(window, tmp_pat
     w.set_input_size(48)
     assert "does not accept 48x48" in warnings[-1] and w.explorer.input_size == 32
     assert w.explorer.layers[-1].output_shape == (10,)
+
+
+def test_spatial_bias_and_comparison_exports(window, tmp_path, monkeypatch):
+    import csv
+
+    from PyQt6.QtGui import QImage
+    w = window
+    answers = iter([tmp_path / "bias.csv", tmp_path / "filters.png", tmp_path / "cmp.svg"])
+    monkeypatch.setattr("gui.export.QFileDialog.getSaveFileName", lambda *a, **k: (str(next(answers)), ""))
+    assert w.export_table(w.bias.table, "spatial_bias") == tmp_path / "bias.csv"
+    rows = list(csv.reader((tmp_path / "bias.csv").open()))
+    assert rows[0][0] == "Layer" and len(rows) == 1 + w.bias.table.rowCount()
+    assert rows[1 + w.bias.rows[(1, 0)]][0] == "model[1][0]" and float(rows[1 + w.bias.rows[(1, 0)]][3]) > 0.01
+    assert not QImage(str(w.export_figure(w.bias.filters.grid_widget, "mean_filters"))).isNull()
+    w.comparison.table.setRowCount(0)
+    assert w.export_table(w.comparison.table, "comparison") is None and "empty" in w.statusBar().currentMessage()
+    assert w.export_figure(w.comparison.heat, "comparison_heatmaps").read_text().lstrip().startswith("<?xml")
