@@ -189,7 +189,8 @@ class TranslationTab(QWidget):
         self.t0 = time.perf_counter()
         self.start_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
-        self.status.setText("Running: the first heatmap comes from 10 images (one per class) and is refined as more are done.")
+        self.status.setText("Running: a first heatmap from a few images (up to one per class) within seconds, "
+                            "refined as more are done.")
         self.runner.start(job, on_progress=self._progress, on_partial=lambda r: self.show_result(r),
                           on_result=self._done, on_cancelled=self._cancelled, on_error=self._failed,
                           on_finished=self._finished)

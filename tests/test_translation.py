@@ -125,6 +125,19 @@ def test_stop_at_once_gives_empty_result(tiny_model, data):
     assert r.count.sum() == 0 and np.isnan(r.accuracy).all() and r.images == 0
 
 
+def test_first_heatmap_comes_from_fewer_images_on_big_grids(tiny_model, data):
+    """At most FIRST_ROWS forward passes before the first Partial: the 33x33 default grid (961 shifts
+    with content) starts from 3 images, a 3x4 grid from 10."""
+    from core.translation import FIRST_ROWS
+    images, labels = data
+    assert FIRST_ROWS // 961 == 3
+    for spec, first in ((GridSpec(), 3), (SPEC, 10)):
+        job = translation_grid(tiny_model, images, labels, NORM, spec)
+        seen = next(e.value for e in job if isinstance(e, Partial))
+        assert seen.images == first
+        job.close()
+
+
 def test_no_images_and_empty_first_chunk(tiny_model, data):
     images, labels = data
     empty = grid(tiny_model, images[:0], labels[:0])
