@@ -28,6 +28,11 @@ class LoadedModel:
     classes: tuple[str, ...] = CLASSES
     cache_id: str | None = None   # what its results are cached under: its files' content; None: never cached
 
+    def class_name(self, i: int) -> str:
+        """Name of output i; a user's model may have more outputs than CIFAR-10 has classes."""
+        i = int(i)
+        return self.classes[i] if 0 <= i < len(self.classes) else f"output {i}"
+
     @property
     def padding_mode(self) -> str:
         modes = sorted({getattr(m, "padding_mode", "zeros") for m in self.model.modules()
@@ -117,5 +122,4 @@ class Explorer:
     def top_predictions(self, logits: torch.Tensor, k: int = 3) -> list[tuple[str, float]]:
         p = logits.float().softmax(0)
         vals, idx = p.topk(min(k, len(p)))
-        names = self.loaded.classes
-        return [(names[i] if i < len(names) else str(i), v) for v, i in zip(vals.tolist(), idx.tolist())]
+        return [(self.loaded.class_name(i), v) for v, i in zip(vals.tolist(), idx.tolist())]

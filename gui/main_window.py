@@ -282,7 +282,7 @@ class MainWindow(QMainWindow):
                 ds = self.datasets[choice.split]
                 pixels = ds.images[choice.index]
                 label = f"{choice.split} image {choice.index}"
-                caption = f"true: <b>{ex.loaded.classes[ds.labels[choice.index]]}</b>"
+                caption = f"true: <b>{ex.loaded.class_name(ds.labels[choice.index])}</b>"
                 result = ex.run_pixels(pixels, label)
             elif choice.kind == "blank":
                 result = ex.run_blank(choice.blank)

@@ -296,8 +296,8 @@ class TranslationTab(QWidget):
         for k, (img, cap) in enumerate(self.example_labels):
             img.setPixmap(pixmap_of(pixels[k], 72))
             ok = pred[k] == self.data.labels[idx[k]]
-            cap.setText(f"<span style='color:{'green' if ok else 'red'}'>{lm.classes[pred[k]]}</span>"
-                        f"<br><small>true {lm.classes[self.data.labels[idx[k]]]}</small>")
+            cap.setText(f"<span style='color:{'green' if ok else 'red'}'>{lm.class_name(pred[k])}</span>"
+                        f"<br><small>true {lm.class_name(self.data.labels[idx[k]])}</small>")
         self.examples_box.setTitle(f"Shifted examples at dx={dx:+d}, dy={dy:+d}")
 
     # ---- export and settings -------------------------------------------------------------------

@@ -222,3 +222,11 @@ def test_cache_identity_covers_code_function_and_weights(tmp_path, tiny_checkpoi
     assert load_custom(py, "build", tmp_path / "w.pt", torch.device("cpu")).cache_id != before
     assert load_custom(py, "build", None, torch.device("cpu")).cache_id is None     # random init: never cached
     assert load_model(tiny_checkpoint, torch.device("cpu")).cache_id == file_identity(tiny_checkpoint)
+
+
+def test_outputs_beyond_the_cifar10_classes_get_names():
+    from core.session import Explorer, LoadedModel
+    lm = LoadedModel(nn.Linear(2, 12), CIFAR10_NORMALIZATION, "wide head")
+    assert lm.class_name(3) == "cat" and lm.class_name(11) == "output 11"
+    top = Explorer(lm).top_predictions(torch.arange(12.0))
+    assert [name for name, _ in top] == ["output 11", "output 10", "truck"]
