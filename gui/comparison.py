@@ -31,6 +31,7 @@ from core.layers import LayerInfo, describe_layers, iter_paths
 from core.session import LoadedModel, load_model
 from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
 from core.translation import GridResult, GridSpec, cache_file, grid_key, grid_title, translation_grid
+from gui.figures import grid_cell, grid_rect
 from gui.grid_settings import GridSettings
 from gui.worker import JobRunner
 
@@ -756,7 +757,7 @@ class ComparisonTab(QWidget):
                 continue
             g = e.grid
             img.setImage(g.accuracy, autoLevels=False)
-            img.setRect(self._rect(g))
+            img.setRect(grid_rect(g))
             partial = "" if r is None or g.images >= r["images"] else f", {g.images} images"
             plot.setTitle(f"{e.name}<br><small>mean {100 * e.grid_mean('accuracy'):.1f}%"
                           f"{' (cached)' if e.from_cache else ''}{partial}</small>")
@@ -768,13 +769,6 @@ class ComparisonTab(QWidget):
         self._fill_diff_boxes(entries)
         self.show_difference()
         self.show_layer()
-
-    @staticmethod
-    def _rect(g: GridResult) -> QRectF:
-        dxs, dys = g.dxs, g.dys
-        sx = float(dxs[1] - dxs[0]) if len(dxs) > 1 else 1.0
-        sy = float(dys[1] - dys[0]) if len(dys) > 1 else 1.0
-        return QRectF(dxs[0] - sx / 2, dys[0] - sy / 2, sx * len(dxs), sy * len(dys))
 
     def _fill_diff_boxes(self, entries) -> None:
         names = [e.name for e in entries]
@@ -810,7 +804,7 @@ class ComparisonTab(QWidget):
             return
         entries = self.entries()
         self.diff_image.setImage(d, autoLevels=False)
-        self.diff_image.setRect(self._rect(entries[self.diff_a.currentIndex()].grid))
+        self.diff_image.setRect(grid_rect(entries[self.diff_a.currentIndex()].grid))
         self.diff_bar.setLevels(_levels([d], symmetric=True, floor=0.01))
         mean = np.nanmean(d) if np.isfinite(d).any() else math.nan
         self.diff_plot.setTitle(f"{a} - {b}<br><small>mean {100 * mean:+.1f} points</small>")
@@ -880,11 +874,10 @@ class ComparisonTab(QWidget):
             ref = next((e.grid for e in entries if e.grid_done), None)
             if ref is None:
                 return
-            p = plot.vb.mapSceneToView(pos)
-            ix, iy = int(np.abs(ref.dxs - p.x()).argmin()), int(np.abs(ref.dys - p.y()).argmin())
-            step = float(ref.dxs[1] - ref.dxs[0]) if len(ref.dxs) > 1 else 1.0
-            if abs(ref.dxs[ix] - p.x()) > step / 2 or abs(ref.dys[iy] - p.y()) > step / 2:
+            cell = grid_cell(ref, plot.vb.mapSceneToView(pos))
+            if cell is None:
                 return
+            ix, iy = cell
             parts = [f"{e.name} {_fmt_pct(e.grid.accuracy[iy, ix])}" for e in entries if e.grid_done]
             d = self.difference()
             if d is not None and np.isfinite(d[iy, ix]):
@@ -894,12 +887,7 @@ class ComparisonTab(QWidget):
 
     # ---- settings ------------------------------------------------------------------------------
     def _restore(self, s) -> str | None:
-        self.lo.setValue(int(s.value("cmp_lo", -16)))
-        self.hi.setValue(int(s.value("cmp_hi", 16)))
-        self.step.setValue(int(s.value("cmp_step", 4)))
-        self.count.setValue(int(s.value("cmp_count", 200)))
-        self.mode.setCurrentText(str(s.value("cmp_mode", "affine")))
-        self.precision.setCurrentText(str(s.value("cmp_precision", "auto")))
+        self.grid.restore(s, "cmp")
         saved = s.value("cmp_checkpoints")
         if isinstance(saved, str):
             saved = [saved] if saved else []
@@ -911,9 +899,7 @@ class ComparisonTab(QWidget):
         return str(layer) if layer else None
 
     def save_settings(self, s) -> None:
-        for key, val in (("cmp_lo", self.lo.value()), ("cmp_hi", self.hi.value()), ("cmp_step", self.step.value()),
-                         ("cmp_count", self.count.value()), ("cmp_mode", self.mode.currentText()),
-                         ("cmp_precision", self.precision.currentText()), ("cmp_checkpoints", list(self.paths)),
-                         ("cmp_layer", self.layer_name())):
-            s.setValue(key, val)
+        self.grid.save(s, "cmp")
+        s.setValue("cmp_checkpoints", list(self.paths))
+        s.setValue("cmp_layer", self.layer_name())
 

@@ -19,6 +19,23 @@ METRICS = (("accuracy", "accuracy", (0.0, 1.0), "viridis"),
            ("consistency", "consistency with unshifted", (0.0, 1.0), "viridis"))
 
 
+def grid_rect(r: GridResult) -> QRectF:
+    """The rectangle a grid's heatmap covers, one cell centred on each shift; a single row or column
+    takes the other axis's step, so its cells stay square."""
+    sx = float(r.dxs[1] - r.dxs[0]) if len(r.dxs) > 1 else None
+    sy = float(r.dys[1] - r.dys[0]) if len(r.dys) > 1 else None
+    sx = sx or sy or 1.0
+    sy = sy or sx
+    return QRectF(r.dxs[0] - sx / 2, r.dys[0] - sy / 2, sx * len(r.dxs), sy * len(r.dys))
+
+
+def grid_cell(r: GridResult, p) -> tuple[int, int] | None:
+    """(column, row) of the heatmap cell under view point p, or None outside the grid."""
+    if not grid_rect(r).contains(p):
+        return None
+    return int(np.abs(r.dxs - p.x()).argmin()), int(np.abs(r.dys - p.y()).argmin())
+
+
 class HeatmapFigure(pg.GraphicsLayoutWidget):
     """Three heatmaps with color bars, pixel axes, a (0,0) marker and the training augmentation box."""
     cellHovered = pyqtSignal(int, int)    # dx, dy
@@ -55,10 +72,7 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
     def set_result(self, result: GridResult, title: str = "", augment_range: int | None = None) -> None:
         self.result = result
         self.title.setText(title)
-        dxs, dys = result.dxs, result.dys
-        step_x = float(dxs[1] - dxs[0]) if len(dxs) > 1 else 1.0
-        step_y = float(dys[1] - dys[0]) if len(dys) > 1 else 1.0
-        rect = QRectF(dxs[0] - step_x / 2, dys[0] - step_y / 2, step_x * len(dxs), step_y * len(dys))
+        rect = grid_rect(result)
         for key, _, levels, _ in METRICS:
             data = getattr(result, key)
             img = self.images[key]
@@ -79,12 +93,9 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
             return None
         for plot in self.plots.values():
             if plot.vb.sceneBoundingRect().contains(scene_pos):
-                p = plot.vb.mapSceneToView(scene_pos)
-                dxs, dys = self.result.dxs, self.result.dys
-                ix, iy = int(np.abs(dxs - p.x()).argmin()), int(np.abs(dys - p.y()).argmin())
-                step = max(abs(float(dxs[1] - dxs[0])) if len(dxs) > 1 else 1, abs(float(dys[1] - dys[0])) if len(dys) > 1 else 1)
-                if abs(dxs[ix] - p.x()) <= step / 2 + 1e-9 and abs(dys[iy] - p.y()) <= step / 2 + 1e-9:
-                    return int(dxs[ix]), int(dys[iy])
+                cell = grid_cell(self.result, plot.vb.mapSceneToView(scene_pos))
+                if cell:
+                    return int(self.result.dxs[cell[0]]), int(self.result.dys[cell[1]])
         return None
 
     def _moved(self, pos) -> None:

@@ -114,7 +114,7 @@ class TranslationTab(QWidget):
         self.export_data_btn.clicked.connect(self.export_numbers)
         self.figure.cellHovered.connect(self.hover)
         self.figure.cellClicked.connect(self.show_examples)
-        for w in (self.lo, self.hi, self.step, self.count, self.seed):
+        for w in (*self.grid.value_widgets, self.seed):
             w.valueChanged.connect(self.try_cache)
         for w in (self.mode, self.precision):
             w.currentTextChanged.connect(self.try_cache)
@@ -324,17 +324,9 @@ class TranslationTab(QWidget):
             run_export(self, path, lambda: atomic_write(path, self.result.write_csv))
 
     def _restore(self, s) -> None:
-        self.lo.setValue(int(s.value("tr_lo", -32)))
-        self.hi.setValue(int(s.value("tr_hi", 32)))
-        self.step.setValue(int(s.value("tr_step", 2)))
-        self.count.setValue(int(s.value("tr_count", 1000)))
+        self.grid.restore(s, "tr")
         self.seed.setValue(int(s.value("tr_seed", 0)))
-        self.mode.setCurrentText(s.value("tr_mode", "affine"))
-        self.precision.setCurrentText(s.value("tr_precision", "auto"))
 
     def save_settings(self, s) -> None:
-        for key, val in (("tr_lo", self.lo.value()), ("tr_hi", self.hi.value()), ("tr_step", self.step.value()),
-                         ("tr_count", self.count.value()), ("tr_seed", self.seed.value()),
-                         ("tr_mode", self.mode.currentText()),
-                         ("tr_precision", self.precision.currentText())):
-            s.setValue(key, val)
+        self.grid.save(s, "tr")
+        s.setValue("tr_seed", self.seed.value())

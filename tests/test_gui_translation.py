@@ -130,3 +130,31 @@ def test_heatmap_figures_for_the_command_line_are_written_without_a_window(qapp,
     assert [p.name for p in written] == ["translation_heatmaps.png", "translation_heatmaps.svg"]
     assert QImage(str(written[0])).width() >= 1000
     assert written[1].read_text().lstrip().startswith("<?xml")
+
+
+def test_rectangular_grid_horizontal_shifts_only(tab, qtbot, tmp_path):
+    from PyQt6.QtCore import QSettings
+    g = tab.grid
+    assert not g.y_lo.isEnabled() and tab.spec() == GridSpec(-4, 4, -4, 4, 4)   # dy follows dx by default
+    g.y_same.setChecked(False)
+    g.y_lo.setValue(0)
+    g.y_hi.setValue(0)
+    assert tab.spec() == GridSpec(-4, 4, 0, 0, 4)
+    tab.start()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert tab.result.accuracy.shape == (1, 3) and list(tab.result.dys) == [0]
+    from PyQt6.QtCore import QPointF
+    fig = tab.figure
+    tab.window().tabs.setCurrentWidget(tab)
+    tab.window().resize(1400, 900)
+    tab.window().show()
+    qtbot.waitUntil(lambda: fig.isVisible() and fig.plots["accuracy"].vb.viewRange()[0][0] < -4)
+    at = lambda x, y: fig.cell_at(fig.plots["accuracy"].vb.mapViewToScene(QPointF(x, y)))  # noqa: E731
+    assert at(4, 1.5) == (4, 0) and at(-3, -1) == (-4, 0)   # one row: its cells are square, 4 px high
+    assert at(4, 2.5) is None and at(6.5, 0) is None
+    s = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    tab.save_settings(s)
+    g.y_same.setChecked(True)
+    assert tab.spec() == GridSpec(-4, 4, -4, 4, 4)
+    tab._restore(s)
+    assert tab.spec() == GridSpec(-4, 4, 0, 0, 4) and g.y_lo.isEnabled()
