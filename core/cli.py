@@ -93,7 +93,8 @@ def cmd_translate(a) -> int:
     from core.jobs import run_job
     from core.data import stratified_subset
     from core.translation import GridSpec, translation_grid
-    spec = GridSpec(a.range[0], a.range[1], a.range[0], a.range[1], a.step)
+    y_range = a.y_range or a.range
+    spec = GridSpec(a.range[0], a.range[1], y_range[0], y_range[1], a.step)
     if a.images < 0:
         raise ValueError("--images must be 0 (all) or a positive number")
     if a.input_size < 8:
@@ -271,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(tr)
     tr.add_argument("--checkpoint", default=None)
     tr.add_argument("--range", type=int, nargs=2, default=[-32, 32], metavar=("LO", "HI"),
-                    help="shift range in pixels for both dx and dy (default -32 32)")
+                    help="shift range in pixels for dx, and for dy unless --y-range (default -32 32)")
+    tr.add_argument("--y-range", type=int, nargs=2, metavar=("LO", "HI"),
+                    help="dy range when it differs, e.g. --y-range 0 0 for horizontal shifts only")
     tr.add_argument("--step", type=int, default=2, help="grid step in pixels (default 2)")
     tr.add_argument("--images", type=int, default=1000, help="test images, class-balanced (0: all)")
     tr.add_argument("--mode", default="affine", choices=list(SHIFT_MODES))

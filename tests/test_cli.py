@@ -89,6 +89,10 @@ def test_translate_without_figures_and_unfused(setup, tmp_path, capsys, monkeypa
     np.testing.assert_array_equal(fused.correct, plain.correct)       # folding batch norm changes no answer
     np.testing.assert_allclose(fused.loss_sum, plain.loss_sum, rtol=1e-4)
     assert not np.array_equal(rolled.loss_sum, plain.loss_sum)
+    assert _translate(ckpt, data, tmp_path / "row", "--y-range", "0", "0") == 0   # horizontal shifts only
+    row = GridResult.load_npz(tmp_path / "row" / "translation.npz")
+    assert list(row.dys) == [0] and list(row.dxs) == [-4, 0, 4]
+    np.testing.assert_array_equal(row.correct[0], fused.correct[1])            # the dy = 0 row of the square grid
 
 
 def test_translate_rejects_bad_grid(setup, tmp_path, capsys):
