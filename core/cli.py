@@ -189,23 +189,23 @@ def cmd_bias(a) -> int:
     model, meta = load_checkpoint(a.checkpoint)
     norm = Normalization.from_dict(meta["normalization"])
     model = prepare_model(model, device)
-    columns = {k: layer_biases(capture(model, blank_input(k, norm, a.input_size), device)[0])
-               for k in ("normalized", "pixel")}
+    acts = {k: capture(model, blank_input(k, norm, a.input_size), device)[0] for k in ("normalized", "pixel")}
     if a.mean_images:
         data = load_split(a.data, "test")
         subset = data.images[stratified_subset(data.labels, a.mean_images)]   # ImageFolder splits are class-sorted
-        acts, n = run_job(mean_activations(model, subset, norm, device, size=a.input_size),
-                          on_progress=lambda ev: progress_line(ev.done / ev.total, ev.message))
+        mean_acts, n = run_job(mean_activations(model, subset, norm, device, size=a.input_size),
+                               on_progress=lambda ev: progress_line(ev.done / ev.total, ev.message))
         sys.stderr.write("\n")
-        columns[f"mean of {n}"] = layer_biases(acts)
-    asym = {p: filter_asymmetry(k) for p, k in mean_filters(model).items()}
+        acts[f"mean of {n}"] = mean_acts
+    columns = {k: layer_biases(v) for k, v in acts.items()}
+    filters = mean_filters(model)
+    asym = {p: filter_asymmetry(k) for p, k in filters.items()}
     arith = {tuple(r["path"]): r for r in padding_arithmetic(model, a.input_size)}
     fmt = lambda v: "n/a" if v is None or math.isnan(v) else f"{v:.3f}"  # noqa: E731
     heads = ["layer", "type", *[f"bias {k}" for k in columns], "filter asym", "padding arithmetic"]
     rows = []
-    for info in describe_layers(model, (3, a.input_size, a.input_size)):
-        if info.is_container:
-            continue
+    leaves = [info for info in describe_layers(model, (3, a.input_size, a.input_size)) if not info.is_container]
+    for info in leaves:
         ar = arith.get(info.path)
         rows.append([info.name, info.type, *[fmt(c.get(info.path)) for c in columns.values()],
                      fmt(asym[info.path]) if info.path in asym else "",
@@ -216,7 +216,39 @@ def cmd_bias(a) -> int:
     print(f"\n{BORDER_BIAS_HELP}")
     if a.mean_images:
         print(f"Dataset mean measured on {data.source}.")
+    if a.out:
+        leaf_acts = {k: {i.path: v[i.path] for i in leaves if i.path in v} for k, v in acts.items()}
+        for path in write_bias_files(Path(a.out), heads, rows, leaf_acts, filters, Path(a.checkpoint).stem):
+            print(f"wrote {path}")
     return 0
+
+
+def write_bias_files(out: Path, heads, rows, acts: dict, filters: dict, label: str) -> list[Path]:
+    """bias.csv (the table), maps.npz (every layer's channel-mean map per input) and their figures;
+    acts: {input: {layer path: activation}} of the layers to show."""
+    import csv
+    import io
+
+    import numpy as np
+
+    from core.files import atomic_text, atomic_write
+    from core.figures_png import filters_figure, maps_figure
+    from core.spatial_bias import mean_map
+    text = io.StringIO()
+    csv.writer(text).writerows([heads, *rows])
+    written = [atomic_text(out / "bias.csv", text.getvalue())]
+    maps = {k: {p: mean_map(t) for p, t in v.items() if t.dim() == 3} for k, v in acts.items()}
+    arrays = {f"{k}/model{''.join(f'[{i}]' for i in p)}": m.numpy() for k, v in maps.items() for p, m in v.items()}
+    written.append(atomic_write(out / "maps.npz", lambda tmp: np.savez_compressed(tmp, **arrays)))
+    for k, v in maps.items():
+        name = k.replace(" ", "_")
+        written.append(maps_figure(out / f"maps_{name}.png", list(v.values()),
+                                   f"{label}: channel mean per layer, input: {k}",
+                                   labels=[f"model{''.join(f'[{i}]' for i in p)}" for p in v]))
+    if filters:
+        written.append(filters_figure(out / "mean_filters.png", list(filters.values()),
+                                      f"{label}: mean conv kernels (blue negative, red positive)"))
+    return written
 
 
 def cmd_layers(a) -> int:
@@ -291,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--checkpoint", default=None)
     b.add_argument("--input-size", type=int, default=32, help="resize the input to this size (the resizing remedy)")
     b.add_argument("--mean-images", type=int, default=0, help="also the dataset mean over N test images")
+    b.add_argument("--out", help="also write bias.csv, maps.npz and the map and filter figures (PNG) here")
     b.set_defaults(func=cmd_bias)
     from core.report import add_report_parser
     add_report_parser(sub)

@@ -190,3 +190,31 @@ def save_png(path, img: torch.Tensor) -> Path:
     if img.dtype != torch.uint8 or img.dim() != 3 or img.shape[0] not in (1, 3):
         raise ValueError(f"save_png needs a uint8 [3,H,W] image, got {img.dtype} {tuple(img.shape)}")
     return atomic_write(path, lambda tmp: write_png(img.contiguous().cpu(), str(tmp)))
+
+
+TILE = 96          # displayed size of one feature-map tile in the montages
+
+
+def map_tile(map2d: torch.Tensor) -> torch.Tensor:
+    """One channel-mean map as a colored tile; a constant map is one flat color, not amplified noise."""
+    a = map2d.detach().to("cpu", torch.float64)
+    lo, hi = float(a.min()), float(a.max())
+    levels = None
+    if hi - lo <= 1e-5 * max(abs(lo), abs(hi), 1e-12):     # constant up to float noise: one flat color
+        levels = (lo - 1.0, lo + 1.0)
+    return upscale_to(colorize(a, "viridis", levels), TILE)
+
+
+def maps_figure(path: Path, maps: list[torch.Tensor], caption: str, labels: list[str] | None = None) -> Path:
+    """Tiles of channel-mean maps (one per layer), each on its own color scale, labelled (numbered by
+    default), with a caption."""
+    tiles = [map_tile(m) for m in maps]
+    img = montage(tiles, cols=min(8, len(tiles)), gap=6, labels=labels or [str(i + 1) for i in range(len(tiles))])
+    return save_png(path, with_caption(img, caption))
+
+
+def filters_figure(path: Path, kernels: list[torch.Tensor], caption: str) -> Path:
+    """Mean 3x3 kernels (Mind the Pad, Fig. 6b) on a diverging scale, numbered, with a caption."""
+    tiles = [upscale_to(colorize(k, "diverging"), 48) for k in kernels]
+    img = montage(tiles, cols=min(8, len(tiles)), gap=6, labels=[str(i + 1) for i in range(len(tiles))])
+    return save_png(path, with_caption(img, caption))

@@ -38,7 +38,6 @@ MAP_INPUTS = {"blank_normalized": "blank input, all zeros after normalization (e
               "blank_pixel": "blank input, all zeros before normalization (a black image)",
               "dataset_mean": "response averaged over test images"}
 JPEG_LABEL = "measured on the lossy JPEG copy of CIFAR-10"
-TILE = 96          # displayed size of one feature-map tile in the montages
 HEATMAP = 192      # displayed size of an accuracy heatmap
 
 
@@ -144,30 +143,6 @@ def _labels(paths: list[Path]) -> list[str]:
 # ---------------------------------------------------------------------------------------------------
 # Figures (core.figures_png, no Qt)
 
-def _map_tile(map2d: torch.Tensor) -> torch.Tensor:
-    from core.figures_png import colorize, upscale_to
-    a = map2d.detach().to("cpu", torch.float64)
-    lo, hi = float(a.min()), float(a.max())
-    levels = None
-    if hi - lo <= 1e-5 * max(abs(lo), abs(hi), 1e-12):     # constant up to float noise: one flat color
-        levels = (lo - 1.0, lo + 1.0)
-    return upscale_to(colorize(a, "viridis", levels), TILE)
-
-
-def _maps_figure(path: Path, maps: list[torch.Tensor], caption: str) -> Path:
-    from core.figures_png import montage, save_png, with_caption
-    tiles = [_map_tile(m) for m in maps]
-    img = montage(tiles, cols=min(8, len(tiles)), gap=6, labels=[str(i + 1) for i in range(len(tiles))])
-    return save_png(path, with_caption(img, caption))
-
-
-def _filters_figure(path: Path, kernels: list[torch.Tensor], caption: str) -> Path:
-    from core.figures_png import colorize, montage, save_png, upscale_to, with_caption
-    tiles = [upscale_to(colorize(k, "diverging"), 48) for k in kernels]
-    img = montage(tiles, cols=min(8, len(tiles)), gap=6, labels=[str(i + 1) for i in range(len(tiles))])
-    return save_png(path, with_caption(img, caption))
-
-
 def _heatmap_image(acc: np.ndarray, dxs, dys, crop_pad: int | None) -> torch.Tensor:
     """Accuracy per cell (rows: dy from negative = up to positive = down), the (0,0) cell outlined in
     white, the training crop box in red, a color bar (0 at the bottom, 100% at the top) at the right."""
@@ -209,7 +184,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     from core.data import Normalization, load_split, stratified_subset
     from core.device import pick_device, prepare_model, resolve_precision
     from core.evaluate import evaluate
-    from core.figures_png import montage, save_png, with_caption
+    from core.figures_png import filters_figure, maps_figure, montage, save_png, with_caption
     from core.inference import fast_model
     from core.layers import iter_paths
     from core.shifts import SHIFT_MODES
@@ -389,11 +364,11 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                     "blank_pixel": "blank input, black image",
                     "dataset_mean": f"mean response over {count} test images" + (", " + JPEG_LABEL if jpeg else "")}
         for what, text in captions.items():
-            figs[f"maps_{what}"] = _maps_figure(folder / f"maps_{what}.png",
+            figs[f"maps_{what}"] = maps_figure(folder / f"maps_{what}.png",
                                                 [maps[what][tuple(r["path"])] for r in shown],
                                                 f"{label}: channel mean per layer, {text}")
         if filt:
-            figs["mean_filters"] = _filters_figure(folder / "mean_filters.png", list(filt.values()),
+            figs["mean_filters"] = filters_figure(folder / "mean_filters.png", list(filt.values()),
                                                    f"{label}: mean conv kernels (blue negative, red positive)")
         tiles = []
         for mode, g in grids.items():

@@ -117,6 +117,24 @@ def test_bias_command_prints_every_layer(tmp_path, capsys):
     assert "UNEVEN" in next(line for line in out.splitlines() if line.startswith("model[3][1]"))
 
 
+def test_bias_command_writes_table_maps_and_figures(tmp_path, setup, capsys):
+    from torchvision.io import read_image
+    ckpt, data = setup
+    out = tmp_path / "bias"
+    assert main(["bias", "--checkpoint", str(ckpt), "--data", str(data), "--mean-images", "20", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    rows = list(csv.reader((out / "bias.csv").open()))
+    assert rows[0][:3] == ["layer", "type", "bias normalized"] and rows[0][4] == "bias mean of 20"
+    printed = capsys.readouterr().out
+    assert next(r for r in rows if r[0] == "model[1][0]")[2] in next(
+        line for line in printed.splitlines() if line.startswith("model[1][0]"))
+    with np.load(out / "maps.npz") as d:
+        m = d["normalized/model[1][0]"]
+        assert m.shape == (32, 32) and "mean of 20/model[3][6]" in d.files
+    for name in ("maps_normalized.png", "maps_pixel.png", "maps_mean_of_20.png", "mean_filters.png"):
+        assert read_image(str(out / name)).shape[0] == 3, name
+
+
 def test_the_app_takes_data_and_device(monkeypatch, tmp_path):
     seen = []
     fake = types.ModuleType("gui.app")
