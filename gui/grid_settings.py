@@ -23,7 +23,7 @@ class GridSettings:
     def __init__(self, lo: int, hi: int, step: int, count: int, precision_tip: str):
         self.defaults = dict(lo=lo, hi=hi, step=step, count=count)
         self.lo, self.hi = spin(-64, 64, lo, " px"), spin(-64, 64, hi, " px")
-        self.y_same = QCheckBox("same as dx")
+        self.y_same = QCheckBox("dy range same as dx")
         self.y_same.setChecked(True)
         self.y_same.setToolTip("Untick for a rectangular grid, e.g. dy from 0 to 0 for horizontal shifts only")
         self.y_lo, self.y_hi = spin(-64, 64, lo, " px"), spin(-64, 64, hi, " px")
@@ -47,8 +47,8 @@ class GridSettings:
         y_rng.addWidget(self.y_lo)
         y_rng.addWidget(QLabel("to"))
         y_rng.addWidget(self.y_hi)
-        y_rng.addWidget(self.y_same)
         self.form.addRow("Shift range dy", y_rng)
+        self.form.addRow(self.y_same)
         self.y_same.toggled.connect(self._sync_y)
         self.lo.valueChanged.connect(self._sync_y)
         self.hi.valueChanged.connect(self._sync_y)
