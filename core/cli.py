@@ -233,18 +233,19 @@ def write_bias_files(out: Path, heads, rows, acts: dict, filters: dict, label: s
 
     from core.files import atomic_text, atomic_write
     from core.figures_png import filters_figure, maps_figure
+    from core.layers import path_name
     from core.spatial_bias import mean_map
     text = io.StringIO()
     csv.writer(text).writerows([heads, *rows])
     written = [atomic_text(out / "bias.csv", text.getvalue())]
     maps = {k: {p: mean_map(t) for p, t in v.items() if t.dim() == 3} for k, v in acts.items()}
-    arrays = {f"{k}/model{''.join(f'[{i}]' for i in p)}": m.numpy() for k, v in maps.items() for p, m in v.items()}
+    arrays = {f"{k}/{path_name(p)}": m.numpy() for k, v in maps.items() for p, m in v.items()}
     written.append(atomic_write(out / "maps.npz", lambda tmp: np.savez_compressed(tmp, **arrays)))
     for k, v in maps.items():
         name = k.replace(" ", "_")
         written.append(maps_figure(out / f"maps_{name}.png", list(v.values()),
                                    f"{label}: channel mean per layer, input: {k}",
-                                   labels=[f"model{''.join(f'[{i}]' for i in p)}" for p in v]))
+                                   labels=[path_name(p) for p in v]))
     if filters:
         written.append(filters_figure(out / "mean_filters.png", list(filters.values()),
                                       f"{label}: mean conv kernels (blue negative, red positive)"))

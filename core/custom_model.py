@@ -36,7 +36,7 @@ from torch import nn
 
 from core.checkpoint import CheckpointError, load_state
 from core.data import Normalization
-from core.layers import iter_paths
+from core.layers import iter_paths, path_name
 
 CIFAR10_NORMALIZATION = Normalization(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
 INPUT_SHAPE = (1, 3, 32, 32)
@@ -229,7 +229,7 @@ def describe(model: nn.Module) -> CustomModelInfo:
     """
     paths = list(iter_paths(model))
     is_seq = isinstance(model, nn.Sequential)
-    opaque = tuple("model" + "".join(f"[{i}]" for i in p) + f" ({type(m).__name__})" for p, m in paths
+    opaque = tuple(path_name(p) + f" ({type(m).__name__})" for p, m in paths
                    if not isinstance(m, nn.Sequential) and any(True for _ in m.children()))
     num_convs = sum(isinstance(m, nn.Conv2d) for _, m in paths)
     total_convs = sum(isinstance(m, nn.Conv2d) for m in model.modules())

@@ -21,7 +21,12 @@ class LayerInfo:
 
     @property
     def name(self) -> str:
-        return "model" + "".join(f"[{i}]" for i in self.path)
+        return path_name(self.path)
+
+
+def path_name(path) -> str:
+    """(2, 3) -> "model[2][3]", the index a user types to reach the layer."""
+    return "model" + "".join(f"[{i}]" for i in path)
 
 
 def iter_paths(model: nn.Module, prefix: tuple[int, ...] = ()):

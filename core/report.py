@@ -186,7 +186,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     from core.evaluate import evaluate
     from core.figures_png import filters_figure, maps_figure, montage, save_png, with_caption
     from core.inference import fast_model
-    from core.layers import iter_paths
+    from core.layers import iter_paths, path_name
     from core.shifts import SHIFT_MODES
     from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, border_bias, filter_asymmetry,
                                    format_padding_arithmetic, mean_filters, mean_map, padding_arithmetic)
@@ -331,7 +331,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         for p, m in modules.items():
             if isinstance(m, nn.Sequential) or p not in maps["blank_normalized"]:
                 continue
-            row = {"path": list(p), "name": "model" + "".join(f"[{k}]" for k in p), "type": type(m).__name__,
+            row = {"path": list(p), "name": path_name(p), "type": type(m).__name__,
                    "size": list(maps["blank_normalized"][p].shape),
                    "shown": isinstance(m, nn.Conv2d) or _is_activation(m)}
             for what in MAP_INPUTS:
@@ -348,7 +348,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         entry["mean_border_bias_shown"] = {what: _finite_mean(r[what] for r in shown) for what in MAP_INPUTS}
 
         filt = mean_filters(model)
-        entry["filters"] = [{"path": list(p), "name": "model" + "".join(f"[{k}]" for k in p),
+        entry["filters"] = [{"path": list(p), "name": path_name(p),
                              "kernel": k, "asymmetry": filter_asymmetry(k)} for p, k in filt.items()]
         entry["mean_filter_asymmetry"] = _finite_mean(f["asymmetry"] for f in entry["filters"])
         try:

@@ -34,7 +34,7 @@ import math
 import torch
 from torch import nn
 
-from core.layers import iter_paths, key_params
+from core.layers import iter_paths, key_params, path_name
 
 Path = tuple[int, ...]
 
@@ -226,7 +226,7 @@ def padding_arithmetic(model: nn.Module, input_size: int) -> list[dict]:
         if id(m) not in shapes:
             continue          # not reached by the forward pass
         (hin, win), (hout, wout) = shapes[id(m)]
-        row = {"path": path, "name": "model" + "".join(f"[{i}]" for i in path), "type": type(m).__name__,
+        row = {"path": path, "name": path_name(path), "type": type(m).__name__,
                "params": key_params(m), "input": (hin, win), "output": (hout, wout)}
         head = f"{hin}x{win} -> {hout}x{wout}"
         if isinstance(m, _ADAPTIVE):

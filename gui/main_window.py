@@ -13,6 +13,7 @@ from core.activations import mean_activations
 from core.checkpoint import CheckpointError, default_checkpoint
 from core.data import (Dataset, DatasetError, download_job, how_to_get, load_splits_job, read_image_file,
                        resolve_data_root, stratified_subset)
+from core.layers import path_name
 from core.session import Explorer, LoadedModel, Result, load_custom, load_model
 from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
 from gui.export import ask_save_path, run_export, write_figure, write_npy, write_table_csv
@@ -353,7 +354,7 @@ class MainWindow(QMainWindow):
     # ---- export --------------------------------------------------------------------------------
     def _layer_name(self) -> str:
         path = self.tree.selected_path() or ()
-        return "model" + "".join(f"[{i}]" for i in path)
+        return path_name(path)
 
     def export_scene(self, widget, what: str) -> None:
         if self.grid.maps is not None:
