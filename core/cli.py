@@ -24,7 +24,7 @@ def fmt_time(s: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
+def common_args(p: argparse.ArgumentParser, data: bool = True) -> None:
     if data:
         p.add_argument("--data", help="data root (default: $PADLENS_DATA, else ~/.cache/padlens/data)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ...")
@@ -277,10 +277,10 @@ def default_ckpt() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="padlens", description=__doc__)
     p.add_argument("--checkpoint", help="open the app with this checkpoint")
-    _common(p)   # the app's own --data and --device (each subcommand takes them after its name)
+    common_args(p)   # the app's own --data and --device (each subcommand takes them after its name)
     sub = p.add_subparsers(dest="command")
     t = sub.add_parser("train", help="train a model (resumable run folder)")
-    _common(t)
+    common_args(t)
     t.add_argument("--run", default="runs/zeros", help="run folder; an existing one is resumed")
     t.add_argument("--out", help="also copy the final checkpoint here")
     t.add_argument("--padding", default="zeros", choices=["zeros", "reflect", "replicate", "circular", "symmetric"])
@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fp32", action="store_true", help="exact fp32 instead of bf16 autocast")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="accuracy and mean cross-entropy on a split or any ImageFolder tree")
-    _common(e)
+    common_args(e)
     e.add_argument("--checkpoint", default=None)
     e.add_argument("--split", default="test", choices=["train", "test"])
     e.add_argument("--limit", type=int, default=0, help="only the first N images")
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
     from core.shifts import SHIFT_MODES
     tr = sub.add_parser("translate", help="translation-robustness grid: accuracy, loss and consistency per shift")
-    _common(tr)
+    common_args(tr)
     tr.add_argument("--checkpoint", default=None)
     tr.add_argument("--range", type=int, nargs=2, default=[-32, 32], metavar=("LO", "HI"),
                     help="shift range in pixels for dx, and for dy unless --y-range (default -32 32)")
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-fuse", action="store_true", help="keep batch norm as separate layers")
     tr.set_defaults(func=cmd_translate)
     b = sub.add_parser("bias", help="spatial bias per layer: border bias, mean-filter asymmetry, padding arithmetic")
-    _common(b)
+    common_args(b)
     b.add_argument("--checkpoint", default=None)
     b.add_argument("--input-size", type=int, default=32, help="resize the input to this size (the resizing remedy)")
     b.add_argument("--mean-images", type=int, default=0, help="also the dataset mean over N test images")

@@ -715,13 +715,13 @@ def cmd_report(a) -> int:
 
 def add_report_parser(sub):
     """Add the `report` subcommand to an argparse subparsers object; returns its parser."""
+    from core.cli import common_args
     from core.shifts import SHIFT_MODES
     r = sub.add_parser("report", help="measure checkpoints and write report.md, report.json and figures",
                        description=__doc__.split("\n\n")[0])
     r.add_argument("--checkpoints", nargs="+", required=True, metavar="CKPT", help="checkpoint files to compare")
     r.add_argument("--out", required=True, help="folder for report.md, report.json and the figures")
-    r.add_argument("--data", help="data root (default: $PADLENS_DATA, else ~/.cache/padlens/data)")
-    r.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ...")
+    common_args(r)
     r.add_argument("--images", type=int, default=500, help="class-balanced test images per translation grid (0: all)")
     r.add_argument("--range", type=int, nargs=2, default=[-16, 16], metavar=("LO", "HI"),
                    help="shift range in pixels for both dx and dy (default -16 16)")
