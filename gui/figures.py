@@ -73,7 +73,11 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
         self.result = result
         self.title.setText(title)
         rect = grid_rect(result)
+        # square cells, unless the grid is a strip (a dx sweep at dy = 0): then the strip fills the plot
+        square = max(rect.width(), rect.height()) <= 4 * min(rect.width(), rect.height())
         for key, _, levels, _ in METRICS:
+            self.plots[key].setAspectLocked(square)
+            self.plots[key].vb.setRange(rect, padding=0.02)
             data = getattr(result, key)
             img = self.images[key]
             img.setImage(data, autoLevels=False)   # cells not computed yet (NaN) stay transparent
