@@ -45,6 +45,7 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setBackground("w")
         self.result: GridResult | None = None
+        self.framed: QRectF | None = None
         self.title = self.addLabel("", row=0, col=0, colspan=len(METRICS), color="k")
         self.plots, self.images, self.bars, self.boxes = {}, {}, {}, {}
         for col, (key, label, levels, cmap) in enumerate(METRICS):
@@ -73,11 +74,14 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
         self.result = result
         self.title.setText(title)
         rect = grid_rect(result)
+        reframe = rect != self.framed   # a new grid; partial results of the same one keep the user's zoom
+        self.framed = rect
         # square cells, unless the grid is a strip (a dx sweep at dy = 0): then the strip fills the plot
         square = max(rect.width(), rect.height()) <= 4 * min(rect.width(), rect.height())
         for key, _, levels, _ in METRICS:
-            self.plots[key].setAspectLocked(square)
-            self.plots[key].vb.setRange(rect, padding=0.02)
+            if reframe:
+                self.plots[key].setAspectLocked(square)
+                self.plots[key].vb.setRange(rect, padding=0.02)
             data = getattr(result, key)
             img = self.images[key]
             img.setImage(data, autoLevels=False)   # cells not computed yet (NaN) stay transparent
