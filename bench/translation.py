@@ -11,7 +11,8 @@ All variants evaluate the same images under the same shifts in one run:
   + slice shifts     integer shifts copied as slices (core.shifts.shifted_copies, bit-identical to affine)
   translation_grid   core.translation.translation_grid as the app and CLI run it: the above, plus batches
                      of 128 rows that cut through shift boundaries (small batches stay in the CPU caches)
-                     and one forward pass for shifts that leave only fill
+                     and one forward pass for shifts that leave only fill; also the time to its first
+                     complete (progressive) heatmap
   + compile          the same with torch.compile (inductor freezing, dynamic batch size; --compile)
 
 For each it prints images/s (one image under one shift = one image), the speed-up over the loop, and how
@@ -185,8 +186,14 @@ def main(argv=None) -> int:
                                                     "bf16", slices=True),
           "bf16", lambda: batched_correct(fold_free, *few, norm, one, a.mode, device, True, "bf16", slices=True))
 
+    first: dict[int, tuple[float, int]] = {}   # per model: seconds to the first complete heatmap, its images
+
     def core_grid(model):
-        r = run_job(translation_grid(model, images, labels, norm, spec, a.mode, device, "bf16"))
+        t = time.perf_counter()
+
+        def on_partial(r):
+            first.setdefault(id(model), (time.perf_counter() - t, r.images))
+        r = run_job(translation_grid(model, images, labels, norm, spec, a.mode, device, "bf16"), on_partial=on_partial)
         return [int(r.correct[r.cell(dx, dy)]) for dx, dy in shifts]
 
     def warm_grid(model):
@@ -212,6 +219,10 @@ def main(argv=None) -> int:
         else:
             verdict = f"bf16: max |difference| {100 * diff:.2f} percentage points"
         print(f"{name:<22} {n / seconds:10.0f} {base_s / seconds:7.1f}x  {verdict}")
+    if id(fold_free) in first:
+        s, k = first[id(fold_free)]
+        print(f"\ntranslation_grid: first complete heatmap after {s:.2f} s ({k} images per cell; the loop has "
+              f"one only at the end, after {base_s:.1f} s)")
     at0 = f", at (0, 0) {100 * base[shifts.index((0, 0))] / len(images):.2f}%" if (0, 0) in shifts else ""
     print(f"\nloop accuracy: mean over shifts {100 * sum(base) / (len(base) * len(images)):.2f}%{at0}")
     if not ok:
