@@ -4,9 +4,10 @@ Accuracy tests need the data set (PADLENS_DATA); in CI the shared JPEG copy is r
 """
 import json
 
+import pytest
 import torch
 
-from core.checkpoint import default_checkpoint, load_checkpoint
+from core.checkpoint import default_checkpoint, load_checkpoint, shipped_checkpoints
 from core.evaluate import evaluate
 from core.inference import fast_model
 from core.jobs import run_job
@@ -39,6 +40,39 @@ def test_accuracy_on_the_shared_test_copy_is_what_the_metadata_claims(test_split
     sub = evaluate(model, test_split.images[idx], test_split.labels[idx],
                    Normalization.from_dict(meta["normalization"]), torch.device("cpu"), "fp32")
     assert sub.accuracy >= 0.88, sub
+
+
+VARIANTS = [p for p in shipped_checkpoints() if p.name != "vgg_zeros.pt"]
+
+
+def test_one_checkpoint_per_padding_mode_zeros_first():
+    """Zeros first (the baseline), one file per mode, no symmetric model: symmetric equals replicate
+    for 3x3 kernels with padding 1. Circular is not trained yet."""
+    modes = [load_checkpoint(p)[1]["model_config"]["padding_mode"] for p in shipped_checkpoints()]
+    assert modes[0] == "zeros" and len(set(modes)) == len(modes) and "symmetric" not in modes
+    assert {"reflect", "replicate"} <= set(modes) <= {"zeros", "reflect", "replicate", "circular"}
+    assert [p.name for p in shipped_checkpoints()] == [f"vgg_{m}.pt" for m in modes]
+
+
+@pytest.mark.parametrize("path", VARIANTS, ids=lambda p: p.stem)
+def test_padding_variant_loads_evaluates_and_is_within_a_point_of_zeros(path, test_split):
+    """Same architecture and recipe as the zero-padded model, only the padding differs; its claimed
+    accuracy (all 10,000 JPEG test images, fp32) is real and within one point of the zero-padded one;
+    a blank input leaves no border bias in any layer."""
+    from core.activations import blank_input, capture
+    from core.spatial_bias import layer_biases
+    model, meta = load_checkpoint(path)
+    _, zeros = load_checkpoint(default_checkpoint())
+    mode = meta["model_config"]["padding_mode"]
+    assert meta["model_config"] == {**zeros["model_config"], "padding_mode": mode}
+    assert meta["recipe"] == zeros["recipe"] and meta["metrics"]["test_data"] == zeros["metrics"]["test_data"]
+    norm = Normalization.from_dict(meta["normalization"])
+    r = evaluate(model, test_split.images, test_split.labels, norm, torch.device("cpu"), "fp32")
+    assert r.count == 10000 and abs(r.accuracy - meta["metrics"]["test_accuracy"]) < 5e-4, r
+    assert r.accuracy >= zeros["metrics"]["test_accuracy"] - 0.01, (r.accuracy, zeros["metrics"]["test_accuracy"])
+    biases = layer_biases(capture(model, blank_input("normalized", norm, 32), torch.device("cpu"))[0])
+    finite = [b for b in biases.values() if b == b]
+    assert finite and max(finite) < 1e-4, (mode, max(finite))
 
 
 def test_bf16_grid_within_half_a_point_of_fp32(test_split):
