@@ -226,18 +226,13 @@ def cmd_bias(a) -> int:
 def write_bias_files(out: Path, heads, rows, acts: dict, filters: dict, label: str) -> list[Path]:
     """bias.csv (the table), maps.npz (every layer's channel-mean map per input) and their figures;
     acts: {input: {layer path: activation}} of the layers to show."""
-    import csv
-    import io
-
     import numpy as np
 
-    from core.files import atomic_text, atomic_write
+    from core.files import atomic_csv, atomic_write
     from core.figures_png import filters_figure, maps_figure
     from core.layers import path_name
     from core.spatial_bias import mean_map
-    text = io.StringIO()
-    csv.writer(text).writerows([heads, *rows])
-    written = [atomic_text(out / "bias.csv", text.getvalue())]
+    written = [atomic_csv(out / "bias.csv", [heads, *rows])]
     maps = {k: {p: mean_map(t) for p, t in v.items() if t.dim() == 3} for k, v in acts.items()}
     arrays = {f"{k}/{path_name(p)}": m.numpy() for k, v in maps.items() for p, m in v.items()}
     written.append(atomic_write(out / "maps.npz", lambda tmp: np.savez_compressed(tmp, **arrays)))

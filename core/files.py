@@ -1,6 +1,7 @@
 """Atomic file writes: a reader (or a crash) never sees half a file, and two processes never collide."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 from pathlib import Path
@@ -34,6 +35,14 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
 
 def atomic_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_csv(path: str | os.PathLike, rows) -> Path:
+    """Rows of cells (the header first) as CSV, atomically."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(rows)
+    return atomic_write(path, write)
 
 
 def file_identity(path) -> str:

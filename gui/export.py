@@ -5,7 +5,6 @@ SVGExporter crashes with Qt 6.11 (pyqtgraph #3485).
 """
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 from typing import Callable
@@ -16,7 +15,7 @@ from PyQt6.QtGui import QPainter
 from PyQt6.QtSvg import QSvgGenerator
 from PyQt6.QtWidgets import QFileDialog, QGraphicsScene, QMessageBox, QTableWidget, QWidget
 
-from core.files import atomic_write
+from core.files import atomic_csv, atomic_write
 
 
 def ask_save_path(parent: QWidget | None, settings: QSettings | None, title: str, name: str,
@@ -110,11 +109,7 @@ def write_table_csv(table: QTableWidget, path) -> Path:
              for c in range(table.columnCount())]
     rows = [[table.item(r, c).text() if table.item(r, c) else "" for c in range(table.columnCount())]
             for r in range(table.rowCount())]
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows([heads, *rows])
-    return atomic_write(path, write)
+    return atomic_csv(path, [heads, *rows])
 
 
 def write_npy(array, path) -> Path:
