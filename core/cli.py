@@ -37,7 +37,7 @@ def cmd_train(a) -> int:
     from core.train import Recipe, train
     device = pick_device(a.device)
     config = ModelConfig(widths=tuple(a.widths), padding_mode=a.padding, activation=a.activation)
-    recipe = Recipe(epochs=a.epochs, batch_size=a.batch_size, crop_pad=a.crop_pad, seed=a.seed,
+    recipe = Recipe(epochs=a.epochs, batch_size=a.batch_size, crop_pad=a.crop_pad, cutout=a.cutout, seed=a.seed,
                     precision="fp32" if a.fp32 else "bf16")
     train_set, test_set = load_split(a.data, "train"), load_split(a.data, "test")
     print(f"training on {train_set.source}, {len(train_set)} images, device {device}; run folder {a.run}",
@@ -284,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=18)
     t.add_argument("--batch-size", type=int, default=512)
     t.add_argument("--crop-pad", type=int, default=4)
+    t.add_argument("--cutout", type=int, default=0, help="side of a random mean-colour square per image (0 = off)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--fp32", action="store_true", help="exact fp32 instead of bf16 autocast")
     t.set_defaults(func=cmd_train)

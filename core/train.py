@@ -34,6 +34,7 @@ class Recipe:
     label_smoothing: float = 0.2
     crop_pad: int = 4              # random-crop translation range in pixels (black fill)
     flip: bool = True
+    cutout: int = 0                # side of a random square set to the mean colour; 0 = off
     warmup: float = 0.23           # fraction of steps
     seed: int = 0
     precision: str = "bf16"
@@ -67,6 +68,21 @@ def augment(images_padded: torch.Tensor, idx: torch.Tensor, pad: int, flip: bool
         cols = torch.where(flipped[:, None, None], cols.flip(-1), cols)
     batch = images_padded[idx.to(dev)]
     return batch[torch.arange(n, device=dev)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+
+
+def cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """Zero one random size x size square per normalized image (= the mean colour), fully inside the frame.
+
+    Regularizes long runs (airbench96 uses 12 with 40 epochs); whole batch by broadcasting, no loop."""
+    if size <= 0:
+        return x
+    n, _, h, w = x.shape
+    top = torch.randint(0, h - size + 1, (n,), generator=gen).to(x.device)
+    left = torch.randint(0, w - size + 1, (n,), generator=gen).to(x.device)
+    ys, xs = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    rows = (ys[None] >= top[:, None]) & (ys[None] < top[:, None] + size)
+    cols = (xs[None] >= left[:, None]) & (xs[None] < left[:, None] + size)
+    return x.masked_fill((rows[:, :, None] & cols[:, None, :])[:, None], 0)
 
 
 def lr_factor(step: int, total: int, warmup: float) -> float:
@@ -108,7 +124,7 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
     start_epoch, elapsed, history = 0, 0.0, []
     if state_path.is_file():
         s = torch.load(state_path, map_location="cpu", weights_only=True)
-        if s["recipe"] != asdict(recipe) or s["model_config"] != config.to_dict():
+        if Recipe(**s["recipe"]) != recipe or s["model_config"] != config.to_dict():
             raise RuntimeError(f"{state_path} belongs to a run with another recipe or model; "
                                "use a new --run folder or the same settings.")
         load_state(model, s["model"], str(state_path))
@@ -135,7 +151,7 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
                 return
             idx = perm[b * recipe.batch_size:(b + 1) * recipe.batch_size]
             x = augment(padded, idx, recipe.crop_pad, recipe.flip, gen)
-            x = norm.apply(x.to(device)).contiguous(memory_format=torch.channels_last)
+            x = cutout(norm.apply(x.to(device)), recipe.cutout, gen).contiguous(memory_format=torch.channels_last)
             y = labels[idx.to(device)]
             f = lr_factor(step, total, recipe.warmup)
             for g in opt.param_groups:

@@ -2,7 +2,7 @@ import torch
 
 from core.checkpoint import load_checkpoint
 from core.data import Dataset
-from core.train import Recipe, augment, lr_factor, train
+from core.train import Recipe, augment, cutout, lr_factor, train
 from tests.conftest import TINY
 
 
@@ -25,6 +25,20 @@ def test_augment_crops_and_flips_whole_batches():
                     torch.equal(out[k, 0], padded[k, 0, y:y + 32, x:x + 32].flip(-1))
                     for y in range(9) for x in range(9))
         assert found
+
+
+def test_cutout_zeroes_one_square_per_image_inside_the_frame():
+    x = torch.ones(64, 3, 32, 32)
+    out = cutout(x, 12, torch.Generator().manual_seed(0))
+    zero = out == 0
+    assert torch.equal(zero.all(1), zero.any(1))              # same square in every channel
+    per_image = zero[:, 0]
+    assert (per_image.sum((1, 2)) == 144).all()               # never clipped by the border
+    rows, cols = per_image.any(2), per_image.any(1)
+    assert (rows.sum(1) == 12).all() and (cols.sum(1) == 12).all()   # a 12x12 square, not scattered
+    assert len({tuple(torch.nonzero(r)[0].tolist() + torch.nonzero(c)[0].tolist())
+                for r, c in zip(rows, cols)}) > 10               # placed at random
+    assert torch.equal(cutout(x, 0, torch.Generator()), x)
 
 
 def test_lr_schedule_shape():
