@@ -16,7 +16,7 @@ from core.device import autocast
 from core.jobs import Progress, never
 from core.layers import iter_paths
 
-Activations = dict[tuple[int, ...], torch.Tensor]
+Activations = dict[tuple, torch.Tensor]
 
 BLANK_KINDS = {
     "normalized": "all zeros after normalization: every pixel at the data set's mean color",
@@ -40,8 +40,10 @@ def resize_input(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def _hooks(model: nn.Module, store: Callable[[tuple[int, ...], torch.Tensor], None]):
-    return [m.register_forward_hook(lambda mod, inp, out, p=path: store(p, out))
+def _hooks(model: nn.Module, store: Callable[[tuple, torch.Tensor], None]):
+    """Keep every layer's tensor output (a layer that returns something else has no maps)."""
+    return [m.register_forward_hook(lambda mod, inp, out, p=path: store(p, out) if isinstance(out, torch.Tensor)
+                                    else None)
             for path, m in iter_paths(model)]
 
 
@@ -67,7 +69,7 @@ def mean_activations(model: nn.Module, images: torch.Tensor, norm: Normalization
 
     Returns (sums / count, count); when stopped early the mean covers the images done so far.
     """
-    sums: dict[tuple[int, ...], torch.Tensor] = {}
+    sums: dict[tuple, torch.Tensor] = {}
 
     def add(p, out):
         s = out.detach().float().sum(0).cpu()

@@ -18,8 +18,8 @@ the usual per-channel statistics of the CIFAR-10 training set, mean (0.4914, 0.4
 std (0.2470, 0.2435, 0.2616), i.e. ``(pixel / 255 - mean) / std``. A model trained on other inputs
 (e.g. [0, 1] pixels or ImageNet statistics) needs its own Normalization instead.
 
-The layer tree, the activation capture and the per-layer analyses walk nested nn.Sequentials by index
-path (core.layers); ``describe`` says how much of a custom model they can see.
+The layer tree, the activation capture and the per-layer analyses reach every submodule by its path
+(core.layers: indices in Sequentials, attribute names elsewhere); ``describe`` summarizes what they see.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from torch import nn
 
 from core.checkpoint import CheckpointError, load_state
 from core.data import Normalization
-from core.layers import iter_paths, path_name
+from core.layers import iter_paths
 
 CIFAR10_NORMALIZATION = Normalization(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
 INPUT_SHAPE = (1, 3, 32, 32)
@@ -210,39 +210,24 @@ def load_custom_model(py_file, function_name: str, state_dict_file=None) -> nn.M
 
 @dataclass(frozen=True)
 class CustomModelInfo:
-    nested_sequential: bool          # the model itself is an nn.Sequential
-    num_layers: int                  # layers reachable by index path (core.layers.iter_paths)
+    num_layers: int                  # submodules, each reachable by its path (core.layers.iter_paths)
     num_convs: int                   # Conv2d layers among them
-    total_convs: int                 # Conv2d layers anywhere in the model
-    opaque: tuple[str, ...]          # reachable layers that hide sub-layers (e.g. a residual block)
     num_params: int
     num_classes: int
     summary: str
 
 
 def describe(model: nn.Module) -> CustomModelInfo:
-    """How much of a model the layer tree and the per-layer analyses can see, plus its size.
+    """What the layer tree will show of a model, plus its size.
 
-    core.layers walks nested nn.Sequentials only: a model that is an nn.Sequential of layers and
-    Sequentials is fully visible; modules of other types are leaves whose insides stay hidden. Runs
-    check_model (one zero batch) for the number of classes, which leaves the model in eval mode.
+    Runs check_model (one zero batch) for the number of classes, which leaves the model in eval mode.
     """
     paths = list(iter_paths(model))
-    is_seq = isinstance(model, nn.Sequential)
-    opaque = tuple(path_name(p) + f" ({type(m).__name__})" for p, m in paths
-                   if not isinstance(m, nn.Sequential) and any(True for _ in m.children()))
     num_convs = sum(isinstance(m, nn.Conv2d) for _, m in paths)
-    total_convs = sum(isinstance(m, nn.Conv2d) for m in model.modules())
     num_classes = check_model(model)
     num_params = sum(p.numel() for p in model.parameters())
-    if not is_seq:
-        summary = (f"{type(model).__name__} is not an nn.Sequential: the layer tree and the per-layer views see "
-                   "no layers, only the logits. Build it as nested nn.Sequential to inspect its layers.")
-    elif opaque:
-        summary = (f"Nested nn.Sequential with {len(paths)} reachable layers; {len(opaque)} of them hide their "
-                   f"sub-layers ({', '.join(opaque[:3])}{', ...' if len(opaque) > 3 else ''}): "
-                   f"{num_convs} of {total_convs} convolutions are visible.")
-    else:
-        summary = f"Nested nn.Sequential: all {len(paths)} layers are visible in the layer tree."
-    return CustomModelInfo(is_seq, len(paths), num_convs, total_convs, opaque, num_params, num_classes,
-                           summary)
+    how = ("nested nn.Sequential, by index" if isinstance(model, nn.Sequential)
+           else f"{type(model).__name__}, by attribute and index")
+    summary = (f"{how}: {len(paths)} layers ({num_convs} convolutions), {num_params:,} parameters, "
+               f"{num_classes} classes. Operations written in forward() (F.relu, +) have no layer of their own.")
+    return CustomModelInfo(len(paths), num_convs, num_params, num_classes, summary)

@@ -1,4 +1,6 @@
-"""Walk any model made of nested nn.Sequentials by index path (model[i][j]).
+"""Walk any model by path: indices inside nn.Sequential / nn.ModuleList (model[i][j]), attribute names
+elsewhere (model.layer1[0].conv1), so a user's own nn.Module subclass is as visible as our nested
+Sequentials.
 
 Used by the layer tree, the activation capture and the CLI listing; nothing here is specific to our
 architecture.
@@ -11,9 +13,12 @@ import torch
 from torch import nn
 
 
+Path = tuple  # of int (index into a Sequential / ModuleList) or str (child attribute name)
+
+
 @dataclass(frozen=True)
 class LayerInfo:
-    path: tuple[int, ...]
+    path: Path
     type: str
     params: str
     output_shape: tuple[int, ...]   # without the batch dimension
@@ -25,21 +30,37 @@ class LayerInfo:
 
 
 def path_name(path) -> str:
-    """(2, 3) -> "model[2][3]", the index a user types to reach the layer."""
-    return "model" + "".join(f"[{i}]" for i in path)
+    """(2, 3) -> "model[2][3]", ("layer1", 0, "conv1") -> "model.layer1[0].conv1": what a user types."""
+    return "model" + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" if k.isidentifier() else f"[{k!r}]"
+                             for k in path)
 
 
-def iter_paths(model: nn.Module, prefix: tuple[int, ...] = ()):
-    """Yield (path, module) depth-first for every child of every nested Sequential."""
-    for i, child in enumerate(model.children() if isinstance(model, nn.Sequential) else ()):
-        yield prefix + (i,), child
-        yield from iter_paths(child, prefix + (i,))
+def iter_paths(model: nn.Module, prefix: Path = ()):
+    """Yield (path, module) depth-first for every submodule, each once (a shared module at its first path)."""
+    seen: set[int] = set()
+
+    def walk(m: nn.Module, pre: Path):
+        indexed = isinstance(m, (nn.Sequential, nn.ModuleList))
+        for i, (name, child) in enumerate(m.named_children()):
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            path = pre + ((i if indexed else name),)
+            yield path, child
+            yield from walk(child, path)
+
+    yield from walk(model, prefix)
 
 
-def layer_at(model: nn.Module, path: tuple[int, ...]) -> nn.Module:
-    for i in path:
-        model = model[i]
+def layer_at(model: nn.Module, path: Path) -> nn.Module:
+    for k in path:
+        model = model[k] if isinstance(k, int) else model._modules[k]
     return model
+
+
+def is_container(m: nn.Module) -> bool:
+    """Has sub-layers: a tree node rather than a leaf (a Sequential level, a residual block)."""
+    return next(m.children(), None) is not None
 
 
 def key_params(m: nn.Module) -> str:
@@ -67,8 +88,11 @@ def describe_layers(model: nn.Module, input_shape=(3, 32, 32)) -> list[LayerInfo
     """Every layer with index path, type, key parameters and output shape for one input."""
     paths = list(iter_paths(model))
     shapes: dict[int, tuple[int, ...]] = {}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, k=id(m): shapes.__setitem__(k, tuple(out.shape[1:])))
-             for _, m in paths]
+    def keep(mod, inp, out):
+        if isinstance(out, torch.Tensor):   # a block may return a tuple: no shape to show
+            shapes[id(mod)] = tuple(out.shape[1:])
+
+    hooks = [m.register_forward_hook(keep) for _, m in paths]
     try:
         p = next(model.parameters(), None)
         x = torch.zeros((1, *input_shape), device=p.device if p is not None else "cpu")
@@ -80,8 +104,8 @@ def describe_layers(model: nn.Module, input_shape=(3, 32, 32)) -> list[LayerInfo
     finally:
         for h in hooks:
             h.remove()
-    return [LayerInfo(path, type(m).__name__, key_params(m), shapes.get(id(m), ()),
-                      isinstance(m, nn.Sequential)) for path, m in paths]
+    return [LayerInfo(path, type(m).__name__, key_params(m), shapes.get(id(m), ()), is_container(m))
+            for path, m in paths]
 
 
 def format_layers(infos: list[LayerInfo]) -> str:

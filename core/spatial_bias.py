@@ -34,9 +34,7 @@ import math
 import torch
 from torch import nn
 
-from core.layers import iter_paths, key_params, path_name
-
-Path = tuple[int, ...]
+from core.layers import Path, iter_paths, key_params, path_name
 
 BORDER_BIAS_HELP = (
     "Border bias: |mean of the border ring - mean of the center| / RMS of the map, for the feature map "
@@ -91,8 +89,7 @@ def layer_biases(acts: dict[Path, torch.Tensor], signed: bool = False) -> dict[P
 def mean_filters(model: nn.Module) -> dict[Path, torch.Tensor]:
     """The mean kernel [kh,kw] of every Conv2d, averaged over output and input channels (Mind the Pad Fig. 6b).
 
-    Walks nested Sequentials by index path (core.layers.iter_paths); convs hidden inside other module
-    types are not reached.
+    Every conv the model holds, by its path (core.layers.iter_paths).
     """
     return {p: m.weight.detach().float().mean((0, 1)).cpu()
             for p, m in iter_paths(model) if isinstance(m, nn.Conv2d)}
@@ -193,7 +190,7 @@ def padding_arithmetic(model: nn.Module, input_size: int) -> list[dict]:
     one side only, a ceil-mode window overhanging, or adaptive windows of unequal size) and note,
     e.g. "9x9 -> 4x4: no padding; the last row and column are dropped (uneven)". A conv whose
     (in + 2p - k) % stride != 0 reads less padding after than before ("padding read: 1 at the top and
-    left, 0 at the bottom and right"). Layers outside nested Sequentials are not listed. Raises
+    left, 0 at the bottom and right"). Raises
     ValueError when the model does not run at that size (e.g. pooled down to nothing).
     """
     if input_size < 1:
@@ -268,7 +265,7 @@ def padding_arithmetic(model: nn.Module, input_size: int) -> list[dict]:
 def format_padding_arithmetic(rows: list[dict]) -> str:
     """The rows of padding_arithmetic as lines of text, "model[1][0]  Conv2d  32x32 -> 32x32: ..."."""
     if not rows:
-        return "(no convolution or pooling layer reached through nested Sequentials)"
+        return "(the model has no convolution or pooling layer)"
     w1 = max(len(r["name"]) for r in rows)
     w2 = max(len(r["type"]) for r in rows)
     return "\n".join(f"{r['name']:<{w1}}  {r['type']:<{w2}}  {r['note']}" for r in rows)

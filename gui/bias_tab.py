@@ -42,7 +42,7 @@ class SpatialBiasTab(QWidget):
         v = QVBoxLayout(self)
         v.addWidget(self.note)
         v.addWidget(split, 1)
-        self.rows: dict[tuple[int, ...], int] = {}
+        self.rows: dict[tuple, int] = {}
         self.mean_biases: dict = {}
 
     def set_model(self, model: torch.nn.Module, layers: list[LayerInfo], blank: dict[str, Activations],

@@ -27,7 +27,7 @@ from core.data import Dataset, stratified_subset
 from core.device import resolve_precision
 from core.inference import fast_model
 from core.jobs import Partial, Progress, never, relay
-from core.layers import LayerInfo, describe_layers, iter_paths
+from core.layers import LayerInfo, describe_layers, is_container, iter_paths
 from core.session import LoadedModel, load_model
 from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
 from core.translation import GridResult, GridSpec, cache_file, grid_key, grid_title, translation_grid
@@ -116,7 +116,7 @@ class CheckpointEntry:
 
 
 def _leaf_paths(model: nn.Module) -> set:
-    return {p for p, m in iter_paths(model) if not isinstance(m, nn.Sequential)}
+    return {p for p, m in iter_paths(model) if not is_container(m)}
 
 
 def _maps_and_biases(acts: dict, leaves: set) -> tuple[dict, dict]:
@@ -584,7 +584,7 @@ class ComparisonTab(QWidget):
             self.layer_box.setCurrentIndex(k)
         return k >= 0
 
-    def layer_path(self) -> tuple[int, ...] | None:
+    def layer_path(self) -> tuple | None:
         k = self.layer_box.currentIndex()
         return self.layers[k].path if 0 <= k < len(self.layers) else None
 

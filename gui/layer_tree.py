@@ -1,10 +1,10 @@
-"""The model taken apart by its nested Sequential indices: one node per model[i] and model[i][j]."""
+"""The model taken apart by its layer paths: one node per model[i] and model[i][j] (or model.block.conv)."""
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QTreeWidget, QTreeWidgetItem
 
-from core.layers import LayerInfo
+from core.layers import LayerInfo, path_name
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -17,7 +17,7 @@ class LayerTree(QTreeWidget):
         self.setHeaderLabels(["Layer", "Type", "Parameters", "Output"])
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
-        self.items: dict[tuple[int, ...], QTreeWidgetItem] = {}
+        self.items: dict[tuple, QTreeWidgetItem] = {}
         self.currentItemChanged.connect(self._changed)
 
     def set_layers(self, infos: list[LayerInfo]) -> None:
@@ -38,7 +38,7 @@ class LayerTree(QTreeWidget):
         self.blockSignals(False)
         self.select(keep if keep in self.items else next(iter(self.items), None))
 
-    def selected_path(self) -> tuple[int, ...] | None:
+    def selected_path(self) -> tuple | None:
         item = self.currentItem()
         return tuple(item.data(0, PATH_ROLE)) if item is not None else None
 
@@ -47,6 +47,10 @@ class LayerTree(QTreeWidget):
         if item is not None:
             self.setCurrentItem(item)
             self.scrollToItem(item)
+
+    def select_name(self, name: str) -> None:
+        """Select the layer called e.g. "model[2][3]", if this model has it."""
+        self.select(next((p for p in self.items if path_name(p) == name), None))
 
     def _changed(self, current, _previous) -> None:
         if current is not None:

@@ -344,7 +344,7 @@ class MainWindow(QMainWindow):
             self.grid.clear("This layer produced no output for this input.")
             return
         info = next((i for i in self.explorer.layers if i.path == tuple(path)), None)
-        self.settings.setValue("layer", list(path))
+        self.settings.setValue("layer", path_name(path))
         self.grid.set_maps(act, f"{info.name} {info.type}  [{self.result.label}]" if info else str(path))
         if act.dim() == 3:
             bias = border_bias(mean_map(act))
@@ -433,8 +433,8 @@ class MainWindow(QMainWindow):
         self.inputs.index_spin.setValue(int(s.value("index", 0)))
         self.tabs.setCurrentIndex(int(s.value("tab", 0)))
         layer = s.value("layer")
-        if layer:
-            QTimer.singleShot(0, lambda: self.tree.select(tuple(int(i) for i in layer)))
+        if isinstance(layer, str):   # by name: a path may hold attribute names as well as indices
+            QTimer.singleShot(0, lambda: self.tree.select_name(layer))
 
     def save_settings(self) -> None:
         s = self.settings

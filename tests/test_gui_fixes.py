@@ -15,6 +15,31 @@ def build_model():
 def not_a_model():
     return 3
 
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.act(x + self.conv2(self.act(self.conv1(x))))
+
+class ResNetLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.blocks = nn.ModuleList([Block(4), Block(4)])
+        self.fc = nn.Linear(4, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for b in self.blocks:
+            x = b(x)
+        return self.fc(x.mean((2, 3)))
+
+def resnet_like():
+    return ResNetLike()
+
 def fixed_head():
     return nn.Sequential(nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU()),
                          nn.Sequential(nn.Flatten(), nn.Linear(2 * 32 * 32, 10)))
@@ -65,6 +90,21 @@ def test_own_model_opens_with_its_layer_tree(window, tmp_path, monkeypatch):
     assert not w.open_custom_model(str(tmp_path / "mine.py"), "build_model", str(tmp_path / "bad.pt"))
     assert "does not fit" in warnings[-1] or "missing" in warnings[-1]
     assert w.explorer.loaded.name == "mine.build_model", "a refused model leaves the open one in place"
+
+
+def test_own_model_that_is_not_a_sequential_shows_every_layer(window, tmp_path):
+    w = window
+    (tmp_path / "mine.py").write_text(MODEL_PY)
+    assert w.open_custom_model(str(tmp_path / "mine.py"), "resnet_like", None)
+    names = [i.name for i in w.explorer.layers]
+    assert names[:4] == ["model.stem", "model.blocks", "model.blocks[0]", "model.blocks[0].conv1"]
+    w.inputs.set_kind("blank")
+    w.tree.select(("blocks", 1))
+    assert w.grid.maps.shape == (4, 32, 32)
+    assert float(_cell(w, "model.blocks[1].conv2", 3)) >= 0   # the bias table reaches inside the blocks
+    assert w.settings.value("layer") == "model.blocks[1]"
+    w.tree.select_name("model.stem")
+    assert w.tree.selected_path() == ("stem",)
 
 
 def test_a_model_that_only_takes_32x32_refuses_other_input_sizes(window, tmp_path, monkeypatch):

@@ -38,6 +38,47 @@ def test_layers_work_for_any_nested_sequential():
     assert len(list(iter_paths(other))) == 5
 
 
+class _Block(nn.Module):
+    """A residual block: its own forward, attribute children, a shared ReLU called twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2, self.act = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+
+    def forward(self, x):
+        return self.act(x + self.conv2(self.act(self.conv1(x))))
+
+
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.layer1 = nn.ModuleList([_Block(), _Block()])
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+
+    def forward(self, x):
+        x = self.stem(x)
+        for b in self.layer1:
+            x = b(x)
+        return self.head(x)
+
+
+def test_layers_work_for_any_module_by_attribute_and_index():
+    from core.activations import capture
+    net = _Net().eval()
+    infos = {i.name: i for i in describe_layers(net)}
+    assert list(infos)[:6] == ["model.stem", "model.layer1", "model.layer1[0]", "model.layer1[0].conv1",
+                               "model.layer1[0].conv2", "model.layer1[0].act"]
+    assert layer_at(net, ("layer1", 1, "conv2")) is net.layer1[1].conv2
+    assert infos["model.layer1[1]"].is_container and infos["model.layer1[1]"].output_shape == (4, 32, 32)
+    assert not infos["model.layer1[1].conv2"].is_container
+    assert infos["model.layer1"].output_shape == ()          # a ModuleList is never called
+    acts, logits = capture(net, torch.randn(1, 3, 32, 32))
+    assert acts[("layer1", 0)].shape == (4, 32, 32) and logits.shape == (10,)
+    assert ("layer1",) not in acts                             # nothing to capture from a ModuleList
+    assert sorted(p for p in acts if p[-1] == "act") == [("layer1", 0, "act"), ("layer1", 1, "act")]
+
+
 def test_whitening_stem_decorrelates_patches():
     torch.manual_seed(0)
     model = build_model(ModelConfig(widths=(8, 8, 8), stem_width=54))
