@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -141,6 +142,13 @@ def pooling_period(model: nn.Module) -> int:
     return period
 
 
+def shift_period(model: nn.Module, input_size: int = 32, size: int = 32) -> int | None:
+    """The pooling period in pixels of the size x size image that is shifted, when the network sees it
+    resized to input_size: 8 at 32, 4 at 64; None where it is not a whole number of pixels (e.g. 48)."""
+    period = pooling_period(model) * size / input_size
+    return int(period) if period == int(period) else None
+
+
 def phase_table(result: GridResult, period: int) -> np.ndarray:
     """Mean accuracy by (dy mod period, dx mod period): the pooling-phase effect in one table."""
     acc = result.accuracy
@@ -154,6 +162,7 @@ def phase_table(result: GridResult, period: int) -> np.ndarray:
 
 
 FIRST_ROWS = 3000   # forward passes before the first heatmap: about 4 s at this 2-core CPU's ~700 images/s
+SNAPSHOT_SECONDS = 2.0   # within a long chunk, a heatmap update at most this often
 
 
 def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: Normalization,
@@ -166,13 +175,16 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     The (shift, image) pairs of a chunk stream through the model in batches of `batch_images` rows
     that ignore shift boundaries; small batches stay in the CPU caches (bf16 on this 2-core CPU: 767
     images/s at 128 rows, 590 at 1024). Shifts that push the whole image out of the frame leave only the
-    fill, the same input for every image: it goes through the model once.
+    fill, the same input for every image: it goes through the model once. Rolls that differ by whole
+    image widths or heights are the same input and run once (the default -32..32 step-2 roll grid has
+    1,089 cells but 256 distinct inputs).
 
     The first chunk is small so that a complete heatmap shows within seconds: by default 10 images
     (one per class in a stratified subset), fewer on big grids, at most FIRST_ROWS forward passes;
     later chunks double up to `chunk` images.
 
-    Yields Progress per forward batch and Partial(a copy of the GridResult) after each image chunk. When
+    Yields Progress per forward batch and Partial(a copy of the GridResult) after each image chunk, and
+    within a chunk at most every SNAPSHOT_SECONDS (cells then differ in image counts). When
     stopped, returns the cells and images finished so far (counts say how many images each cell has).
     """
     model = model.eval()
@@ -183,7 +195,13 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     h, w = images.shape[-2:]
     out_of_frame = [mode != "roll" and (abs(dx) >= w or abs(dy) >= h) for dx, dy in shifts]
     blank = [k for k, gone in enumerate(out_of_frame) if gone]
-    live = [k for k, gone in enumerate(out_of_frame) if not gone]
+    # shifts that give identical inputs run once: rolls by dx and dx + w are the same image
+    same: dict[tuple[int, int], list[int]] = {}
+    for k, (dx, dy) in enumerate(shifts):
+        if not out_of_frame[k]:
+            same.setdefault((dx % w, dy % h) if mode == "roll" else (dx, dy), []).append(k)
+    live = [ks[0] for ks in same.values()]
+    members = {ks[0]: ks for ks in same.values()}
     total = len(images) * len(shifts)
     done = 0
     if first_chunk is None:
@@ -198,16 +216,22 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         with torch.inference_mode(), autocast(device, precision):
             return model(x.contiguous(memory_format=torch.channels_last)).float()
 
-    def add(ks: list[int], correct, loss_sum, consistent, counts: list[int]) -> None:
-        """Per-shift sums (tensors over ks) and image counts into the shifts' cells."""
+    def add(ks: list[int], correct, loss_sum, consistent, counts: list[int]) -> int:
+        """Per-shift sums (tensors over ks) and image counts into the cells of every shift with that
+        input; returns the (shift, image) pairs this accounts for."""
+        pairs = 0
         for k, c, l_, s, m in zip(ks, correct.tolist(), loss_sum.tolist(), consistent.tolist(), counts):
-            r, col = cells[k]
-            result.correct[r, col] += c
-            result.loss_sum[r, col] += l_
-            result.consistent[r, col] += s
-            result.count[r, col] += m
+            for j in members.get(k, [k]):
+                r, col = cells[j]
+                result.correct[r, col] += c
+                result.loss_sum[r, col] += l_
+                result.consistent[r, col] += s
+                result.count[r, col] += m
+                pairs += m
+        return pairs
 
     blank_logits = forward(shifted_copies(images[:1].to(device), [shifts[blank[0]]], mode, norm.mean)) if blank else None
+    last_snapshot = time.monotonic()
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         if hi <= lo:
             continue
@@ -219,8 +243,7 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             pred = logits.argmax(1)
             one = torch.stack([(pred == y0).sum().double(), F.cross_entropy(logits, y0, reduction="sum").double(),
                                (pred == base_pred).sum().double()])
-            add(blank, *(v.repeat(len(blank)) for v in one), [n] * len(blank))
-            done += n * len(blank)
+            done += add(blank, *(v.repeat(len(blank)) for v in one), [n] * len(blank))
         rows = len(live) * n
         for a in range(0, rows, batch_images):
             if should_stop():
@@ -235,12 +258,18 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
 
             def per_shift(v: torch.Tensor) -> torch.Tensor:
                 return torch.zeros(k1 - k0 + 1, dtype=torch.float64, device=v.device).index_add_(0, sid, v.double())
-            add([live[k] for k in range(k0, k1 + 1)], per_shift(pred == y0[img]),
-                per_shift(F.cross_entropy(logits, y0[img], reduction="none")), per_shift(pred == base_pred[img]),
-                [min(b, (k + 1) * n) - max(a, k * n) for k in range(k0, k1 + 1)])
-            done += b - a
+            done += add([live[k] for k in range(k0, k1 + 1)], per_shift(pred == y0[img]),
+                        per_shift(F.cross_entropy(logits, y0[img], reduction="none")),
+                        per_shift(pred == base_pred[img]),
+                        [min(b, (k + 1) * n) - max(a, k * n) for k in range(k0, k1 + 1)])
+            repeats = len(shifts) - len(blank) - len(live)
+            shared = f" (+{repeats} that repeat these inputs)" if repeats else ""
             yield Progress(done, total, f"{hi} of {len(images)} images, {min(k1 + 1, len(live))}/{len(live)} shifts"
-                           + (f" (+{len(blank)} fully out of frame, computed once)" if blank else ""))
+                           + shared + (f" (+{len(blank)} fully out of frame, computed once)" if blank else ""))
+            if lo > 0 and time.monotonic() - last_snapshot > SNAPSHOT_SECONDS:
+                last_snapshot = time.monotonic()   # big chunks take minutes: show what they have so far
+                yield Partial(copy.deepcopy(result))
+        last_snapshot = time.monotonic()
         yield Partial(copy.deepcopy(result))   # a snapshot: a GUI reads it while the job goes on
     return result
 

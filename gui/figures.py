@@ -91,10 +91,20 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
                 levels = (float(finite.min()), float(max(finite.max(), finite.min() + 1e-6))) if finite.size else (0, 1)
             self.bars[key].setLevels(levels)
             box = self.boxes[key]
-            if augment_range:
-                box.setRect(QRectF(-augment_range, -augment_range, 2 * augment_range, 2 * augment_range))
+            if augment_range:   # around the cells of shifts up to the range, not through their centres
+                hx, hy = rect.width() / len(result.dxs) / 2, rect.height() / len(result.dys) / 2
+                box.setRect(QRectF(-augment_range - hx, -augment_range - hy, 2 * (augment_range + hx),
+                                   2 * (augment_range + hy)))
                 box.setToolTip(f"training augmentation range: shifts up to {augment_range} px")
             box.setVisible(bool(augment_range))
+
+    def show_nothing(self, message: str = "") -> None:
+        """No grid on screen (e.g. none computed for the current model and settings)."""
+        self.result = None
+        self.title.setText(message)
+        for key in self.images:
+            self.images[key].clear()
+            self.boxes[key].setVisible(False)
 
     def cell_at(self, scene_pos):
         if self.result is None:

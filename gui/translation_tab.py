@@ -12,12 +12,12 @@ from PyQt6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessa
 
 from core.activations import resize_input
 from core.data import Dataset, stratified_subset
-from core.device import resolve_precision
+from core.device import autocast, resolve_precision
 from core.files import atomic_write
 from core.inference import fast_model
 from core.session import LoadedModel
 from core.shifts import SHIFT_MODES, shift, visible_fraction
-from core.translation import (GridResult, GridSpec, cache_file, grid_key, grid_title, pitfalls, pooling_period,
+from core.translation import (GridResult, GridSpec, cache_file, grid_key, grid_title, pitfalls, shift_period,
                               translation_grid)
 from gui.export import ask_save_path, run_export, write_figure
 from gui.figures import HeatmapFigure
@@ -151,17 +151,24 @@ class TranslationTab(QWidget):
                         precision, size)
 
     def try_cache(self, *_) -> bool:
-        """Show a cached grid for the current settings at once, if there is one."""
-        if self.loaded is None or self.data is None or self.runner.running or self.loaded.cache_id is None:
+        """Show the cached grid for the current model and settings at once, if there is one; otherwise
+        no grid (an older one would answer another question, and a click would mix the two)."""
+        if self.runner.running:
             return False
-        path = cache_file(self._key())
-        if path.is_file():
-            try:
-                self.show_result(GridResult.load_npz(path), final=True)
-                self.status.setText(f"From cache ({path.name}).")
-                return True
-            except (OSError, ValueError, KeyError):
-                path.unlink(missing_ok=True)
+        if self.loaded is not None and self.data is not None and self.loaded.cache_id is not None:
+            path = cache_file(self._key())
+            if path.is_file():
+                try:
+                    self.show_result(GridResult.load_npz(path), final=True)
+                    self.status.setText(f"From cache ({path.name}).")
+                    return True
+                except (OSError, ValueError, KeyError):
+                    path.unlink(missing_ok=True)
+        if self.result is not None:
+            self.result = None
+            self.figure.show_nothing("Not computed for these settings yet: Start (Ctrl+Return) computes it.")
+            self.pitfalls.setText("")
+            self.readout.setText("")
         return False
 
     # ---- running -------------------------------------------------------------------------------
@@ -236,8 +243,8 @@ class TranslationTab(QWidget):
         self.pitfalls.setText(self.pitfall_text(result))
 
     def pitfall_text(self, r: GridResult) -> str:
-        period = pooling_period(self.loaded.model) if self.loaded is not None else 1
-        p = pitfalls(r, self.crop_pad, period)
+        period = shift_period(self.loaded.model, int(r.info.get("input_size", 32))) if self.loaded else 1
+        p = pitfalls(r, self.crop_pad, period or 1)
         pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
         lines = []
         if p["unshifted"] is not None:
@@ -257,7 +264,10 @@ class TranslationTab(QWidget):
             if p["inside"] is not None and p["outside"] is not None:
                 text += f"; mean accuracy {pct(p['inside'])} inside, {pct(p['outside'])} outside"
             lines.append(text + ".")
-        if p["phase_min"] is not None:
+        if period is None:
+            lines.append(f"<b>Pooling phase:</b> the input is resized to {r.info['input_size']} px, so the pools "
+                         "repeat at a fraction of a pixel of the 32 px shifts: no shift keeps the phase exactly.")
+        elif p["phase_min"] is not None:
             lines.append(f"<b>Pooling phase:</b> the pools repeat every {period} px; mean accuracy by phase ranges "
                          f"{pct(p['phase_min'])} to {pct(p['phase_max'])} (shifts by multiples of {period} keep "
                          "the phase).")
@@ -287,10 +297,10 @@ class TranslationTab(QWidget):
             return
         lm, info = self.loaded, (self.result.info if self.result is not None else {})
         mode, size = info.get("mode", self.mode.currentText()), int(info.get("input_size", self.input_size()))
-        idx = stratified_subset(self.data.labels, N_EXAMPLES, self.seed.value())
+        idx = stratified_subset(self.data.labels, N_EXAMPLES, int(info.get("seed", self.seed.value())))
         pixels = shift(self.data.images[idx], dx, dy, mode, lm.norm.mean)
         device = next(lm.model.parameters()).device
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device, info.get("precision", "fp32")):
             logits = lm.model.eval()(resize_input(lm.norm.apply(pixels), size).to(device)).float().cpu()
         pred = logits.argmax(1)
         for k, (img, cap) in enumerate(self.example_labels):

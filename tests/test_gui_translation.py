@@ -44,8 +44,24 @@ def test_cached_grid_reopens_at_once(tab, qtbot):
     tab.result = None
     assert tab.try_cache() and "From cache" in tab.status.text()
     np.testing.assert_array_equal(tab.result.correct, first.correct)
-    tab.mode.setCurrentText("roll")          # other settings: not cached
+    tab.mode.setCurrentText("roll")          # other settings: not cached, and the old grid leaves the screen
     assert not tab.try_cache()
+    assert tab.result is None and tab.figure.images["accuracy"].image is None
+    assert "Not computed" in tab.figure.title.text and tab.pitfalls.text() == ""
+    tab.mode.setCurrentText("affine")
+    assert tab.result is not None, "back to the computed settings: the cached grid shows again"
+
+
+def test_pooling_phase_at_a_resized_input(tab, qtbot):
+    tab.step.setValue(2)
+    tab.window_.set_input_size(64)           # pools repeat every 4 px of the 32 px image
+    tab.start()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert "repeat every 4 px" in tab.pitfalls.text()
+    tab.window_.set_input_size(48)           # 8 * 32 / 48: not a whole pixel
+    tab.start()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert tab.result.info["input_size"] == 48 and "no shift keeps the phase" in tab.pitfalls.text()
 
 
 def test_cancel_keeps_partial_results(tab, qtbot):

@@ -45,7 +45,8 @@ def grid(model, images, labels, spec=SPEC, **kw):
 
 
 @pytest.mark.parametrize("mode", ["affine", "affine-mean", "roll"])
-def test_grid_equals_direct_computation(tiny_model, data, mode):
+def test_grid_equals_direct_computation(tiny_model, data, mode, monkeypatch):
+    monkeypatch.setattr("core.translation.SNAPSHOT_SECONDS", 1e9)    # snapshots only at chunk ends
     images, labels = data
     events = []
     gen = translation_grid(tiny_model, images, labels, NORM, SPEC, mode=mode, info={"note": "x"}, **FAST)
@@ -84,6 +85,46 @@ def test_out_of_frame_shifts_and_odd_batches_equal_direct(tiny_model, data):
     np.testing.assert_array_equal(r.correct, correct)
     np.testing.assert_array_equal(r.consistent, consistent)
     np.testing.assert_allclose(r.loss, loss, rtol=1e-5, atol=1e-6)
+
+
+class _Counting(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.rows = model, 0
+
+    def forward(self, x):
+        self.rows += len(x)
+        return self.model(x)
+
+
+def test_rolls_by_whole_widths_run_once_and_equal_direct(tiny_model, data):
+    """Rolls by -32, 0, 32 give one image, -16 and 16 another: the 5x5 cells hold 4 distinct inputs."""
+    images, labels = data
+    spec = GridSpec(-32, 32, -32, 32, 16)
+    counting = _Counting(tiny_model)
+    progress = []
+    r = run_job(translation_grid(counting, images, labels, NORM, spec, mode="roll", **FAST),
+                on_progress=progress.append)
+    correct, loss, consistent = direct(tiny_model, images, labels, spec, "roll")
+    np.testing.assert_array_equal(r.count, 30)
+    np.testing.assert_array_equal(r.correct, correct)
+    np.testing.assert_array_equal(r.consistent, consistent)
+    np.testing.assert_allclose(r.loss, loss, rtol=1e-5, atol=1e-6)
+    assert counting.rows == 30 * 4 + 30                       # 4 distinct shifts + the unshifted predictions
+    assert progress[-1].done == progress[-1].total == 30 * 25 and "+21 that repeat" in progress[-1].message
+
+
+def test_long_chunks_send_heatmaps_between_chunk_ends(tiny_model, data, monkeypatch):
+    monkeypatch.setattr("core.translation.SNAPSHOT_SECONDS", 0.0)
+    images, labels = data
+    partials = [e.value for e in translation_grid(tiny_model, images, labels, NORM, SPEC, **FAST)
+                if isinstance(e, Partial)]
+    # chunk 1 whole (10 images), then one snapshot per 45-row batch of chunks 2 and 3 and one at each end
+    assert partials[0].count.min() == partials[0].count.max() == 10
+    totals = [int(p.count.sum()) for p in partials]
+    assert totals == sorted(totals) and len(partials) > 3 and totals[-1] == 30 * 12
+    uneven = [p for p in partials if p.count.min() != p.count.max()]
+    assert uneven, "a mid-chunk heatmap has cells with more images than others"
 
 
 def test_grid_at_zero_shift_is_plain_accuracy(tiny_model, data):
