@@ -95,3 +95,20 @@ def default_checkpoint() -> Path:
     if not found:
         raise CheckpointError(f"No checkpoint in {SHIPPED}; train one with `padlens train`.")
     return found[0]
+
+
+GENERIC_STEMS = ("model", "checkpoint", "best", "last", "final")   # file names shared by every run
+
+
+def checkpoint_labels(paths) -> list[str]:
+    """Short unique names for checkpoints (the report's folders, the GUI's comparison rows).
+
+    The file stem, or the folder name when the stem is one every run shares (runs/<name>/model.pt ->
+    <name>); names still equal get their parent folder in front, and identical paths a -2, -3 suffix.
+    """
+    paths = [Path(p).absolute() for p in paths]
+    generic = [p.stem.lower() in GENERIC_STEMS and bool(p.parent.name) for p in paths]
+    names = [p.parent.name if g else p.stem for p, g in zip(paths, generic)]
+    above = [(p.parent.parent if g else p.parent).name for p, g in zip(paths, generic)]
+    names = [f"{a}/{n}" if names.count(n) > 1 else n for n, a in zip(names, above)]
+    return [f"{n}-{names[:i].count(n) + 1}" if n in names[:i] else n for i, n in enumerate(names)]

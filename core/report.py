@@ -25,13 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.checkpoint import checkpoint_labels
 from core.files import atomic_text, file_identity
 from core.jobs import Progress, never, relay
 from core.translation import GridSpec
 
 DEFAULT_MODES = ("affine", "affine-mean", "roll")
 DEFAULT_GRID = GridSpec(-16, 16, -16, 16, 4)
-RINGS = (0, 4, 8, 16)
+FAR = 16           # half the 32-px image: section 3 compares the fills at the grid distance nearest this
 REGIONS = ("top edge", "bottom edge", "left edge", "right edge",
            "top-left corner", "top-right corner", "bottom-left corner", "bottom-right corner")
 MAP_INPUTS = {"blank_normalized": "blank input, all zeros after normalization (every pixel at the mean color)",
@@ -89,6 +90,20 @@ def ring_profile(values: np.ndarray, dxs, dys) -> dict[int, float]:
     return out
 
 
+def ring_distances(dxs, dys) -> tuple[list[int], int]:
+    """The ring distances the report tabulates and `far`, all taken from the grid so that no column is
+    empty whatever its step: the distances nearest 0, a quarter, half and all of the largest one, plus
+    far, the distance nearest FAR (the smaller on a tie)."""
+    present = np.unique(chebyshev(dxs, dys))
+
+    def nearest(target: float) -> int:
+        return int(min(present, key=lambda d: (abs(d - target), d)))
+
+    top = int(present.max())
+    far = nearest(FAR)
+    return sorted({nearest(t) for t in (0, top / 4, top / 2, top)} | {far}), far
+
+
 def _finite_mean(values) -> float:
     v = [x for x in values if x is not None and math.isfinite(x)]
     return float(np.mean(v)) if v else math.nan
@@ -135,11 +150,6 @@ def _clean(o):
     return o
 
 
-def _labels(paths: list[Path]) -> list[str]:
-    stems = [p.stem for p in paths]
-    return [s if stems.count(s) == 1 else f"{s}-{i + 1}" for i, s in enumerate(stems)]
-
-
 # ---------------------------------------------------------------------------------------------------
 # Figures (core.figures_png, no Qt)
 
@@ -167,17 +177,21 @@ def _heatmap_image(acc: np.ndarray, dxs, dys, crop_pad: int | None) -> torch.Ten
 
 def report(checkpoints: list, out_dir, data_root=None, device="auto", images: int = 500,
            grid: GridSpec = DEFAULT_GRID, modes=DEFAULT_MODES, mean_images: int = 500, precision: str = "auto",
-           eval_images: int = 0, seed: int = 0, qt_figures: bool = True,
+           eval_images: int = 0, seed: int = 0, input_size: int = 32, qt_figures: bool = True,
            should_stop: Callable[[], bool] = never, progress: Callable[[Progress], None] | None = None):
     """Job: measure every checkpoint, write figures, report.md and report.json into out_dir.
 
     images: class-balanced test images per translation grid (0: all). eval_images: test images for
     accuracy and loss (0: the whole split, the assignment's evaluate; else a class-balanced subset).
     mean_images: test images averaged for the dataset-mean responses (0: all). precision applies to
-    the translation grids; accuracy, loss and feature maps are always fp32. Translation grids come
-    from and go to the cache the GUI uses (core.translation.cache_file). progress, when given, is
-    called with every Progress the job yields. Returns the path of report.md, or None when stopped
-    before the first checkpoint was finished (checkpoints finished by then are reported).
+    the translation grids; accuracy, loss and feature maps are always fp32. input_size: the resizing
+    remedy, every input resized to input_size x input_size before the network for the translation grids
+    (shifted at 32x32 first), the feature maps and the padding arithmetic; accuracy and loss stay the
+    assignment's evaluate at 32x32. A model that does not run at that size fails before any work.
+    Translation grids come from and go to the cache the GUI uses (core.translation.cache_file).
+    progress, when given, is called with every Progress the job yields. Returns the path of report.md,
+    or None when stopped before the first checkpoint was finished (checkpoints finished by then are
+    reported).
     """
     from core.activations import BLANK_KINDS, blank_input, capture, mean_activations
     from core.checkpoint import load_checkpoint
@@ -190,8 +204,8 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     from core.shifts import SHIFT_MODES
     from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, border_bias, filter_asymmetry,
                                    format_padding_arithmetic, mean_filters, mean_map, padding_arithmetic)
-    from core.translation import (GridResult, cache_file, grid_key, phase_table, pitfalls, pooling_period,
-                                  translation_grid)
+    from core.translation import (GridResult, cache_file, grid_key, grid_title, phase_table, pitfalls,
+                                  shift_period, translation_grid)
 
     paths = [Path(c) for c in checkpoints]
     if not paths:
@@ -206,17 +220,24 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     out = Path(out_dir)
     dev = pick_device(device)
     grid_precision = resolve_precision(precision, dev)
-    loaded = [load_checkpoint(p) for p in paths]           # fail on a bad file before any work
+    loaded = [load_checkpoint(p) for p in paths]           # fail on a bad file or input size before any work
+    arith = []
+    for p, (model, _) in zip(paths, loaded):
+        try:
+            arith.append({size: padding_arithmetic(model, size) for size in {input_size, 32}})
+        except ValueError as e:
+            raise ValueError(f"{p}: {e}") from None
     data = load_split(data_root, "test")
     jpeg = "JPEG" in data.source
-    labels = _labels(paths)
+    labels = checkpoint_labels(paths)
 
     grid_idx = stratified_subset(data.labels, images or None, seed)
     eval_idx = None if not eval_images else stratified_subset(data.labels, eval_images, seed)
     mean_idx = stratified_subset(data.labels, mean_images or None, seed)
     n_eval = len(data) if eval_idx is None else len(eval_idx)
     n_cells = len(grid.dxs) * len(grid.dys)
-    keys = [{m: grid_key(file_identity(p), data, grid, m, len(grid_idx), seed, grid_precision, 32) for m in modes}
+    keys = [{m: grid_key(file_identity(p), data, grid, m, len(grid_idx), seed, grid_precision, input_size)
+             for m in modes}
             for p in paths]
 
     def cached(key: str) -> GridResult | None:
@@ -244,6 +265,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     t_start = time.perf_counter()
     results: list[dict] = []
     interrupted = False
+    sized = f", input resized to {input_size}x{input_size}" if input_size != 32 else ""
     for i, (path, (model, meta), label) in enumerate(zip(paths, loaded, labels)):
         if should_stop():
             interrupted = True
@@ -281,11 +303,10 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                     fast = fast_model(model, dev)
                 info = {"checkpoint": str(path), "data": data.source, "images": len(grid_idx), "seed": seed,
                         "crop_pad": crop_pad, "fused": True, "device": str(dev),
-                        "title": f"{label}: {mode} shifts, {len(grid_idx)} test images, "
-                                 + (JPEG_LABEL if jpeg else "CIFAR-10")}
+                        "title": grid_title(label, mode, len(grid_idx), data.source, input_size)}
                 t = time.perf_counter()
                 job = translation_grid(fast, data.images[grid_idx], data.labels[grid_idx], norm, grid, mode, dev,
-                                       grid_precision, 32, info=info, should_stop=should_stop)
+                                       grid_precision, input_size, info=info, should_stop=should_stop)
                 result = yield from relay(job, done, total, f"{head}: {mode} grid", progress)
                 if should_stop() or result.images < len(grid_idx):
                     interrupted = True
@@ -298,7 +319,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
             grids[mode] = result
             acc, cons = result.accuracy, result.consistency
             worst = np.unravel_index(np.nanargmin(acc), acc.shape) if np.isfinite(acc).any() else None
-            period = pooling_period(model)
+            period = shift_period(model, input_size)
             entry["grids"][mode] = {
                 "from_cache": from_cache, "images": result.images, "precision": result.info.get("precision"),
                 "dx": result.dxs, "dy": result.dys, "accuracy": acc, "consistency": cons, "loss": result.loss,
@@ -307,7 +328,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                 "mean_accuracy": float(np.nanmean(acc)), "mean_consistency": float(np.nanmean(cons)),
                 "min_accuracy": float(acc[worst]) if worst else math.nan,
                 "min_at": [int(result.dxs[worst[1]]), int(result.dys[worst[0]])] if worst else None,
-                "pitfalls": pitfalls(result, crop_pad, period), "phase_table": phase_table(result, period)}
+                "pitfalls": pitfalls(result, crop_pad, period), "phase_table": phase_table(result, period) if period else None}
         if interrupted:
             break
 
@@ -316,10 +337,11 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         maps: dict[str, dict] = {}
         for kind in BLANK_KINDS:
             yield emit(0, f"{head}: blank input ({kind})")
-            acts, _ = capture(model, blank_input(kind, norm), dev, "fp32")
+            acts, _ = capture(model, blank_input(kind, norm, input_size), dev, "fp32")
             maps[f"blank_{kind}"] = {p: mean_map(a) for p, a in acts.items() if a.dim() == 3}
             done += 1
-        job = mean_activations(model, data.images[mean_idx], norm, dev, "fp32", should_stop=should_stop)
+        job = mean_activations(model, data.images[mean_idx], norm, dev, "fp32", size=input_size,
+                               should_stop=should_stop)
         mean_acts, count = yield from relay(job, done, total, f"{head}: dataset-mean responses", progress)
         if should_stop() or count < len(mean_idx):
             interrupted = True
@@ -351,12 +373,9 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         entry["filters"] = [{"path": list(p), "name": path_name(p),
                              "kernel": k, "asymmetry": filter_asymmetry(k)} for p, k in filt.items()]
         entry["mean_filter_asymmetry"] = _finite_mean(f["asymmetry"] for f in entry["filters"])
-        try:
-            arith = padding_arithmetic(model, 32)
-            entry["padding_arithmetic"] = arith
-            entry["padding_arithmetic_text"] = format_padding_arithmetic(arith)
-        except ValueError as e:
-            entry["padding_arithmetic"], entry["padding_arithmetic_text"] = [], f"(not available: {e})"
+        entry["padding_arithmetic"] = arith[i][input_size]
+        entry["padding_arithmetic_text"] = format_padding_arithmetic(arith[i][input_size])
+        entry["uneven_at_32"] = [x["name"] for x in arith[i][32] if x["uneven"]]
 
         # 4. figures
         figs: dict[str, object] = {}
@@ -366,21 +385,21 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         for what, text in captions.items():
             figs[f"maps_{what}"] = maps_figure(folder / f"maps_{what}.png",
                                                 [maps[what][tuple(r["path"])] for r in shown],
-                                                f"{label}: channel mean per layer, {text}")
+                                                f"{label}: channel mean per layer, {text}{sized}")
         if filt:
             figs["mean_filters"] = filters_figure(folder / "mean_filters.png", list(filt.values()),
                                                    f"{label}: mean conv kernels (blue negative, red positive)")
         tiles = []
         for mode, g in grids.items():
             img = _heatmap_image(g.accuracy, g.dxs, g.dys, crop_pad)
-            cap = f"{label}: accuracy, {mode} shifts"
+            cap = f"{label}: accuracy, {mode} shifts{sized}"
             if jpeg:
                 cap += ", " + JPEG_LABEL
             figs[f"accuracy_{mode}"] = save_png(folder / f"accuracy_{mode}.png", with_caption(img, cap))
             tiles.append(img)
         if tiles:
             both = montage(tiles, cols=len(tiles), gap=10, labels=list(grids))
-            cap = f"{label}: accuracy per shift (dx right, dy down)" + (", " + JPEG_LABEL if jpeg else "")
+            cap = f"{label}: accuracy per shift (dx right, dy down){sized}" + (", " + JPEG_LABEL if jpeg else "")
             figs["accuracy_heatmaps"] = save_png(folder / "accuracy_heatmaps.png", with_caption(both, cap))
         figs["qt"] = {}
         if qt_figures:
@@ -404,9 +423,11 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
 
     if not results:
         return None
+    rings, far = ring_distances(grid.dxs, grid.dys)
     settings = {"data": data.source, "jpeg": jpeg, "device": str(dev), "grid_precision": grid_precision,
                 "grid": {"x_min": grid.x_min, "x_max": grid.x_max, "y_min": grid.y_min, "y_max": grid.y_max,
                          "step": grid.step},
+                "ring_distances": rings, "far": far, "input_size": input_size,
                 "modes": list(modes), "grid_images": len(grid_idx), "eval_images": n_eval,
                 "eval_subset": "all" if eval_idx is None else "class-balanced", "mean_images": len(mean_idx),
                 "seed": seed, "interrupted": interrupted, "seconds": round(time.perf_counter() - t_start, 2),
@@ -454,6 +475,13 @@ def render_markdown(doc: dict, out: Path) -> str:
         f"of {g['step']}, {s['grid_images']} class-balanced test images (seed {s['seed']}), {s['grid_precision']}, "
         f"batch norm folded; modes: " + "; ".join(f"`{m}` = {SHIFT_MODES[m]}" for m in s["modes"]) + ".")
     add(f"- Dataset-mean feature maps: responses averaged over {s['mean_images']} class-balanced test images.")
+    size = s["input_size"]
+    add(f"- Input size: {size}x{size}" + (
+        ", the native size of CIFAR-10 (`--input-size N` measures the input-resizing remedy)." if size == 32 else
+        f": the input-resizing remedy. Every input is resized (bilinear) from 32x32 to {size}x{size} before the "
+        "network for the translation grids (shifted at 32x32 first), the feature maps and the padding arithmetic; "
+        "accuracy and mean cross-entropy stay the assignment's evaluate at 32x32. Resizing changes where padding and "
+        "pooling use the input unevenly: see the end of section 4."))
     add(f"- Device {s['device']}; {s['seconds']:.1f} s; created {s['created']}."
         + (" **Interrupted: only the checkpoints listed below were finished.**" if s["interrupted"] else ""))
     add("")
@@ -511,16 +539,18 @@ def render_markdown(doc: dict, out: Path) -> str:
 
     # 2 ------------------------------------------------------------------------------------------------
     add(f"## 2. How accuracy falls with shift{jl}\n")
+    rings, far = s["ring_distances"], s["far"]
     add("Accuracy averaged over the ring of grid cells at Chebyshev distance max(|dx|, |dy|) = d "
         f"(d = 0 is the unshifted image); {s['grid_images']} images per cell, so one standard error is about "
-        f"{_pct(math.sqrt(0.25 / max(s['grid_images'], 1)))} at 50% accuracy. n/a: that ring is not on the grid.\n")
-    add("| checkpoint | mode | " + " | ".join(f"d = {d}" for d in RINGS) + " | mean over grid | minimum (at dx, dy) "
+        f"{_pct(math.sqrt(0.25 / max(s['grid_images'], 1)))} at 50% accuracy. Columns: distances on the grid up to "
+        "its largest; every ring is in report.json.\n")
+    add("| checkpoint | mode | " + " | ".join(f"d = {d}" for d in rings) + " | mean over grid | minimum (at dx, dy) "
         "| mean consistency |")
-    add("|---|---|" + "---|" * len(RINGS) + "---|---|---|")
+    add("|---|---|" + "---|" * len(rings) + "---|---|---|")
     for r in results:
         for mode, gr in r["grids"].items():
             prof = gr["accuracy_by_distance"]
-            add(f"| {r['label']} | {mode} | " + " | ".join(_pct(prof.get(d)) for d in RINGS)
+            add(f"| {r['label']} | {mode} | " + " | ".join(_pct(prof.get(d)) for d in rings)
                 + f" | {_pct(gr['mean_accuracy'])} | {_pct(gr['min_accuracy'])} at {tuple(gr['min_at'] or ())} "
                   f"| {_pct(gr['mean_consistency'])} |")
     add("")
@@ -539,8 +569,6 @@ def render_markdown(doc: dict, out: Path) -> str:
     add("**Fill of the uncovered border.** `affine` fills it black, an input the network never saw in "
         "training; `affine-mean` fills it with the data set's mean color; `roll` wraps content around, so "
         "nothing is lost and only the position changes.\n")
-    far = max((d for d in RINGS if d <= max(abs(g['x_min']), abs(g['x_max']), abs(g['y_min']), abs(g['y_max']))),
-              default=0)
     add("| checkpoint | " + " | ".join(f"{m}: mean / at d = {far}" for m in s["modes"]) + " |")
     add("|---|" + "---|" * len(s["modes"]))
     for r in results:
@@ -578,8 +606,12 @@ def render_markdown(doc: dict, out: Path) -> str:
         if mode is None:
             continue
         gr = gs[mode]
-        tab = np.asarray(gr["phase_table"], dtype=float)
         period = gr["pitfalls"]["period"]
+        if gr["phase_table"] is None:
+            add(f"- {r['label']}, `{mode}` shifts: at input size {size} the pools repeat at a fraction of "
+                "a pixel of the 32 px shifts, so no shift keeps the phase; no phase table.")
+            continue
+        tab = np.asarray(gr["phase_table"], dtype=float)
         rows = [i for i in range(tab.shape[0]) if np.isfinite(tab[i]).any()]
         cols = [j for j in range(tab.shape[1]) if np.isfinite(tab[:, j]).any()]
         fin = tab[np.isfinite(tab)]
@@ -610,16 +642,17 @@ def render_markdown(doc: dict, out: Path) -> str:
 
     # 4 ------------------------------------------------------------------------------------------------
     add("## 4. What each fix changes\n")
-    add("| checkpoint | padding | crop (px) | accuracy | mean CE | mean consistency (affine) | accuracy at d = "
-        f"{far} (affine) | border bias, blank zeros | border bias, black image | border bias, dataset mean | "
+    shift = "affine" if "affine" in s["modes"] else s["modes"][0]   # every checkpoint has a grid per mode
+    add(f"| checkpoint | padding | crop (px) | accuracy | mean CE | mean consistency ({shift}) | accuracy at d = "
+        f"{far} ({shift}) | border bias, blank zeros | border bias, black image | border bias, dataset mean | "
         "mean kernel asymmetry |")
     add("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        aff = r["grids"].get("affine") or next(iter(r["grids"].values()), None)
+        gr = r["grids"][shift]
         mb = r["mean_border_bias"]
         add(f"| {r['label']} | {r['padding_mode']} | {r['crop_pad']} | {_pct(r['eval']['accuracy'], 2)} | "
-            f"{_num(r['eval']['loss'])} | {_pct(aff['mean_consistency']) if aff else 'n/a'} | "
-            f"{_pct(aff['accuracy_by_distance'].get(far)) if aff else 'n/a'} | {_num(mb['blank_normalized'])} | "
+            f"{_num(r['eval']['loss'])} | {_pct(gr['mean_consistency'])} | "
+            f"{_pct(gr['accuracy_by_distance'].get(far))} | {_num(mb['blank_normalized'])} | "
             f"{_num(mb['blank_pixel'])} | {_num(mb['dataset_mean'])} | {_num(r['mean_filter_asymmetry'])} |")
     add("")
     add(f"Accuracy: fp32 on {ev}; one standard error is about "
@@ -628,14 +661,22 @@ def render_markdown(doc: dict, out: Path) -> str:
     for r in results:
         if r is base:
             continue
-        aff, baff = r["grids"].get("affine"), base["grids"].get("affine")
-        parts = [f"accuracy {_pp(r['eval']['accuracy'] - base['eval']['accuracy'])}"]
-        if aff and baff:
-            parts.append(f"mean consistency {_pp(aff['mean_consistency'] - baff['mean_consistency'])}")
-            parts.append(f"accuracy at d = {far} {_pp(aff['accuracy_by_distance'].get(far, math.nan) - baff['accuracy_by_distance'].get(far, math.nan))}")
+        gr, bgr = r["grids"][shift], base["grids"][shift]
+        parts = [f"accuracy {_pp(r['eval']['accuracy'] - base['eval']['accuracy'])}",
+                 f"mean consistency ({shift}) {_pp(gr['mean_consistency'] - bgr['mean_consistency'])}",
+                 f"accuracy at d = {far} ({shift}) "
+                 + _pp(gr['accuracy_by_distance'].get(far, math.nan) - bgr['accuracy_by_distance'].get(far, math.nan))]
         for what, name in (("blank_normalized", "blank-input border bias"), ("dataset_mean", "dataset-mean border bias")):
             parts.append(f"{name} {_num(base['mean_border_bias'][what])} -> {_num(r['mean_border_bias'][what])}")
         add(f"- {r['label']} ({r['padding_mode']}) vs {base['label']} ({base['padding_mode']}): " + "; ".join(parts) + ".")
+    add("")
+    add(f"**Input size {size}x{size}.** Layers whose padding or pooling uses the input unevenly (rows or columns "
+        f"dropped, padding read on one side only), from the padding arithmetic at {size}x{size}"
+        + (", and which were uneven at 32x32:\n" if size != 32 else ":\n"))
+    for r in results:
+        uneven = [f"`{x['name']}` {x['type']} {x['note']}" for x in r["padding_arithmetic"] if x["uneven"]]
+        add(f"- {r['label']}: " + ("; ".join(uneven) if uneven else "none")
+            + (f"; at 32x32: {', '.join(f'`{n}`' for n in r['uneven_at_32']) or 'none'}." if size != 32 else "."))
     add("")
 
     # 5 ------------------------------------------------------------------------------------------------
@@ -659,7 +700,7 @@ def render_markdown(doc: dict, out: Path) -> str:
             rows = " / ".join(" ".join(f"{v:+.3f}" for v in row) for row in k)
             add(f"| `{fl['name']}` | {_num(fl['asymmetry'])} | {rows} |")
         add("")
-        add("Padding arithmetic for a 32x32 input:\n")
+        add(f"Padding arithmetic for a {size}x{size} input:\n")
         add("```")
         add(r["padding_arithmetic_text"])
         add("```\n")
@@ -696,7 +737,7 @@ def cmd_report(a) -> int:
     old = signal.signal(signal.SIGINT, interrupted)
     try:
         md = run_job(report(a.checkpoints, a.out, a.data, a.device, a.images, spec, a.modes, a.mean_images,
-                            a.precision, a.eval_images, a.seed, qt_figures=not a.no_qt_figures,
+                            a.precision, a.eval_images, a.seed, a.input_size, qt_figures=not a.no_qt_figures,
                             should_stop=lambda: bool(stop)), on_progress=on_progress)
     except KeyboardInterrupt:
         sys.stderr.write("\n")
@@ -735,6 +776,9 @@ def add_report_parser(sub):
     r.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
                    help="precision of the translation grids (accuracy and feature maps are always fp32)")
     r.add_argument("--seed", type=int, default=0, help="seed of the image subsets")
+    r.add_argument("--input-size", type=int, default=32,
+                   help="resize inputs to this size for the grids, feature maps and padding arithmetic "
+                        "(the resizing remedy; default 32)")
     r.add_argument("--no-qt-figures", action="store_true", help="skip the Qt heatmap figures (PNGs are still written)")
     r.set_defaults(func=cmd_report)
     return r

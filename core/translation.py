@@ -274,13 +274,14 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     return result
 
 
-def pitfalls(result: GridResult, crop_pad: int | None, period: int, size: int = 32) -> dict:
+def pitfalls(result: GridResult, crop_pad: int | None, period: int | None, size: int = 32) -> dict:
     """The numbers behind what makes a shift evaluation misleading, each None where the grid cannot say.
 
     unshifted: accuracy at (0, 0); visible / hidden: mean accuracy where at least / less than half the
     image stays in frame; min_visible: smallest visible share on the grid; inside / outside: mean
     accuracy within / beyond the training crop range (inside_cells / outside_cells: how many cells);
-    phase_min / phase_max: mean accuracy over the pooling phases (dx mod period, dy mod period).
+    phase_min / phase_max: mean accuracy over the pooling phases (dx mod period, dy mod period; None
+    without a whole-pixel period, see shift_period).
     """
     from core.shifts import visible_fraction
     acc = result.accuracy
@@ -307,7 +308,7 @@ def pitfalls(result: GridResult, crop_pad: int | None, period: int, size: int = 
     else:
         out["inside"] = out["outside"] = None
         out["inside_cells"] = out["outside_cells"] = 0
-    table = phase_table(result, period)
+    table = phase_table(result, period) if period else np.full((1, 1), np.nan)
     several = np.isfinite(table).sum() > 1
     out["phase_min"] = float(np.nanmin(table)) if several else None
     out["phase_max"] = float(np.nanmax(table)) if several else None

@@ -22,7 +22,7 @@ from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGroupBo
 from torch import nn
 
 from core.activations import blank_input, capture, mean_activations
-from core.checkpoint import CheckpointError, shipped_checkpoints
+from core.checkpoint import CheckpointError, checkpoint_labels, shipped_checkpoints
 from core.data import Dataset, stratified_subset
 from core.device import resolve_precision
 from core.inference import fast_model
@@ -64,12 +64,6 @@ COLUMNS = (
 
 def crop_pad_of(loaded: LoadedModel) -> int | None:
     return (loaded.meta.get("recipe") or {}).get("crop_pad")
-
-
-def display_names(paths: list[str]) -> list[str]:
-    """File stems, with the parent folder added where two stems would be equal."""
-    stems = [Path(p).stem for p in paths]
-    return [f"{Path(p).parent.name}/{s}" if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
 
 
 def _nanmean(values) -> float:
@@ -511,7 +505,7 @@ class ComparisonTab(QWidget):
 
     def _checkpoints_changed(self) -> None:
         self.list.clear()
-        for p, name in zip(self.paths, display_names(self.paths)):
+        for p, name in zip(self.paths, checkpoint_labels(self.paths)):
             lm = self.models[p]
             item = QListWidgetItem(f"{name}  ({lm.padding_mode})")
             item.setData(Qt.ItemDataRole.UserRole, p)
@@ -608,7 +602,7 @@ class ComparisonTab(QWidget):
 
     # ---- running -------------------------------------------------------------------------------
     def _planned(self) -> list[CheckpointEntry]:
-        return [CheckpointEntry.of(p, name, self.models[p]) for p, name in zip(self.paths, display_names(self.paths))]
+        return [CheckpointEntry.of(p, name, self.models[p]) for p, name in zip(self.paths, checkpoint_labels(self.paths))]
 
     def run(self) -> bool:
         """Start computing; False (and the reason in the status line) when it cannot start."""
@@ -619,7 +613,7 @@ class ComparisonTab(QWidget):
             self.status.setText(problem)
             return False
         self._refresh_layers()
-        names = display_names(self.paths)
+        names = checkpoint_labels(self.paths)
         models = [(p, name, self.models[p]) for p, name in zip(self.paths, names)]
         data, spec, mode = self.data, self.spec(), self.mode.currentText()
         n, precision, size = min(self.count.value(), len(self.data)), self.precision.currentText(), self.input_size()

@@ -1,5 +1,6 @@
 import argparse
 import json
+import shutil
 import sys
 import types
 
@@ -16,7 +17,9 @@ from core.evaluate import evaluate
 from core.figures_png import colorize, draw_text, montage, outline, save_png, upscale, with_caption
 from core.jobs import Progress, run_job
 from core.model import ModelConfig, build_model
-from core.report import (add_report_parser, region_deviations, report, ring_profile, worst_region)
+from core.checkpoint import checkpoint_labels
+from core.report import (add_report_parser, region_deviations, report, ring_distances,
+                         ring_profile, worst_region)
 from core.spatial_bias import border_bias, mean_map
 from core.translation import GridSpec
 
@@ -186,11 +189,89 @@ def test_argparse_wiring(run, monkeypatch, capsys):
     assert s["grid"] == {"x_min": -2, "x_max": 2, "y_min": -2, "y_max": 2, "step": 2}
     assert list(doc["checkpoints"][0]["grids"]) == ["roll"]
     d = parser.parse_args(["report", "--checkpoints", "a.pt", "b.pt", "--out", "o"])
-    assert (d.images, d.range, d.step, d.mean_images, d.precision, d.modes) == (
-        500, [-16, 16], 4, 500, "auto", ["affine", "affine-mean", "roll"])
+    assert (d.images, d.range, d.step, d.mean_images, d.precision, d.modes, d.input_size) == (
+        500, [-16, 16], 4, 500, "auto", ["affine", "affine-mean", "roll"], 32)
+
+
+@pytest.fixture(scope="module")
+def resized(run):
+    """The two tiny models as runs/<name>/model.pt, a step-3 grid, affine-mean only, inputs resized to 36."""
+    ckpts = []
+    for src, name in zip(run.ckpts, ("zeros", "reflect")):
+        (run.tmp / "runs" / name).mkdir(parents=True)
+        ckpts.append(shutil.copy(src, run.tmp / "runs" / name / "model.pt"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(run.tmp / "cache-resized"))
+        md = run_job(report(ckpts, run.tmp / "resized", run.data, "cpu", images=10,
+                            grid=GridSpec.square(-16, 16, 3), modes=("affine-mean",), mean_images=10,
+                            eval_images=20, precision="fp32", input_size=36, qt_figures=False))
+    return types.SimpleNamespace(md=md.read_text(), doc=json.loads(md.with_name("report.json").read_text()),
+                                 out=md.parent)
+
+
+def _section(text: str, start: str, end: str) -> str:
+    return text[text.index(start):text.index(end)]
+
+
+def test_a_step_3_grid_fills_every_distance_column(resized):
+    s = resized.doc["settings"]
+    assert (s["ring_distances"], s["far"]) == ([0, 3, 6, 15], 15)
+    sec2 = _section(resized.md, "## 2.", "## 3.")
+    assert "| d = 0 | d = 3 | d = 6 | d = 15 |" in sec2 and sec2.count("| zeros | affine-mean |") == 1
+    assert "n/a" not in sec2
+    fill = [line for line in _section(resized.md, "**Fill of", "**Content").splitlines() if line.startswith("| ")]
+    assert fill[0] == "| checkpoint | affine-mean: mean / at d = 15 |" and len(fill) == 3
+    assert not any("n/a" in line for line in fill)
+    sec4 = [line for line in _section(resized.md, "## 4.", "**Input size").splitlines() if line.startswith("| ")]
+    assert len(sec4) == 3 and not any("n/a" in line for line in sec4[1:])
+
+
+def test_section_4_names_the_shift_mode_it_used(resized):
+    sec4 = _section(resized.md, "## 4.", "## 5.")
+    assert "mean consistency (affine-mean) | accuracy at d = 15 (affine-mean)" in sec4
+    assert "(affine)" not in sec4
+    assert "; mean consistency (affine-mean) " in sec4 and "; accuracy at d = 15 (affine-mean) " in sec4   # vs zeros
+
+
+def test_input_size_reaches_grids_maps_and_padding_arithmetic(resized):
+    assert resized.doc["settings"]["input_size"] == 36
+    assert "- Input size: 36x36: the input-resizing remedy." in resized.md
+    z = resized.doc["checkpoints"][0]
+    assert next(x for x in z["layers"] if x["name"] == "model[0][0]")["size"] == [36, 36]
+    assert z["padding_arithmetic"][0]["input"] == [36, 36] and z["uneven_at_32"] == []
+    with np.load(resized.out / "zeros" / "translation_affine-mean.npz") as d:
+        info = json.loads(str(d["info"]))
+    assert info["input_size"] == 36 and "input resized to 36x36" in info["title"]
+    assert ("- zeros: `model[3][1]` MaxPool2d 9x9 -> 4x4: no padding; the last row and column are dropped "
+            "(uneven); at 32x32: none.") in resized.md
+    assert "Padding arithmetic for a 36x36 input" in resized.md
+
+
+def test_a_size_the_model_cannot_take_fails_before_any_work(run, tmp_path):
+    with pytest.raises(ValueError, match="tiny_zeros.pt: the model does not run on a 4x4 input"):
+        run_job(report(run.ckpts[:1], tmp_path / "out", tmp_path / "no-data", "cpu", input_size=4))
+    assert not (tmp_path / "out").exists()
+
+
+def test_checkpoint_labels(resized, tmp_path):
+    assert [c["label"] for c in resized.doc["checkpoints"]] == ["zeros", "reflect"]
+    assert (resized.out / "zeros" / "maps_blank_normalized.png").is_file()
+    assert checkpoint_labels(["runs/a/model.pt", "runs/b/Model.pt", "c/tiny.pt"]) == ["a", "b", "tiny"]
+    assert checkpoint_labels(["x/a/model.pt", "y/a/model.pt", "p/tiny.pt", "q/tiny.pt"]) == [
+        "x/a", "y/a", "p/tiny", "q/tiny"]
+    assert checkpoint_labels(["r/tiny.pt", "r/tiny.pt", "r/tiny.pt"]) == ["r/tiny", "r/tiny-2", "r/tiny-3"]
 
 
 # --- the pure helpers ----------------------------------------------------------------------------------
+
+def test_ring_distances_come_from_the_grid():
+    assert ring_distances(GridSpec.square(-16, 16, 4).dxs, GridSpec.square(-16, 16, 4).dys) == ([0, 4, 8, 16], 16)
+    big = GridSpec.square(-32, 32, 4)
+    assert ring_distances(big.dxs, big.dys) == ([0, 8, 16, 32], 16)      # far: the distance nearest 16
+    odd = GridSpec.square(-16, 16, 6)
+    assert ring_distances(odd.dxs, odd.dys) == ([0, 6, 12], 12)
+    assert ring_distances(np.array([0]), np.array([0])) == ([0], 0)
+
 
 def test_region_deviations_and_ring_profile():
     m = torch.zeros(8, 8)
