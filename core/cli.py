@@ -92,16 +92,16 @@ def cmd_translate(a) -> int:
     from core.inference import fast_model
     from core.jobs import run_job
     from core.data import stratified_subset
+    from core.spatial_bias import check_input_size
     from core.translation import GridSpec, translation_grid
     y_range = a.y_range or a.range
     spec = GridSpec(a.range[0], a.range[1], y_range[0], y_range[1], a.step)
     if a.images < 0:
         raise ValueError("--images must be 0 (all) or a positive number")
-    if a.input_size < 8:
-        raise ValueError("--input-size must be at least 8 pixels")
     device = pick_device(a.device)
     precision = resolve_precision(a.precision, device)
     model, meta = load_checkpoint(a.checkpoint)
+    check_input_size(model, a.input_size)   # before the data loads: the error names a size that works
     norm = Normalization.from_dict(meta["normalization"])
     data = load_split(a.data, "test")
     subset = stratified_subset(data.labels, a.images or None, a.seed)
@@ -184,9 +184,11 @@ def cmd_bias(a) -> int:
     from core.jobs import run_job
     from core.checkpoint import load_checkpoint
     from core.layers import describe_layers
-    from core.spatial_bias import BORDER_BIAS_HELP, filter_asymmetry, layer_biases, mean_filters, padding_arithmetic
+    from core.spatial_bias import (BORDER_BIAS_HELP, check_input_size, filter_asymmetry, layer_biases, mean_filters,
+                                   padding_arithmetic)
     device = pick_device(a.device)
     model, meta = load_checkpoint(a.checkpoint)
+    check_input_size(model, a.input_size)
     norm = Normalization.from_dict(meta["normalization"])
     model = prepare_model(model, device)
     acts = {k: capture(model, blank_input(k, norm, a.input_size), device)[0] for k in ("normalized", "pixel")}

@@ -17,6 +17,7 @@ from core.data import CLASSES, Normalization
 from core.device import pick_device, prepare_model, resolve_precision
 from core.files import file_identity
 from core.layers import LayerInfo, describe_layers
+from core.spatial_bias import check_input_size
 
 
 @dataclass
@@ -93,16 +94,16 @@ class Explorer:
         return self._layers
 
     def set_input_size(self, size: int) -> None:
-        """Resize inputs to size x size before the network; a model that cannot take that size (a
-        fixed-size Linear after Flatten, say) is refused with ValueError and keeps its current size."""
+        """Resize inputs to size x size before the network; a size the model cannot take (too small for
+        its padding and pooling, or a fixed-size Linear after Flatten) is refused with check_input_size's
+        ValueError and the current size stays."""
         if size == self.input_size:
             return
         try:
-            layers = describe_layers(self.loaded.model, (3, size, size))
-        except RuntimeError as e:
-            raise ValueError(f"{self.loaded.name} does not accept {size}x{size} inputs ({str(e).splitlines()[0]}); "
-                             f"it stays at {self.input_size}x{self.input_size}.") from None
-        self.input_size, self._layers = size, layers
+            check_input_size(self.loaded.model, size)
+        except ValueError as e:
+            raise ValueError(f"{self.loaded.name}: {e}; it stays at {self.input_size}x{self.input_size}.") from None
+        self.input_size, self._layers = size, describe_layers(self.loaded.model, (3, size, size))
 
     def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8/float [3,32,32] pixels -> normalized [1,3,S,S] at the chosen input size."""

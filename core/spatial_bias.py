@@ -25,7 +25,13 @@ Filter asymmetry
 For a 2-D kernel k (kh x kw), ``filter_asymmetry(k) = (|mean(left column) - mean(right column)|
 + |mean(top row) - mean(bottom row)|) / rms(k)``: 0 for a kernel that is symmetric left-right and
 top-bottom (in the sense of equal edge means), larger when the weights lean to one side, as the mean
-filters of zero-padded networks do. 0 for an all-zero kernel and for a 1 x 1 kernel.
+filters of zero-padded networks do. 0 for a 1 x 1 kernel.
+
+It is undefined (``nan``, shown as n/a) for an all-zero kernel, and so for a layer whose filters
+cancel: ``mean_filters`` returns an all-zero mean kernel when its largest entry is below
+``CANCEL_RATIO`` (1e-3) times the layer's mean |weight|, e.g. a whitening stem built of +/- pairs of
+filters. Its float32 mean is rounding noise (~1e-8), and noise over its own RMS would score like a
+strongly lopsided kernel.
 """
 from __future__ import annotations
 
@@ -42,9 +48,12 @@ BORDER_BIAS_HELP = (
     "at the left and right. 0: the border looks like the center; 1: they differ by the map's typical "
     "magnitude. Maps smaller than 3x3 have no center: n/a."
 )
+CANCEL_RATIO = 1e-3   # a mean kernel below this times the layer's mean |weight|: the filters cancel
 FILTER_ASYMMETRY_HELP = (
     "Filter asymmetry: (|mean left column - mean right column| + |mean top row - mean bottom row|) / RMS "
-    "of the kernel, for the kernel averaged over output and input channels. 0: balanced."
+    "of the kernel, for the kernel averaged over output and input channels. 0: balanced. n/a: the filters "
+    f"cancel (the mean kernel is below {CANCEL_RATIO:g} of the layer's mean |weight|, e.g. a stem of +/- "
+    "filter pairs)."
 )
 
 
@@ -89,20 +98,29 @@ def layer_biases(acts: dict[Path, torch.Tensor], signed: bool = False) -> dict[P
 def mean_filters(model: nn.Module) -> dict[Path, torch.Tensor]:
     """The mean kernel [kh,kw] of every Conv2d, averaged over output and input channels (Mind the Pad Fig. 6b).
 
-    Every conv the model holds, by its path (core.layers.iter_paths).
+    Every conv the model holds, by its path (core.layers.iter_paths). Averaged in float64; a layer
+    whose filters cancel (see the module docstring) gets an all-zero kernel, not its rounding noise.
     """
-    return {p: m.weight.detach().float().mean((0, 1)).cpu()
-            for p, m in iter_paths(model) if isinstance(m, nn.Conv2d)}
+    out = {}
+    for p, m in iter_paths(model):
+        if isinstance(m, nn.Conv2d):
+            w = m.weight.detach().to("cpu", torch.float64)
+            k = w.mean((0, 1))
+            if k.abs().max() < CANCEL_RATIO * w.abs().mean():
+                k = torch.zeros_like(k)
+            out[p] = k.float()
+    return out
 
 
 def filter_asymmetry(k: torch.Tensor) -> float:
-    """Left-right plus top-bottom imbalance of a [kh,kw] kernel over its RMS; see the module docstring."""
+    """Left-right plus top-bottom imbalance of a [kh,kw] kernel over its RMS; nan for an all-zero kernel
+    (filters that cancel have no lean). See the module docstring."""
     if k.dim() != 2:
         raise ValueError(f"filter_asymmetry needs a [kh,kw] kernel, got shape {tuple(k.shape)}")
     k = k.detach().to("cpu", torch.float64)
     rms = k.square().mean().sqrt()
     if rms == 0:
-        return 0.0
+        return math.nan
     lr = (k[:, 0].mean() - k[:, -1].mean()).abs()
     tb = (k[0, :].mean() - k[-1, :].mean()).abs()
     return float((lr + tb) / rms)
@@ -180,6 +198,47 @@ def _notes(axes: list[dict]) -> list[str]:
     return _axis_notes(axes[0], _AXES[0]) + _axis_notes(axes[1], _AXES[1])
 
 
+SIZE_SEARCH_LIMIT = 64   # check_input_size looks for a working size up to here (cheap: one small image each)
+
+
+def _forward_error(model: nn.Module, input_size: int) -> str | None:
+    """Run one zero image of this size in eval mode (the modules' modes restored after); the first line
+    of torch's error when the model cannot take it (reflect padding wider than a map, a map pooled to
+    nothing, a fixed-size head), else None."""
+    if input_size < 1:
+        raise ValueError("input_size must be positive")
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        p = next(model.parameters(), None)
+        x = torch.zeros(1, 3, input_size, input_size, device=p.device if p is not None else "cpu")
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+    except RuntimeError as e:
+        return str(e).splitlines()[0][:200]
+    finally:
+        for mod, training in modes:
+            mod.training = training
+    return None
+
+
+def _size_error(model: nn.Module, input_size: int, error: str) -> ValueError:
+    """A one-line ValueError naming the size and the smallest larger size that works, if one up to
+    SIZE_SEARCH_LIMIT does (sizes too small for the padding and pooling are the usual failure)."""
+    larger = next((s for s in range(input_size + 1, SIZE_SEARCH_LIMIT + 1) if _forward_error(model, s) is None),
+                  None)
+    hint = f" (the smallest larger size it takes is {larger}x{larger})" if larger else ""
+    return ValueError(f"the model does not run on a {input_size}x{input_size} input{hint}: {error}")
+
+
+def check_input_size(model: nn.Module, input_size: int) -> None:
+    """Refuse, with a ValueError that says which size works, an input size the model cannot take,
+    before any work starts at that size."""
+    error = _forward_error(model, input_size)
+    if error:
+        raise _size_error(model, input_size, error)
+
+
 def padding_arithmetic(model: nn.Module, input_size: int) -> list[dict]:
     """Size bookkeeping of every Conv2d and pooling layer for a square input_size x input_size image.
 
@@ -191,10 +250,8 @@ def padding_arithmetic(model: nn.Module, input_size: int) -> list[dict]:
     e.g. "9x9 -> 4x4: no padding; the last row and column are dropped (uneven)". A conv whose
     (in + 2p - k) % stride != 0 reads less padding after than before ("padding read: 1 at the top and
     left, 0 at the bottom and right"). Raises
-    ValueError when the model does not run at that size (e.g. pooled down to nothing).
+    check_input_size's ValueError when the model does not run at that size.
     """
-    if input_size < 1:
-        raise ValueError("input_size must be positive")
     paths = [(p, m) for p, m in iter_paths(model) if isinstance(m, (nn.Conv2d,) + _POOLS + _ADAPTIVE)]
     shapes: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
@@ -202,21 +259,13 @@ def padding_arithmetic(model: nn.Module, input_size: int) -> list[dict]:
         shapes[id(mod)] = (tuple(inp[0].shape[-2:]), tuple(out.shape[-2:]))
 
     hooks = [m.register_forward_hook(hook) for _, m in paths]
-    modes = [(m, m.training) for m in model.modules()]
     try:
-        p = next(model.parameters(), None)
-        x = torch.zeros(1, 3, input_size, input_size, device=p.device if p is not None else "cpu")
-        model.eval()
-        with torch.inference_mode():
-            model(x)
-    except RuntimeError as e:
-        raise ValueError(f"the model does not run on a {input_size}x{input_size} input: "
-                         f"{str(e).splitlines()[0][:200]}") from None
+        error = _forward_error(model, input_size)
     finally:
-        for mod, training in modes:
-            mod.training = training
         for h in hooks:
             h.remove()
+    if error:
+        raise _size_error(model, input_size, error)
 
     rows = []
     for path, m in paths:

@@ -69,11 +69,15 @@ class SpatialBiasTab(QWidget):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
         self.set_mean_biases(self.mean_biases if self.mean_biases else {})
-        if filters:
-            stack = torch.stack([k.float() for k in filters.values()]) if len({tuple(k.shape) for k in filters.values()}) == 1 else None
-            if stack is not None:
-                self.filters.set_maps(stack, f"mean {tuple(stack.shape[1:])} filter of each of {len(filters)} convolutions "
-                                             "(per-map scale; click one to enlarge)")
+        if len({tuple(k.shape) for k in filters.values()}) == 1:
+            stack = torch.stack(list(filters.values()))
+            self.filters.set_maps(stack, f"mean {tuple(stack.shape[1:])} filter of each of {len(filters)} convolutions "
+                                         "(per-map scale; click one to enlarge)")
+        else:   # never leave the previous model's filters (and caption) on show
+            why = ("no mean filters: the model has no convolution" if not filters else
+                   "no mean filters: the convolutions' kernels differ in shape (see the table)")
+            self.filters.clear(why)
+            self.filters.grid_title.setText(why)
         same = (" Symmetric padding equals replicate for 3x3 kernels with padding 1, so PadLens ships no separate "
                 "symmetric model." if padding_mode in ("replicate", "symmetric") else "")
         self.note.setText(f"Padding mode <b>{padding_mode}</b>, input {input_size}x{input_size}. "

@@ -261,8 +261,13 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Cannot resize the input", str(e))
             return
         self.settings.setValue("input_size", size)
+        note = ""
+        if self.mean_runner.running:   # its maps have the old size; compute_mean's finish drops them
+            self.mean_runner.cancel()
+            note = "; the dataset mean running at the old size was cancelled"
         self._layers_changed()
-        self.statusBar().showMessage(f"input resized to {size}x{size} before the network", 5000)
+        self.translation.try_cache()   # the grid for this size, or none: never one of another size
+        self.statusBar().showMessage(f"input resized to {size}x{size} before the network{note}", 5000)
         self.inputs.emit_choice()
 
     # ---- inputs --------------------------------------------------------------------------------
@@ -305,7 +310,7 @@ class MainWindow(QMainWindow):
     def compute_mean(self, split: str, count: int) -> None:
         if self.explorer is None or split not in self.datasets or self.mean_runner.running:
             return
-        ex, ds = self.explorer, self.datasets[split]
+        ex, ds, size = self.explorer, self.datasets[split], self.explorer.input_size
         images = ds.images[stratified_subset(ds.labels, count)]   # ImageFolder splits are sorted by class
         model = copy.deepcopy(ex.loaded.model).eval()   # the GUI keeps running its own forward passes
         bar = self.inputs.mean_bar
@@ -313,9 +318,13 @@ class MainWindow(QMainWindow):
 
         def job(stop):
             return (yield from mean_activations(model, images, ex.loaded.norm, ex.device,
-                                                ex.precision, size=ex.input_size, should_stop=stop))
+                                                ex.precision, size=size, should_stop=stop))
 
         def finish(value, cancelled=False):
+            if self.explorer is not ex or ex.input_size != size:   # changed meanwhile: a cancel can come too late
+                self.inputs.mean_status.setText(f"Discarded: the mean at {size}x{size} no longer fits the model "
+                                                "or the input size; compute it again.")
+                return
             acts, n = value
             self.inputs.mean_status.setText(("Cancelled: showing the mean over the first " if cancelled else
                                              "Mean over ") + f"{n} {split} images.")

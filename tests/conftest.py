@@ -78,8 +78,13 @@ def fake_data():
 
 @pytest.fixture
 def window(qtbot, tiny_checkpoint, fake_data, tmp_path, cache_home):
-    """The main window on the tiny checkpoint, with the fake test split in place of a data set."""
+    """The main window on the tiny checkpoint, with the fake test split in place of a data set, and
+    settings of its own (one test's remembered input size must not leak into the next)."""
+    from PyQt6.QtCore import QSettings
+
     from gui.main_window import MainWindow
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "config"))
     w = MainWindow(str(tiny_checkpoint), str(tmp_path / "no-data"))
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.data_label.text() == "no data set", timeout=10000)   # the start-up load failed

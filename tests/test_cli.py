@@ -11,6 +11,7 @@ from core.checkpoint import save_checkpoint
 from core.cli import main
 from core.data import CLASSES, Normalization, load_split, stratified_subset
 from core.evaluate import evaluate
+from core.model import ModelConfig, build_model
 from core.translation import GridResult
 from tests.conftest import TINY
 
@@ -104,17 +105,33 @@ def test_translate_rejects_bad_grid(setup, tmp_path, capsys):
 
 
 def test_bias_command_prints_every_layer(tmp_path, capsys):
-    from core.checkpoint import save_checkpoint
-    from core.cli import main
-    from core.data import Normalization
-    from core.model import ModelConfig, build_model
     cfg = ModelConfig(widths=(8, 16, 16), stem_width=6, padding_mode="circular")
-    save_checkpoint(tmp_path / "c.pt", build_model(cfg).eval(), cfg, Normalization((0.5,) * 3, (0.25,) * 3), {}, {})
+    model = build_model(cfg).eval()
+    with torch.no_grad():                    # a whitening stem: +/- filter pairs, whose mean kernel cancels
+        model[0][0].weight.copy_(torch.cat([model[0][0].weight[:3], -model[0][0].weight[:3]]))
+    save_checkpoint(tmp_path / "c.pt", model, cfg, Normalization((0.5,) * 3, (0.25,) * 3), {}, {})
     assert main(["bias", "--checkpoint", str(tmp_path / "c.pt"), "--input-size", "36", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("model[1][0]"))
     assert row.split()[2] == "0.000", "circular padding: a blank input gives no border bias"
+    assert row.split()[4] != "n/a"
+    assert next(line for line in out.splitlines() if line.startswith("model[0][0]")).split()[4] == "n/a"
     assert "UNEVEN" in next(line for line in out.splitlines() if line.startswith("model[3][1]"))
+
+
+def test_bias_and_translate_refuse_an_input_size_the_model_cannot_take(setup, tmp_path, capsys):
+    """Reflect padding needs maps wider than the pad: at 12 the last conv would see 1x1 (was a traceback)."""
+    ckpt, data = setup
+    cfg = ModelConfig(widths=(8, 16, 16), stem_width=6, padding_mode="reflect")
+    save_checkpoint(tmp_path / "r.pt", build_model(cfg).eval(), cfg, NORM, {}, {})
+    assert main(["bias", "--checkpoint", str(tmp_path / "r.pt"), "--input-size", "12", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("padlens: error: the model does not run on a 12x12 input (the smallest larger size "
+                          "it takes is 16x16)") and err.count("\n") == 1
+    assert _translate(tmp_path / "r.pt", data, tmp_path / "t", "--input-size", "12") == 2
+    assert "smallest larger size it takes is 16x16" in capsys.readouterr().err and not (tmp_path / "t").exists()
+    assert _translate(ckpt, data, tmp_path / "z", "--input-size", "6") == 2     # zeros: pooled to nothing
+    assert "6x6 input (the smallest larger size it takes is 8x8)" in capsys.readouterr().err
 
 
 def test_bias_command_writes_table_maps_and_figures(tmp_path, setup, capsys):

@@ -43,6 +43,13 @@ def resnet_like():
 def fixed_head():
     return nn.Sequential(nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU()),
                          nn.Sequential(nn.Flatten(), nn.Linear(2 * 32 * 32, 10)))
+
+def no_conv():
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 10))
+
+def mixed_kernels():
+    return nn.Sequential(nn.Conv2d(3, 4, 5, padding=2), nn.Conv2d(4, 4, 3, padding=1),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
 '''
 
 
@@ -71,6 +78,52 @@ def test_input_resizing_changes_shapes_and_reports_uneven_padding(window):
     assert "UNEVEN" in _cell(w, "model[3][1]", 7)     # 9x9 -> 4x4 drops a row and a column
     w.set_input_size(32)
     assert "UNEVEN" not in _cell(w, "model[3][1]", 7)
+
+
+def test_changing_the_input_size_cancels_a_running_dataset_mean(window, qtbot, monkeypatch):
+    """A mean started at 32x32 that ends after a switch to 48 must not fill the 48x48 views."""
+    import threading
+
+    import gui.main_window as mw
+    w, release, real = window, threading.Event(), mw.mean_activations
+
+    def held(*args, should_stop, **kwargs):     # deaf to the cancel: the late result must still be dropped
+        release.wait(10)
+        return (yield from real(*args, **kwargs))
+    monkeypatch.setattr(mw, "mean_activations", held)
+    w.inputs.set_kind("blank")
+    w.compute_mean("test", 30)
+    w.set_input_size(48)
+    assert w.mean_runner.worker.cancel_requested and "cancelled" in w.statusBar().currentMessage()
+    release.set()
+    qtbot.waitUntil(lambda: not w.mean_runner.running, timeout=20000)
+    conv = next(i.path for i in w.explorer.layers if i.name == "model[1][0]")
+    assert w.result.acts[conv].shape[-1] == 48 and w.result.label.startswith("blank")
+    assert _cell(w, "model[1][5]", 5) == "" and "Discarded" in w.inputs.mean_status.text()
+    w.set_input_size(32)                         # the size is a setting: the next test's window starts from it
+
+
+def test_filters_that_cancel_show_no_asymmetry(window):
+    """The whitening stem's +/- filter pairs average to rounding noise: n/a, not a top score."""
+    w = window
+    stem = w.explorer.loaded.model[0][0].weight
+    with torch.no_grad():
+        stem.copy_(torch.cat([stem[:3], -stem[:3]]))
+    w._layers_changed()
+    assert _cell(w, "model[0][0]", 6) == "n/a" and float(_cell(w, "model[1][0]", 6)) > 0
+
+
+def test_mean_filter_panel_clears_when_the_new_model_has_none_to_show(window, tmp_path):
+    w = window
+    (tmp_path / "mine.py").write_text(MODEL_PY)
+    assert w.bias.filters.maps is not None
+    assert w.open_custom_model(str(tmp_path / "mine.py"), "mixed_kernels", None)
+    assert w.bias.filters.maps is None and "differ in shape" in w.bias.filters.grid_title.text
+    assert w.open_custom_model(str(tmp_path / "mine.py"), "build_model", None)
+    assert w.bias.filters.maps.shape == (2, 3, 3) and "2 convolutions" in w.bias.filters.grid_title.text
+    assert w.open_custom_model(str(tmp_path / "mine.py"), "no_conv", None)
+    assert w.bias.filters.maps is None and "no convolution" in w.bias.filters.grid_title.text
+    assert "no convolution" in w.bias.filters.info.text()
 
 
 def test_own_model_opens_with_its_layer_tree(window, tmp_path, monkeypatch):
@@ -112,11 +165,11 @@ def test_a_model_that_only_takes_32x32_refuses_other_input_sizes(window, tmp_pat
     (tmp_path / "mine.py").write_text(MODEL_PY)
     w.set_input_size(40)                                    # remembered from the model before
     assert w.open_custom_model(str(tmp_path / "mine.py"), "fixed_head", None)
-    assert w.explorer.input_size == 32 and "does not accept 40x40" in w.statusBar().currentMessage()
+    assert w.explorer.input_size == 32 and "does not run on a 40x40 input" in w.statusBar().currentMessage()
     warnings = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a: warnings.append(a[2]))
     w.set_input_size(48)
-    assert "does not accept 48x48" in warnings[-1] and w.explorer.input_size == 32
+    assert "does not run on a 48x48 input" in warnings[-1] and w.explorer.input_size == 32
     assert w.explorer.layers[-1].output_shape == (10,)
 
 

@@ -59,9 +59,12 @@ def test_pooling_phase_at_a_resized_input(tab, qtbot):
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
     assert "repeat every 4 px" in tab.pitfalls.text()
     tab.window_.set_input_size(48)           # 8 * 32 / 48: not a whole pixel
+    assert tab.result is None, "the 64 px grid leaves the screen"
     tab.start()
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
     assert tab.result.info["input_size"] == 48 and "no shift keeps the phase" in tab.pitfalls.text()
+    tab.window_.set_input_size(64)
+    assert tab.result.info["input_size"] == 64, "back at 64: its cached grid"
 
 
 def test_cancel_keeps_partial_results(tab, qtbot):

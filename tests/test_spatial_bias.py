@@ -7,8 +7,8 @@ from torch import nn
 from core.activations import capture
 from core.layers import iter_paths
 from core.model import ModelConfig, build_model
-from core.spatial_bias import (border_bias, filter_asymmetry, format_padding_arithmetic, layer_biases,
-                               mean_filters, mean_map, padding_arithmetic, ring_width)
+from core.spatial_bias import (border_bias, check_input_size, filter_asymmetry, format_padding_arithmetic,
+                               layer_biases, mean_filters, mean_map, padding_arithmetic, ring_width)
 
 
 def _model(mode: str) -> nn.Sequential:
@@ -71,7 +71,7 @@ def test_small_maps_are_undefined_and_layer_biases_skips_flat():
 def test_filter_asymmetry():
     sym = torch.tensor([[1., 2., 1.], [2., 5., 2.], [1., 2., 1.]])
     assert filter_asymmetry(sym) == 0.0
-    assert filter_asymmetry(torch.zeros(3, 3)) == 0.0 and filter_asymmetry(torch.ones(1, 1)) == 0.0
+    assert math.isnan(filter_asymmetry(torch.zeros(3, 3))) and filter_asymmetry(torch.ones(1, 1)) == 0.0
     left = torch.zeros(3, 3)
     left[:, 0] = 1.0                                   # left-right 1, top-bottom 0, rms sqrt(3/9)
     assert filter_asymmetry(left) == pytest.approx(1 / math.sqrt(1 / 3), rel=1e-12)
@@ -114,6 +114,21 @@ def test_mean_filters_shapes_and_values():
     torch.testing.assert_close(filters[(1, 0)], model[1][0].weight.detach().mean((0, 1)))
     five = nn.Sequential(nn.Conv2d(3, 2, 5), nn.Sequential(nn.ReLU(), nn.Conv2d(2, 4, (1, 3))))
     assert {p: tuple(k.shape) for p, k in mean_filters(five).items()} == {(0,): (5, 5), (1, 1): (1, 3)}
+
+
+def test_filters_that_cancel_have_no_asymmetry():
+    """A whitening stem of +/- filter pairs: its float32 mean kernel is rounding noise, which scored ~1.15."""
+    torch.manual_seed(0)
+    half = torch.randn(4, 3, 3, 3)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(3, 8, 3))
+    with torch.no_grad():
+        for conv, lean in zip(model, (1e-5, 1e-2)):      # mean |w| ~0.8: 1e-5 is below 1e-3 of it, 1e-2 is not
+            conv.weight.copy_(torch.cat([half, -half]))
+            conv.weight[..., 0] += lean
+    filters = mean_filters(model)
+    assert torch.equal(filters[(0,)], torch.zeros(3, 3)) and math.isnan(filter_asymmetry(filters[(0,)]))
+    torch.testing.assert_close(filters[(1,)][:, 0], torch.full((3,), 1e-2))
+    assert filter_asymmetry(filters[(1,)]) == pytest.approx(math.sqrt(3), rel=1e-4)   # left column only
 
 
 # --- padding arithmetic -------------------------------------------------------------------------------
@@ -164,5 +179,18 @@ def test_padding_arithmetic_strided_conv_same_and_ceil_mode():
 
 
 def test_padding_arithmetic_refuses_a_too_small_input():
-    with pytest.raises(ValueError, match="does not run on a 4x4 input"):
+    with pytest.raises(ValueError, match=r"does not run on a 4x4 input \(the smallest larger size it takes is 8x8\)"):
         padding_arithmetic(_model("zeros"), 4)
+
+
+def test_check_input_size_names_the_smallest_size_that_works():
+    """Reflect padding needs maps wider than the padding: at 12 the last conv sees a 1x1 map."""
+    model = _model("reflect").train()
+    check_input_size(model, 16)
+    with pytest.raises(ValueError, match=r"^the model does not run on a 12x12 input \(the smallest larger size "
+                                         r"it takes is 16x16\): .*[Pp]adding"):
+        check_input_size(model, 12)
+    assert model.training, "the model's mode is restored"
+    fixed = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 32 * 32, 10))
+    with pytest.raises(ValueError, match=r"40x40 input: "):      # only 32 fits the head: no larger size to name
+        check_input_size(fixed, 40)
