@@ -13,10 +13,11 @@ checkpoint). Keys saved from nn.DataParallel ("module." prefix) are accepted.
 Every way this can go wrong raises CustomModelError (a ValueError) whose message names the problem
 and the fix.
 
-Normalization: PadLens feeds a custom model CIFAR-10 images normalized with ``CIFAR10_NORMALIZATION``,
-the usual per-channel statistics of the CIFAR-10 training set, mean (0.4914, 0.4822, 0.4465) and
-std (0.2470, 0.2435, 0.2616), i.e. ``(pixel / 255 - mean) / std``. A model trained on other inputs
-(e.g. [0, 1] pixels or ImageNet statistics) needs its own Normalization instead.
+Normalization: PadLens feeds a custom model ``(pixel / 255 - mean) / std``, by default with
+``CIFAR10_NORMALIZATION``, the usual per-channel statistics of the CIFAR-10 training set, mean
+(0.4914, 0.4822, 0.4465) and std (0.2470, 0.2435, 0.2616). A model trained on other inputs picks one
+of ``NORMALIZATIONS`` ([0, 1] pixels, [-1, 1], ImageNet statistics): with the wrong one its maps and
+accuracy are quietly wrong.
 
 The layer tree, the activation capture and the per-layer analyses reach every submodule by its path
 (core.layers: indices in Sequentials, attribute names elsewhere); ``describe`` summarizes what they see.
@@ -39,6 +40,12 @@ from core.data import Normalization
 from core.layers import iter_paths
 
 CIFAR10_NORMALIZATION = Normalization(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+NORMALIZATIONS = {   # name: (what the model was trained on, Normalization)
+    "cifar10": ("CIFAR-10 statistics (the usual torchvision recipe)", CIFAR10_NORMALIZATION),
+    "unit": ("pixels in [0, 1] (ToTensor only)", Normalization(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))),
+    "half": ("pixels in [-1, 1] (mean 0.5, std 0.5)", Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))),
+    "imagenet": ("ImageNet statistics", Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))),
+}
 INPUT_SHAPE = (1, 3, 32, 32)
 
 

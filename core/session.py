@@ -55,19 +55,24 @@ def load_model(path: str | Path, device: torch.device | None = None) -> LoadedMo
                        Path(path).stem, meta, cache_id=file_identity(path))
 
 
-def load_custom(py_file, function: str, weights=None, device: torch.device | None = None) -> LoadedModel:
-    """A user's own model (see core.custom_model), with CIFAR-10's usual normalization."""
-    from core.custom_model import CIFAR10_NORMALIZATION, describe, load_custom_model
+def load_custom(py_file, function: str, weights=None, device: torch.device | None = None,
+                normalization: str = "cifar10") -> LoadedModel:
+    """A user's own model (see core.custom_model), fed inputs normalized as it was trained
+    (core.custom_model.NORMALIZATIONS)."""
+    from core.custom_model import NORMALIZATIONS, CustomModelError, describe, load_custom_model
+    if normalization not in NORMALIZATIONS:
+        raise CustomModelError(f"unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    what, norm = NORMALIZATIONS[normalization]
     model = load_custom_model(py_file, function, weights)
     info = describe(model)
     name = f"{Path(py_file).stem}.{function}"
-    meta = {"path": str(weights or py_file), "custom": True, "summary": info.summary,
-            "normalization": CIFAR10_NORMALIZATION.to_dict()}
-    # the code, the function and the weights together make the model; without weights it is a fresh
-    # random init every time, nothing to cache
-    cache_id = f"{file_identity(py_file)}:{function}:{file_identity(weights)}" if weights else None
-    return LoadedModel(prepare_model(model, device or pick_device()), CIFAR10_NORMALIZATION, name, meta,
-                       cache_id=cache_id)
+    meta = {"path": str(weights or py_file), "custom": True, "summary": f"{info.summary} Inputs: {what}.",
+            "normalization": norm.to_dict(), "normalization_name": normalization}
+    # the code, the function, the weights and the input scaling together make the model's answers;
+    # without weights it is a fresh random init every time, nothing to cache
+    cache_id = (f"{file_identity(py_file)}:{function}:{file_identity(weights)}:{normalization}" if weights
+                else None)
+    return LoadedModel(prepare_model(model, device or pick_device()), norm, name, meta, cache_id=cache_id)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from PyQt6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QMainWindow, QMe
 
 from core.activations import mean_activations
 from core.checkpoint import CheckpointError, default_checkpoint
+from core.custom_model import NORMALIZATIONS
 from core.data import (Dataset, DatasetError, download_job, how_to_get, load_splits_job, read_image_file,
                        resolve_data_root, stratified_subset)
 from core.layers import path_name
@@ -162,15 +163,22 @@ class MainWindow(QMainWindow):
             return
         weights, _ = QFileDialog.getOpenFileName(self, "State dict (Cancel: keep the function's own weights)",
                                                  str(Path(py).parent), "PyTorch weights (*.pt *.pth);;All files (*)")
-        self.open_custom_model(py, fn, weights or None)
+        names = list(NORMALIZATIONS)
+        labels = [NORMALIZATIONS[n][0] for n in names]
+        last = str(self.settings.value("custom_normalization", "cifar10"))
+        label, ok = QInputDialog.getItem(self, "Input normalization", "The model was trained on inputs scaled as:",
+                                         labels, names.index(last) if last in names else 0, False)
+        if ok:
+            self.open_custom_model(py, fn, weights or None, names[labels.index(label)])
 
-    def open_custom_model(self, py: str, function: str, weights: str | None) -> bool:
+    def open_custom_model(self, py: str, function: str, weights: str | None, normalization: str = "cifar10") -> bool:
         try:
-            loaded = load_custom(py, function, weights, self.device)
+            loaded = load_custom(py, function, weights, self.device, normalization)
         except ValueError as e:
             QMessageBox.warning(self, "Cannot open this model", str(e))
             return False
         self.settings.setValue("custom_function", function)
+        self.settings.setValue("custom_normalization", normalization)
         self.set_model(loaded)
         if not self.explorer.layers:
             QMessageBox.information(self, "No layers to show", loaded.meta.get("summary", ""))

@@ -145,6 +145,23 @@ def test_own_model_opens_with_its_layer_tree(window, tmp_path, monkeypatch):
     assert w.explorer.loaded.name == "mine.build_model", "a refused model leaves the open one in place"
 
 
+def test_own_model_with_its_own_input_normalization(window, tmp_path, monkeypatch):
+    from core.session import load_custom
+    w = window
+    (tmp_path / "mine.py").write_text(MODEL_PY)
+    torch.save(load_custom(tmp_path / "mine.py", "build_model").model.state_dict(), tmp_path / "w.pt")
+    assert w.open_custom_model(str(tmp_path / "mine.py"), "build_model", str(tmp_path / "w.pt"), "unit")
+    unit = w.explorer.loaded
+    assert unit.norm.mean == (0.0, 0.0, 0.0) and unit.norm.std == (1.0, 1.0, 1.0)
+    assert "pixels in [0, 1]" in unit.meta["summary"] and w.settings.value("custom_normalization") == "unit"
+    assert w.open_custom_model(str(tmp_path / "mine.py"), "build_model", str(tmp_path / "w.pt"))
+    assert w.explorer.loaded.cache_id != unit.cache_id, "grids of differently scaled inputs never share a cache"
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warnings.append(a[2]))
+    assert not w.open_custom_model(str(tmp_path / "mine.py"), "build_model", None, "hsv")
+    assert "unknown normalization 'hsv'" in warnings[-1]
+
+
 def test_own_model_that_is_not_a_sequential_shows_every_layer(window, tmp_path):
     w = window
     (tmp_path / "mine.py").write_text(MODEL_PY)
