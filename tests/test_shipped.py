@@ -76,11 +76,13 @@ def test_padding_variant_loads_evaluates_and_is_within_a_point_of_zeros(path, te
 
 
 def test_bf16_grid_within_half_a_point_of_fp32(test_split):
+    """Shifts of -5 and 5 change the pooling phase (period 8), where rounding is most likely to flip
+    a prediction."""
     model, meta = load_checkpoint(default_checkpoint())
     norm = Normalization.from_dict(meta["normalization"])
     fast = fast_model(model, torch.device("cpu"))
     idx = stratified_subset(test_split.labels, 500, 0)
-    spec = GridSpec.square(-8, 8, 8)
+    spec = GridSpec.square(-5, 5, 5)
     grids = {p: run_job(translation_grid(fast, test_split.images[idx], test_split.labels[idx], norm, spec,
                                          precision=p)) for p in ("fp32", "bf16")}
     diff = (grids["bf16"].accuracy - grids["fp32"].accuracy)
