@@ -19,7 +19,7 @@ from core.layers import iter_paths
 Activations = dict[tuple, torch.Tensor]
 
 BLANK_KINDS = {
-    "normalized": "all zeros after normalization: every pixel at the data set's mean color",
+    "normalized": "all zeros after normalization: every pixel at the normalization's mean color (the data set's, for our models)",
     "pixel": "all zeros before normalization: a black image, which the network sees as strongly negative",
 }
 

@@ -40,7 +40,7 @@ pg.setConfigOptions(imageAxisOrder="row-major")
 MIN_CHECKPOINTS, MAX_CHECKPOINTS = 2, 4
 SEED = 0                       # the translation tab's default seed, so the two tabs share cached grids
 ACC_CMAP, DIFF_CMAP, MAP_CMAP = "viridis", "CET-D1", "viridis"
-ROWS = (("blank", "blank input", "Input all zeros after normalization: every pixel at the data set's mean color"),
+ROWS = (("blank", "blank input", "Input all zeros after normalization: every pixel at the normalization's mean color (the data set's, for our models)"),
         ("mean", "dataset mean", "Each layer's response averaged over the grid's test images (not the response "
                                  "to the mean image)"))
 COLUMNS = (
