@@ -31,7 +31,7 @@ from core.layers import LayerInfo, describe_layers, is_container, iter_paths
 from core.session import LoadedModel, load_model
 from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
 from core.translation import GridResult, GridSpec, cache_file, grid_key, grid_title, translation_grid
-from gui.figures import grid_cell, grid_rect
+from gui.figures import augment_box, grid_cell, grid_rect
 from gui.grid_settings import GridSettings
 from gui.worker import JobRunner
 
@@ -537,6 +537,12 @@ class ComparisonTab(QWidget):
         done = {e.path: e for e in self.result["entries"]}
         self.result = dict(self.result, entries=[done.get(e.path, e) for e in self._planned()])
 
+    def input_size_changed(self) -> None:
+        """View > Input size moved: the layer list follows, a result of the old size says so."""
+        self._refresh_layers()
+        if self.result is not None:
+            self._show_result()
+
     def _refresh_layers(self) -> None:
         size = self.input_size()
         infos = []
@@ -738,8 +744,12 @@ class ComparisonTab(QWidget):
         entries = self.entries()
         self._build(len(entries))
         r = self.result
+        size, now = (r["input_size"], self.input_size()) if r else (32, 32)
+        sized = f", input resized to {size}x{size}" if size != 32 else ""
+        stale = (f". <b>The app's input size is now {now}x{now}: Compute again to compare at it.</b>"
+                 if size != now else "")
         self.heat_title.setText(f"Accuracy over shifts, one color scale for all: {r['mode']} shifts, "
-                                f"{r['images']} images ({r['data']})" if r else
+                                f"{r['images']} images ({r['data']}){sized}{stale}" if r else
                                 "Accuracy over shifts: press Compute")
         grids = [e.grid.accuracy if e.grid_done else None for e in entries]
         lo, hi = _levels(grids)
@@ -756,7 +766,7 @@ class ComparisonTab(QWidget):
             plot.setTitle(f"{e.name}<br><small>mean {100 * e.grid_mean('accuracy'):.1f}%"
                           f"{' (cached)' if e.from_cache else ''}{partial}</small>")
             if e.crop_pad:
-                box.setRect(QRectF(-e.crop_pad, -e.crop_pad, 2 * e.crop_pad, 2 * e.crop_pad))
+                box.setRect(augment_box(g, e.crop_pad))
                 box.setToolTip(f"training augmentation: random crops up to {e.crop_pad} px")
             box.setVisible(bool(e.crop_pad))
         self.heat_bar.setLevels((lo, hi))

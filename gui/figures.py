@@ -29,6 +29,13 @@ def grid_rect(r: GridResult) -> QRectF:
     return QRectF(r.dxs[0] - sx / 2, r.dys[0] - sy / 2, sx * len(r.dxs), sy * len(r.dys))
 
 
+def augment_box(r: GridResult, crop_pad: int) -> QRectF:
+    """The training crop range drawn around the cells of shifts up to crop_pad, not through their centres."""
+    rect = grid_rect(r)
+    hx, hy = rect.width() / len(r.dxs) / 2, rect.height() / len(r.dys) / 2
+    return QRectF(-crop_pad - hx, -crop_pad - hy, 2 * (crop_pad + hx), 2 * (crop_pad + hy))
+
+
 def grid_cell(r: GridResult, p) -> tuple[int, int] | None:
     """(column, row) of the heatmap cell under view point p, or None outside the grid."""
     if not grid_rect(r).contains(p):
@@ -91,10 +98,8 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
                 levels = (float(finite.min()), float(max(finite.max(), finite.min() + 1e-6))) if finite.size else (0, 1)
             self.bars[key].setLevels(levels)
             box = self.boxes[key]
-            if augment_range:   # around the cells of shifts up to the range, not through their centres
-                hx, hy = rect.width() / len(result.dxs) / 2, rect.height() / len(result.dys) / 2
-                box.setRect(QRectF(-augment_range - hx, -augment_range - hy, 2 * (augment_range + hx),
-                                   2 * (augment_range + hy)))
+            if augment_range:
+                box.setRect(augment_box(result, augment_range))
                 box.setToolTip(f"training augmentation range: shifts up to {augment_range} px")
             box.setVisible(bool(augment_range))
 

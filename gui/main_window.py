@@ -275,6 +275,7 @@ class MainWindow(QMainWindow):
             note = "; the dataset mean running at the old size was cancelled"
         self._layers_changed()
         self.translation.try_cache()   # the grid for this size, or none: never one of another size
+        self.comparison.input_size_changed()
         self.statusBar().showMessage(f"input resized to {size}x{size} before the network{note}", 5000)
         self.inputs.emit_choice()
 

@@ -240,3 +240,13 @@ def test_settings_round_trip(tab, qtbot, tmp_path, checkpoints, data):
     other = ComparisonTab(window)
     assert other.paths == checkpoints and other.count.value() == 20 and other.step.value() == 4
     assert other.layer_name() == "model[2][0]" and other.data is data and other.start_btn.isEnabled()
+
+
+def test_a_result_of_another_input_size_says_so(tab, qtbot, monkeypatch):
+    tab.run()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert "Compute again" not in tab.heat_title.text
+    monkeypatch.setattr(tab, "input_size", lambda: 48)     # View > Input size in the app
+    tab.input_size_changed()
+    assert "now 48x48: Compute again" in tab.heat_title.text
+    assert tab.layers[0].output_shape[-1] == 48, "the layer list follows the new size"
