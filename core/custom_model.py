@@ -122,19 +122,28 @@ def _state_dict_from(state_dict_file) -> dict:
         raise CustomModelError(f"{path} could not be read as a torch weights file ({_first_line(e)}). Save the "
                                "weights with torch.save(model.state_dict(), path): only tensors and plain "
                                "containers load safely (weights_only=True).") from None
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
+    for key in STATE_KEYS:   # training checkpoints keep the weights beside the optimizer and epoch
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
     if not isinstance(obj, Mapping) or not all(isinstance(k, str) for k in obj) or not any(
             isinstance(v, torch.Tensor) for v in obj.values()):
         raise CustomModelError(f"{path} does not hold a state dict (names -> tensors), nor a dict with one "
-                               "under 'state_dict'. Save it with torch.save(model.state_dict(), path).")
+                               f"under {' / '.join(repr(k) for k in STATE_KEYS)}. Save it with "
+                               "torch.save(model.state_dict(), path).")
     return dict(obj)
 
 
+STATE_KEYS = ("state_dict", "model_state_dict", "model")
+WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")   # DataParallel, Lightning, torch.compile
+
+
 def _strip_module_prefix(state: dict, own: dict) -> dict:
-    """Keys saved from nn.DataParallel start with 'module.'; drop it when that is what makes them fit."""
-    if all(k.startswith("module.") for k in state) and not any(k.startswith("module.") for k in own):
-        return {k[len("module."):]: v for k, v in state.items()}
+    """Keys saved from a wrapper (nn.DataParallel, a Lightning module, torch.compile) carry its prefix;
+    drop it when that is what makes them fit."""
+    for prefix in WRAPPER_PREFIXES:
+        if all(k.startswith(prefix) for k in state) and not any(k.startswith(prefix) for k in own):
+            return {k[len(prefix):]: v for k, v in state.items()}
     return state
 
 

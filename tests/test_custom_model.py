@@ -94,11 +94,17 @@ def test_good_model_loads_with_its_weights(tmp_path, wrapped):
         assert not torch.allclose(untrained(x), want), "without weights the model keeps its own init"
 
 
-def test_dataparallel_prefix_is_accepted(tmp_path):
+@pytest.mark.parametrize("wrap", [
+    lambda sd: {"module." + k: v for k, v in sd.items()},                          # nn.DataParallel
+    lambda sd: {"_orig_mod." + k: v for k, v in sd.items()},                       # torch.compile
+    lambda sd: {"epoch": 3, "model_state_dict": sd, "optimizer_state_dict": {}},   # a training checkpoint
+    lambda sd: {"state_dict": {"model." + k: v for k, v in sd.items()}},           # Lightning
+], ids=["dataparallel", "compiled", "training-checkpoint", "lightning"])
+def test_wrapped_weights_are_accepted(tmp_path, wrap):
     path = write(tmp_path, GOOD)
     original = trained_original(path)
-    torch.save({"module." + k: v for k, v in original.state_dict().items()}, tmp_path / "dp.pt")
-    loaded = load_custom_model(path, "build", tmp_path / "dp.pt")
+    torch.save(wrap(original.state_dict()), tmp_path / "w.pt")
+    loaded = load_custom_model(path, "build", tmp_path / "w.pt")
     torch.testing.assert_close(loaded[1][2].weight, original[1][2].weight)
 
 
