@@ -112,7 +112,8 @@ def cmd_translate(a) -> int:
             "crop_pad": (meta.get("recipe") or {}).get("crop_pad"), "fused": not a.no_fuse, "device": str(device),
             "title": f"{Path(a.checkpoint).name}, {a.mode} shift, {len(subset)} images"}
     print(f"{Path(a.checkpoint).name} on {data.source}: {len(subset)} images x {len(spec.dxs) * len(spec.dys)} "
-          f"shifts ({a.mode}), device {device}, {precision}{'' if a.no_fuse else ', batch norm folded'}", flush=True)
+          f"shifts ({a.mode}), device {device}, {precision}{'' if a.no_fuse else ', batch norm folded'}"
+          f"{'; compiling at the first batch (about 12 s on a 2-core CPU)' if a.compile else ''}", flush=True)
     t = time.perf_counter()
 
     def on_progress(ev) -> None:

@@ -212,9 +212,10 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         bounds.append(min(bounds[-1] + step, len(images)))
 
     def forward(x_pixels: torch.Tensor) -> torch.Tensor:
-        x = resize_input(norm.apply(x_pixels), input_size).to(device)
+        n = len(x_pixels)   # torch.compile specializes batch 1: a lone row goes twice, not into a recompile
+        x = resize_input(norm.apply(x_pixels.expand(2, -1, -1, -1) if n == 1 else x_pixels), input_size).to(device)
         with torch.inference_mode(), autocast(device, precision):
-            return model(x.contiguous(memory_format=torch.channels_last)).float()
+            return model(x.contiguous(memory_format=torch.channels_last)).float()[:n]
 
     def add(ks: list[int], correct, loss_sum, consistent, counts: list[int]) -> int:
         """Per-shift sums (tensors over ks) and image counts into the cells of every shift with that
