@@ -1,4 +1,4 @@
-"""One forward pass keeps every layer's output, keyed by index path; plus the dataset-mean responses.
+"""One forward pass keeps every layer's output, keyed by layer path; plus the dataset-mean responses.
 
 Inputs are built here too: a dataset image, a blank tensor (zeros in normalized space, or a black
 image), an image file, each as a normalized [1,3,H,W] batch.
@@ -14,7 +14,7 @@ from torch import nn
 from core.data import Normalization
 from core.device import autocast
 from core.jobs import Progress, never
-from core.layers import iter_paths
+from core.layers import hook_outputs
 
 Activations = dict[tuple, torch.Tensor]
 
@@ -40,19 +40,12 @@ def resize_input(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def _hooks(model: nn.Module, store: Callable[[tuple, torch.Tensor], None]):
-    """Keep every layer's tensor output (a layer that returns something else has no maps)."""
-    return [m.register_forward_hook(lambda mod, inp, out, p=path: store(p, out) if isinstance(out, torch.Tensor)
-                                    else None)
-            for path, m in iter_paths(model)]
-
-
 def capture(model: nn.Module, x: torch.Tensor, device: torch.device = torch.device("cpu"),
             precision: str = "fp32") -> tuple[Activations, torch.Tensor]:
     """Every layer's output for one normalized input [1,3,H,W] -> ({path: [C,H,W] float cpu}, logits)."""
     acts: Activations = {}
     # clone: a later in-place op (ReLU(inplace=True)) must not overwrite what we kept
-    hooks = _hooks(model, lambda p, out: acts.__setitem__(p, out[0].detach().float().cpu().clone()))
+    hooks = hook_outputs(model, lambda p, out: acts.__setitem__(p, out[0].detach().float().cpu().clone()))
     try:
         with torch.inference_mode(), autocast(device, precision):
             logits = model(x.to(device).contiguous(memory_format=torch.channels_last)).float().cpu()
@@ -76,7 +69,7 @@ def mean_activations(model: nn.Module, images: torch.Tensor, norm: Normalization
         sums[p] = sums[p] + s if p in sums else s
 
     done = 0
-    hooks = _hooks(model, add)
+    hooks = hook_outputs(model, add)
     try:
         for i in range(0, len(images), batch_size):
             if should_stop():

@@ -35,6 +35,8 @@ def cmd_train(a) -> int:
     from core.device import pick_device
     from core.model import ModelConfig
     from core.train import Recipe, train
+    if not 0 <= a.cutout <= 32:
+        raise ValueError(f"--cutout {a.cutout}: the square must fit a 32x32 image (0 to 32; 0 = off)")
     device = pick_device(a.device)
     config = ModelConfig(widths=tuple(a.widths), padding_mode=a.padding, activation=a.activation)
     recipe = Recipe(epochs=a.epochs, batch_size=a.batch_size, crop_pad=a.crop_pad, cutout=a.cutout, seed=a.seed,
@@ -327,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bias)
     from core.report import add_report_parser
     add_report_parser(sub)
-    la = sub.add_parser("layers", help="list every layer with index path, parameters and output shape")
+    la = sub.add_parser("layers", help="list every layer with its path (model[i][j] or model.block.conv), parameters and output shape")
     la.add_argument("--checkpoint", default=None)
     la.set_defaults(func=cmd_layers)
     d = sub.add_parser("download", help="download the original CIFAR-10 with torchvision")

@@ -30,15 +30,12 @@ def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of an eval-mode model with every foldable BatchNorm merged into its conv."""
+    """A copy of an eval-mode model with every foldable BatchNorm merged into its conv, inside every
+    Sequential of the model (whatever module holds it)."""
     model = copy.deepcopy(model).eval()
-
-    def visit(seq: nn.Module) -> None:
-        if not isinstance(seq, nn.Sequential):
-            return
-        mods = list(seq.children())
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        mods = list(seq._modules.values())   # by position: children() would skip a module reused twice
         for i, m in enumerate(mods):
-            visit(m)
             if not isinstance(m, nn.BatchNorm2d) or m.running_var is None:
                 continue
             j = i - 1
@@ -50,9 +47,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             if j >= 0 and isinstance(mods[j], nn.Conv2d) and mods[j].out_channels == m.num_features:
                 seq[j] = _fold(mods[j], m)
                 seq[i] = nn.Identity()
-                mods = list(seq.children())
-
-    visit(model)
+                mods = list(seq._modules.values())
     return model
 
 

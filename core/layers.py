@@ -8,6 +8,7 @@ architecture.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -36,20 +37,37 @@ def path_name(path) -> str:
 
 
 def iter_paths(model: nn.Module, prefix: Path = ()):
-    """Yield (path, module) depth-first for every submodule, each once (a shared module at its first path)."""
-    seen: set[int] = set()
+    """Yield (path, module) depth-first for every submodule at every place it is registered: a ReLU
+    object reused at model[1] and model[3] is listed at both (see hook_outputs for which call is which)."""
+    indexed = isinstance(model, (nn.Sequential, nn.ModuleList))
+    for i, (name, child) in enumerate(model._modules.items()):
+        if child is None:
+            continue
+        path = prefix + ((i if indexed else name),)
+        yield path, child
+        yield from iter_paths(child, path)
 
-    def walk(m: nn.Module, pre: Path):
-        indexed = isinstance(m, (nn.Sequential, nn.ModuleList))
-        for i, (name, child) in enumerate(m.named_children()):
-            if id(child) in seen:
-                continue
-            seen.add(id(child))
-            path = pre + ((i if indexed else name),)
-            yield path, child
-            yield from walk(child, path)
 
-    yield from walk(model, prefix)
+def hook_outputs(model: nn.Module, store: Callable[..., None], paths=None, inputs: bool = False) -> list:
+    """Forward hooks that call store(path, output) once per path and forward pass: the k-th call of a
+    module in one pass goes to its k-th path (a module reused in a Sequential gets each place's output;
+    one called twice inside a block's forward keeps its first call); outputs that are not tensors are
+    skipped. inputs=True: store(path, output, first input). Returns the handles to remove."""
+    places: dict[int, list] = {}
+    for path, m in (paths if paths is not None else iter_paths(model)):
+        places.setdefault(id(m), [m]).append(path)
+    calls: dict[int, int] = {}
+
+    def hook(mod, inp, out):
+        k = calls.get(id(mod), 0)
+        calls[id(mod)] = k + 1
+        where = places[id(mod)]
+        if k + 1 < len(where) and isinstance(out, torch.Tensor):
+            store(where[k + 1], out, inp[0]) if inputs else store(where[k + 1], out)
+
+    handles = [model.register_forward_pre_hook(lambda mod, inp: calls.clear())]   # a new pass
+    handles += [ms[0].register_forward_hook(hook) for ms in places.values()]
+    return handles
 
 
 def layer_at(model: nn.Module, path: Path) -> nn.Module:
@@ -85,14 +103,10 @@ def key_params(m: nn.Module) -> str:
 
 
 def describe_layers(model: nn.Module, input_shape=(3, 32, 32)) -> list[LayerInfo]:
-    """Every layer with index path, type, key parameters and output shape for one input."""
+    """Every layer with its path, type, key parameters and output shape for one input."""
     paths = list(iter_paths(model))
-    shapes: dict[int, tuple[int, ...]] = {}
-    def keep(mod, inp, out):
-        if isinstance(out, torch.Tensor):   # a block may return a tuple: no shape to show
-            shapes[id(mod)] = tuple(out.shape[1:])
-
-    hooks = [m.register_forward_hook(keep) for _, m in paths]
+    shapes: dict[Path, tuple[int, ...]] = {}   # a layer returning a tuple has no shape to show
+    hooks = hook_outputs(model, lambda p, out: shapes.__setitem__(p, tuple(out.shape[1:])), paths)
     try:
         p = next(model.parameters(), None)
         x = torch.zeros((1, *input_shape), device=p.device if p is not None else "cpu")
@@ -104,7 +118,7 @@ def describe_layers(model: nn.Module, input_shape=(3, 32, 32)) -> list[LayerInfo
     finally:
         for h in hooks:
             h.remove()
-    return [LayerInfo(path, type(m).__name__, key_params(m), shapes.get(id(m), ()), is_container(m))
+    return [LayerInfo(path, type(m).__name__, key_params(m), shapes.get(path, ()), is_container(m))
             for path, m in paths]
 
 

@@ -200,7 +200,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     from core.evaluate import evaluate
     from core.figures_png import filters_figure, maps_figure, montage, save_png, with_caption
     from core.inference import fast_model
-    from core.layers import iter_paths, path_name
+    from core.layers import is_container, iter_paths, path_name
     from core.shifts import SHIFT_MODES
     from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, border_bias, filter_asymmetry,
                                    format_padding_arithmetic, mean_filters, mean_map, padding_arithmetic)
@@ -351,7 +351,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
 
         layers = []
         for p, m in modules.items():
-            if isinstance(m, nn.Sequential) or p not in maps["blank_normalized"]:
+            if is_container(m) or p not in maps["blank_normalized"]:
                 continue
             row = {"path": list(p), "name": path_name(p), "type": type(m).__name__,
                    "size": list(maps["blank_normalized"][p].shape),

@@ -1,7 +1,7 @@
 """What the explorer holds: one model with its metadata, the data set, and cached activations.
 
 Free of Qt (the napari way): the GUI only asks it for things and draws them. Data flows one way:
-input -> one forward pass -> every layer's output cached by index path -> views.
+input -> one forward pass -> every layer's output cached by layer path -> views.
 """
 from __future__ import annotations
 

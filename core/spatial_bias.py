@@ -40,7 +40,7 @@ import math
 import torch
 from torch import nn
 
-from core.layers import Path, iter_paths, key_params, path_name
+from core.layers import Path, hook_outputs, iter_paths, key_params, path_name
 
 BORDER_BIAS_HELP = (
     "Border bias: |mean of the border ring - mean of the center| / RMS of the map, for the feature map "
@@ -214,7 +214,7 @@ def _forward_error(model: nn.Module, input_size: int) -> str | None:
         model.eval()
         with torch.inference_mode():
             model(x)
-    except RuntimeError as e:
+    except Exception as e:  # noqa: BLE001 - a model may assert its input size or raise anything
         return str(e).splitlines()[0][:200]
     finally:
         for mod, training in modes:
@@ -253,12 +253,10 @@ def padding_arithmetic(model: nn.Module, input_size: int) -> list[dict]:
     check_input_size's ValueError when the model does not run at that size.
     """
     paths = [(p, m) for p, m in iter_paths(model) if isinstance(m, (nn.Conv2d,) + _POOLS + _ADAPTIVE)]
-    shapes: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
-
-    def hook(mod, inp, out):
-        shapes[id(mod)] = (tuple(inp[0].shape[-2:]), tuple(out.shape[-2:]))
-
-    hooks = [m.register_forward_hook(hook) for _, m in paths]
+    shapes: dict[Path, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    hooks = hook_outputs(model, lambda p, out, inp: shapes.__setitem__(p, (tuple(inp.shape[-2:]),
+                                                                           tuple(out.shape[-2:]))),
+                         paths, inputs=True)
     try:
         error = _forward_error(model, input_size)
     finally:
@@ -269,9 +267,9 @@ def padding_arithmetic(model: nn.Module, input_size: int) -> list[dict]:
 
     rows = []
     for path, m in paths:
-        if id(m) not in shapes:
+        if path not in shapes:
             continue          # not reached by the forward pass
-        (hin, win), (hout, wout) = shapes[id(m)]
+        (hin, win), (hout, wout) = shapes[path]
         row = {"path": path, "name": path_name(path), "type": type(m).__name__,
                "params": key_params(m), "input": (hin, win), "output": (hout, wout)}
         head = f"{hin}x{win} -> {hout}x{wout}"

@@ -8,6 +8,8 @@ channel-mean maps of every layer are kept.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -123,7 +125,8 @@ def comparison_job(models: list[tuple[str, str, LoadedModel]], data: Dataset, sp
                    use_cache: bool = True, should_stop=never):
     """Job over (path, name, LoadedModel) triples: per checkpoint the translation grid (cached like the
     translation tab), the channel-mean map and border bias of every layer for the blank input and for
-    the responses averaged over the grid's images.
+    the responses averaged over the grid's images. It hooks into the models: give it models no other
+    thread uses at the same time.
 
     Yields Progress, and Partial(result so far) after each checkpoint; returns a dict with 'entries'
     (CheckpointEntry per checkpoint done, plus the one under way when stopped), 'spec', 'mode', 'images',
@@ -180,15 +183,16 @@ def comparison_job(models: list[tuple[str, str, LoadedModel]], data: Dataset, sp
             return snapshot()
         # 2. blank input: zeros in normalized space
         yield Progress(base + n * cells, total, f"{name}: blank input")
-        leaves = _leaf_paths(lm.model)
-        acts, _ = capture(lm.model.eval(), blank_input("normalized", lm.norm, input_size), device, "fp32")
+        model = lm.model.eval()   # the tab's private copy (ComparisonTab.run)
+        leaves = _leaf_paths(model)
+        acts, _ = capture(model, blank_input("normalized", lm.norm, input_size), device, "fp32")
         entry.blank_maps, entry.blank_bias = _maps_and_biases(acts, leaves)
         del acts
         if should_stop():
             return snapshot()
         # 3. responses averaged over the grid's images
         sums, done = yield from relay(
-            mean_activations(lm.model.eval(), images, lm.norm, device, "fp32", size=input_size,
+            mean_activations(model, images, lm.norm, device, "fp32", size=input_size,
                              should_stop=should_stop), base + n * cells + 1, total, f"{name}: dataset mean")
         if done:
             entry.mean_maps, entry.mean_bias = _maps_and_biases(sums, leaves)
@@ -253,6 +257,7 @@ class ComparisonTab(QWidget):
         super().__init__(window)
         self.window_ = window
         self.runner = JobRunner(self)
+        self._size_changed_while_running = False
         self.data: Dataset | None = None
         self.paths: list[str] = []
         self.models: dict[str, LoadedModel] = {}
@@ -351,7 +356,7 @@ class ComparisonTab(QWidget):
         # channel-mean maps of one layer
         self.layer_box = QComboBox()
         self.layer_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.layer_box.setToolTip("Layers every checkpoint has at the same index path with the same output shape")
+        self.layer_box.setToolTip("Layers every checkpoint has at the same path with the same output shape")
         self.layer_info = QLabel()
         layer_row = QHBoxLayout()
         layer_row.addWidget(QLabel("Layer:"))
@@ -538,7 +543,11 @@ class ComparisonTab(QWidget):
         self.result = dict(self.result, entries=[done.get(e.path, e) for e in self._planned()])
 
     def input_size_changed(self) -> None:
-        """View > Input size moved: the layer list follows, a result of the old size says so."""
+        """View > Input size moved: the layer list follows, a result of the old size says so (after a
+        running job, which keeps its size)."""
+        if self.runner.running:
+            self._size_changed_while_running = True
+            return
         self._refresh_layers()
         if self.result is not None:
             self._show_result()
@@ -620,7 +629,10 @@ class ComparisonTab(QWidget):
             return False
         self._refresh_layers()
         names = checkpoint_labels(self.paths)
-        models = [(p, name, self.models[p]) for p, name in zip(self.paths, names)]
+        # private copies, made here on the GUI thread: the job's hooks and this thread's never meet, and
+        # no copy is taken while a hook of this thread is registered
+        models = [(p, name, dataclasses.replace(self.models[p], model=copy.deepcopy(self.models[p].model)))
+                  for p, name in zip(self.paths, names)]
         data, spec, mode = self.data, self.spec(), self.mode.currentText()
         n, precision, size = min(self.count.value(), len(self.data)), self.precision.currentText(), self.input_size()
         self.planned = self._planned()
@@ -682,6 +694,11 @@ class ComparisonTab(QWidget):
 
     def _finished(self) -> None:
         self._update_buttons(running=False)     # the runner counts as running until this handler returns
+        if self._size_changed_while_running:
+            self._size_changed_while_running = False
+            self._refresh_layers()
+            if self.result is not None:
+                self._show_result()
         if self.result is not None and [e.path for e in self.result["entries"]] != self.paths:
             self._remap_result()                 # the list changed while the job ran
             self._show_result()

@@ -38,6 +38,7 @@ class TranslationTab(QWidget):
         self.result: GridResult | None = None
         self.subset: torch.Tensor | None = None
         self.key = ""
+        self.run_model: LoadedModel | None = None   # the model of the job started last
         self.t0 = 0.0
 
         self.grid = GridSettings(-32, 32, 2, 1000, "auto: bf16 where the hardware has it (within 0.5 points of "
@@ -154,6 +155,8 @@ class TranslationTab(QWidget):
         """Show the cached grid for the current model and settings at once, if there is one; otherwise
         no grid (an older one would answer another question, and a click would mix the two)."""
         if self.runner.running:
+            if not self._current() and self.result is not None:
+                self._show_nothing("Running for earlier settings; the grid for these is not computed yet.")
             return False
         if self.loaded is not None and self.data is not None and self.loaded.cache_id is not None:
             path = cache_file(self._key())
@@ -165,11 +168,20 @@ class TranslationTab(QWidget):
                 except (OSError, ValueError, KeyError):
                     path.unlink(missing_ok=True)
         if self.result is not None:
-            self.result = None
-            self.figure.show_nothing("Not computed for these settings yet: Start (Ctrl+Return) computes it.")
-            self.pitfalls.setText("")
-            self.readout.setText("")
+            self._show_nothing("Not computed for these settings yet: Start (Ctrl+Return) computes it.")
         return False
+
+    def _show_nothing(self, message: str) -> None:
+        self.result = None
+        self.figure.show_nothing(message)
+        self.pitfalls.setText("")
+        self.readout.setText("")
+
+    def _current(self) -> bool:
+        """Whether the running (or just finished) job computes what the tab is set to now: the same model
+        and the same settings. A job of another model or size may still deliver after a stop."""
+        return (self.loaded is not None and self.loaded is self.run_model and self.data is not None
+                and self._key() == self.key)
 
     # ---- running -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -177,7 +189,7 @@ class TranslationTab(QWidget):
             return
         if self.try_cache():
             return
-        self.key = self._key()
+        self.key, self.run_model = self._key(), self.loaded
         lm, data, spec, mode = self.loaded, self.data, self.spec(), self.mode.currentText()
         device = next(lm.model.parameters()).device
         precision = resolve_precision(self.precision.currentText(), device)
@@ -188,8 +200,9 @@ class TranslationTab(QWidget):
                 "seed": self.seed.value(), "crop_pad": self.crop_pad,
                 "title": grid_title(lm.name, mode, len(subset), data.source, size)}
 
+        fast = fast_model(lm.model, device)   # copied here: a copy taken on the worker could catch a hook of ours
+
         def job(stop):
-            fast = fast_model(lm.model, device)
             return (yield from translation_grid(fast, data.images[subset], data.labels[subset], lm.norm, spec, mode,
                                                 device, precision, input_size=size, info=info, should_stop=stop))
 
@@ -198,7 +211,7 @@ class TranslationTab(QWidget):
         self.cancel_btn.setEnabled(True)
         self.status.setText("Running: a first heatmap from a few images (up to one per class) within seconds, "
                             "refined as more are done.")
-        self.runner.start(job, on_progress=self._progress, on_partial=lambda r: self.show_result(r),
+        self.runner.start(job, on_progress=self._progress, on_partial=lambda r: self.show_result(r) if self._current() else None,
                           on_result=self._done, on_cancelled=self._cancelled, on_error=self._failed,
                           on_finished=self._finished)
 
@@ -212,18 +225,21 @@ class TranslationTab(QWidget):
 
     def _done(self, result: GridResult) -> None:
         note = "; cached for next time."
-        if self.loaded.cache_id is None:           # a model without weights is a new random init each time
+        if self.run_model.cache_id is None:        # a model without weights is a new random init each time
             note = " (a model without weights is not cached)."
         else:
             try:
                 result.save_npz(cache_file(self.key))
             except OSError as e:
                 note = f" (could not cache it: {e})."
+        if not self._current():
+            self.status.setText(f"A grid for earlier settings finished{note} Choose them again to see it.")
+            return
         self.show_result(result, final=True)
         self.status.setText(f"Done in {time.perf_counter() - self.t0:.1f} s{note}")
 
     def _cancelled(self, result) -> None:
-        if result is not None:
+        if result is not None and self._current():
             self.show_result(result)
         self.status.setText(f"Cancelled; showing the {result.images if result else 0} images per cell done so far "
                             "(not cached).")

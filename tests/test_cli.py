@@ -172,3 +172,9 @@ def test_an_uncaught_error_in_the_app_becomes_a_message(qapp, monkeypatch, capsy
     except KeyError as e:
         report_uncaught(type(e), e, e.__traceback__)
     assert "KeyError: 'layer'" in shown[0] and "Traceback" in capsys.readouterr().err
+
+
+def test_train_refuses_a_cutout_bigger_than_the_image(tmp_path, capsys):
+    from core.cli import main
+    assert main(["train", "--run", str(tmp_path / "run"), "--cutout", "40", "--data", str(tmp_path)]) == 2
+    assert "--cutout 40" in capsys.readouterr().err and not (tmp_path / "run").exists()

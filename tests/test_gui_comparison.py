@@ -250,3 +250,12 @@ def test_a_result_of_another_input_size_says_so(tab, qtbot, monkeypatch):
     tab.input_size_changed()
     assert "now 48x48: Compute again" in tab.heat_title.text
     assert tab.layers[0].output_shape[-1] == 48, "the layer list follows the new size"
+
+
+def test_input_size_change_during_a_run_waits_for_it(tab, qtbot, monkeypatch):
+    tab.run()
+    monkeypatch.setattr(tab, "input_size", lambda: 48)
+    tab.input_size_changed()                                   # the job keeps its size and its models
+    assert tab.layers[0].output_shape[-1] == 32
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert tab.layers[0].output_shape[-1] == 48 and "now 48x48: Compute again" in tab.heat_title.text

@@ -177,3 +177,14 @@ def test_rectangular_grid_horizontal_shifts_only(tab, qtbot, tmp_path):
     assert tab.spec() == GridSpec(-4, 4, -4, 4, 4)
     tab._restore(s)
     assert tab.spec() == GridSpec(-4, 4, 0, 0, 4) and g.y_lo.isEnabled()
+
+
+def test_a_grid_of_another_model_or_size_never_shows(tab, qtbot):
+    w = tab.window_
+    tab.count.setValue(60)
+    tab.start()
+    w.set_input_size(40)                     # mid-run: the run goes on for 32x32 ...
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert tab.result is None and "earlier settings finished" in tab.status.text()
+    w.set_input_size(32)                     # ... and was cached for it
+    assert tab.result is not None and tab.result.images == 60

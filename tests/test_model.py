@@ -79,6 +79,24 @@ def test_layers_work_for_any_module_by_attribute_and_index():
     assert sorted(p for p in acts if p[-1] == "act") == [("layer1", 0, "act"), ("layer1", 1, "act")]
 
 
+def test_a_module_reused_in_a_sequential_is_listed_and_captured_at_each_place():
+    from core.activations import capture, mean_activations
+    from core.data import Normalization
+    from core.jobs import run_job
+    act, pool = nn.ReLU(), nn.MaxPool2d(2)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), act, pool, nn.Conv2d(4, 4, 3, padding=1), act, pool,
+                        nn.Flatten(), nn.LazyLinear(10))
+    infos = describe_layers(net)
+    assert [i.name for i in infos][:6] == [f"model[{k}]" for k in range(6)]
+    assert layer_at(net, (3,)) is net[3] and infos[3].type == "Conv2d"
+    assert infos[2].output_shape == (4, 16, 16) and infos[5].output_shape == (4, 8, 8), "each place its own call"
+    acts, _ = capture(net, torch.randn(1, 3, 32, 32))
+    assert acts[(1,)].shape == (4, 32, 32) and acts[(4,)].shape == (4, 16, 16)
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    means, n = run_job(mean_activations(net, images, Normalization((0.5,) * 3, (0.25,) * 3), batch_size=4))
+    assert n == 6 and means[(2,)].shape == (4, 16, 16) and means[(5,)].shape == (4, 8, 8)
+
+
 def test_whitening_stem_decorrelates_patches():
     torch.manual_seed(0)
     model = build_model(ModelConfig(widths=(8, 8, 8), stem_width=54))

@@ -333,6 +333,32 @@ def test_fold_batchnorm_same_logits(tiny_model, data):
     assert torch.equal(got.argmax(1), want.argmax(1))
 
 
+def test_fold_batchnorm_with_a_reused_activation_and_a_custom_root():
+    """One ReLU object at two places of a Sequential, the Sequential inside a plain module."""
+    torch.manual_seed(0)
+    act = nn.ReLU()
+    seq = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), act, nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), act)
+
+    class Root(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = seq
+
+        def forward(self, x):
+            return self.features(x).mean((2, 3))
+
+    model = Root()
+    with torch.no_grad():
+        model.features[3].running_mean.uniform_(-1, 1)
+        model.features[3].running_var.uniform_(0.5, 2)
+    model.eval()
+    fused = fold_batchnorm(model)
+    assert [type(m).__name__ for m in fused.features] == ["Conv2d", "ReLU", "Conv2d", "Identity", "ReLU"]
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("padding", ["circular", "symmetric"])
 def test_fold_batchnorm_keeps_padding_mode(padding):
     torch.manual_seed(0)
