@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from core.checkpoint import CheckpointError, default_checkpoint, load_checkpoint  # noqa: E402
 from core.data import DatasetError, Normalization, load_split, resolve_data_root, stratified_subset  # noqa: E402
 from core.device import autocast, bf16_supported, pick_device  # noqa: E402
-from core.inference import compile_for_inference, fast_model, fold_batchnorm  # noqa: E402
+from core.inference import compile_for_inference, fold_batchnorm  # noqa: E402
 from core.jobs import run_job  # noqa: E402
 from core.model import ModelConfig, build_model  # noqa: E402
 from core.shifts import SHIFT_MODES, affine_shift, shifted_copies  # noqa: E402
@@ -203,11 +203,9 @@ def main(argv=None) -> int:
     # the app's code path in exact fp32 (unfolded: folding changes rounding) must match the loop image for image
     timed("translation_grid fp32", lambda: core_grid(cl, "fp32"), "fp32", lambda: warm_grid(cl, "fp32"))
     timed("translation_grid", lambda: core_grid(fold_free), "bf16", lambda: warm_grid(fold_free))
-    app = fast_model(model, device)   # what the app and CLI run: + 2x2 pools as two maxima
-    timed("+ fast 2x2 pools", lambda: core_grid(app), "bf16", lambda: warm_grid(app))
     if a.compile:
         try:
-            compiled = compile_for_inference(app)
+            compiled = compile_for_inference(fold_free)
             timed("+ compile", lambda: core_grid(compiled), "bf16", lambda: warm_grid(compiled))
         except Exception as e:  # noqa: BLE001 - no compiler, unsupported platform ...
             print(f"  + compile               failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
@@ -227,8 +225,8 @@ def main(argv=None) -> int:
             verdict = (f"bf16: mean difference {100 * mean:+.2f} points{'' if abs(mean) <= 0.005 else ' (OVER 0.5)'}, "
                        f"max on one shift {100 * diff:.2f}")
         print(f"{name:<22} {n / seconds:10.0f} {base_s / seconds:7.1f}x  {verdict}")
-    if id(app) in first:
-        s, k = first[id(app)]
+    if id(fold_free) in first:
+        s, k = first[id(fold_free)]
         print(f"\ntranslation_grid: first complete heatmap after {s:.2f} s ({k} images per cell; the loop has "
               f"one only at the end, after {base_s:.1f} s)")
     at0 = f", at (0, 0) {100 * base[shifts.index((0, 0))] / len(images):.2f}%" if (0, 0) in shifts else ""

@@ -1,5 +1,4 @@
-"""Make a model fast for inference, exactly: batch norm folded into the convolution before it, 2x2
-max-pools as two element-wise maxima.
+"""Make a model fast for inference: batch norm folded into the convolution before it.
 
 A BatchNorm that follows a conv, directly or through a max-pool, is an affine map per channel; with a
 positive scale it commutes with max-pooling, so it folds into the conv's weights and bias. Works on
@@ -61,37 +60,9 @@ def compile_for_inference(model: nn.Module) -> nn.Module:
     return torch.compile(model, dynamic=True)
 
 
-class MaxPool2x2(nn.MaxPool2d):
-    """nn.MaxPool2d(2) as the maximum of column pairs, then of row pairs: the same numbers (a maximum
-    is exact), 2.5x faster than torch's pooling kernel on channels_last bf16 maps on this CPU, which
-    also computes indices nobody reads."""
-
-    def __init__(self):
-        super().__init__(2)
-
-    def forward(self, x):
-        x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]   # floor, as the pool drops a last odd row
-        x = torch.maximum(x[..., ::2], x[..., 1::2])
-        return torch.maximum(x[..., ::2, :], x[..., 1::2, :])
-
-
-def _plain_2x2(m: nn.Module) -> bool:
-    return (type(m) is nn.MaxPool2d and m.kernel_size in (2, (2, 2)) and m.stride in (2, (2, 2))
-            and m.padding in (0, (0, 0)) and m.dilation in (1, (1, 1)) and not m.ceil_mode and not m.return_indices)
-
-
-def fast_pools(model: nn.Module) -> nn.Module:
-    """Swap, in place, every plain 2x2 stride-2 max-pool for MaxPool2x2 (same place, same result)."""
-    for parent in model.modules():
-        for name, child in list(parent._modules.items()):
-            if child is not None and _plain_2x2(child):
-                parent._modules[name] = MaxPool2x2()
-    return model
-
-
 def fast_model(model: nn.Module, device: torch.device, fold: bool = True, compile: bool = False) -> nn.Module:
-    """What the translation grid runs: a copy with batch norm folded and fast 2x2 pools, channels_last
-    on the device, optionally compiled."""
+    """What the translation grid runs: a copy with batch norm folded, channels_last on the device,
+    optionally compiled."""
     from core.device import prepare_model
-    model = prepare_model(fast_pools(fold_batchnorm(model) if fold else copy.deepcopy(model).eval()), device)
+    model = prepare_model(fold_batchnorm(model) if fold else copy.deepcopy(model).eval(), device)
     return compile_for_inference(model) if compile else model

@@ -333,20 +333,6 @@ def test_fold_batchnorm_same_logits(tiny_model, data):
     assert torch.equal(got.argmax(1), want.argmax(1))
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("size", [(16, 16), (9, 7)])
-def test_fast_pool_equals_max_pool_exactly(dtype, size):
-    from core.inference import MaxPool2x2, fast_pools
-    x = torch.randn(3, 5, *size).to(dtype)
-    for layout in (torch.contiguous_format, torch.channels_last):
-        y = x.contiguous(memory_format=layout)
-        assert torch.equal(MaxPool2x2()(y), nn.MaxPool2d(2)(y))
-    model = nn.Sequential(nn.MaxPool2d(2), nn.Sequential(nn.MaxPool2d(2, ceil_mode=True), nn.MaxPool2d(3)))
-    fast_pools(model)
-    assert [type(m) for m in (model[0], model[1][0], model[1][1])] == [MaxPool2x2, nn.MaxPool2d, nn.MaxPool2d]
-    assert pooling_period(model) == 2 * 2 * 3, "still a MaxPool2d to everything that reads the model"
-
-
 def test_fold_batchnorm_with_a_reused_activation_and_a_custom_root():
     """One ReLU object at two places of a Sequential, the Sequential inside a plain module."""
     torch.manual_seed(0)
