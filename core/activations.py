@@ -14,12 +14,13 @@ from torch import nn
 from core.data import Normalization
 from core.device import autocast
 from core.jobs import Progress, never
-from core.layers import hook_outputs
+from core.layers import Path, hook_outputs
 
-Activations = dict[tuple, torch.Tensor]
+Activations = dict[Path, torch.Tensor]
 
 BLANK_KINDS = {
-    "normalized": "all zeros after normalization: every pixel at the normalization's mean color (the data set's, for our models)",
+    "normalized": ("all zeros after normalization: every pixel at the normalization's mean color "
+                   "(the data set's, for our models)"),
     "pixel": "all zeros before normalization: a black image, which the network sees as strongly negative",
 }
 
@@ -62,7 +63,7 @@ def mean_activations(model: nn.Module, images: torch.Tensor, norm: Normalization
 
     Returns (sums / count, count); when stopped early the mean covers the images done so far.
     """
-    sums: dict[tuple, torch.Tensor] = {}
+    sums: Activations = {}
 
     def add(p, out):
         s = out.detach().float().sum(0).cpu()
