@@ -763,10 +763,10 @@ class ComparisonTab(QWidget):
         r = self.result
         size, now = (r["input_size"], self.input_size()) if r else (32, 32)
         sized = f", input resized to {size}x{size}" if size != 32 else ""
-        stale = (f". <b>The app's input size is now {now}x{now}: Compute again to compare at it.</b>"
-                 if size != now else "")
-        self.heat_title.setText(f"Accuracy over shifts, one color scale for all: {r['mode']} shifts, "
-                                f"{r['images']} images ({r['data']}){sized}{stale}" if r else
+        stale = (f"<b>Computed at {size}x{size}; the app's input size is now {now}x{now}: Compute again.</b> "
+                 if size != now else "")   # first: a long data-set name must not push it out of view
+        self.heat_title.setText(f"{stale}Accuracy over shifts, one color scale for all: {r['mode']} shifts, "
+                                f"{r['images']} images ({r['data']}){sized}" if r else
                                 "Accuracy over shifts: press Compute")
         grids = [e.grid.accuracy if e.grid_done else None for e in entries]
         lo, hi = _levels(grids)
