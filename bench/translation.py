@@ -193,12 +193,13 @@ def main(argv=None) -> int:
 
         def on_partial(r):
             first.setdefault(id(model), (time.perf_counter() - t, r.images))
-        r = run_job(translation_grid(model, images, labels, norm, spec, a.mode, device, precision),
-                    on_partial=on_partial)
+        r = run_job(translation_grid(model, images, labels, norm, spec, a.mode, device, precision,
+                                     fill_color=norm.mean), on_partial=on_partial)   # the loop's fill
         return [int(r.correct[r.cell(dx, dy)]) for dx, dy in shifts]
 
     def warm_grid(model, precision="bf16"):
-        run_job(translation_grid(model, *few, norm, GridSpec.square(0, 0, 1), a.mode, device, precision))
+        run_job(translation_grid(model, *few, norm, GridSpec.square(0, 0, 1), a.mode, device, precision,
+                                 fill_color=norm.mean))
 
     # the app's code path in exact fp32 (unfolded: folding changes rounding) must match the loop image for image
     timed("translation_grid fp32", lambda: core_grid(cl, "fp32"), "fp32", lambda: warm_grid(cl, "fp32"))

@@ -52,6 +52,9 @@ def read_checkpoint(path) -> dict:
 
 def load_state(model: nn.Module, state: dict, what: str) -> None:
     """Load weights strictly, turning key or shape mismatches into one readable message."""
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"{what} is not a state dict: {not_tensors[:5]} hold no tensors.")
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     extra = [k for k in state if k not in own]
@@ -85,13 +88,19 @@ def load_checkpoint(path) -> tuple[nn.Sequential, dict]:
     return model, meta
 
 
-def shipped_checkpoints() -> list[Path]:
-    """The zero-padded model first (the baseline every fix is compared with), then the rest by name."""
-    return sorted(SHIPPED.glob("*.pt"), key=lambda p: (p.name != "vgg_zeros.pt", p.name))
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")   # symmetric = replicate for 3x3, padding 1
+FLAGSHIP = "vgg_zeros_wide.pt"   # the most accurate model: what the app and the commands open by default
+
+
+def padding_variants() -> list[Path]:
+    """The shipped padding comparison: one model per mode, all of one architecture, recipe and seed,
+    zero padding first (the baseline every fix is compared with)."""
+    return [p for p in (SHIPPED / f"vgg_{m}.pt" for m in PADDING_MODES) if p.is_file()]
 
 
 def default_checkpoint() -> Path:
-    found = shipped_checkpoints()
+    """The flagship (most accurate) checkpoint, else the zero-padded variant."""
+    found = [p for p in [SHIPPED / FLAGSHIP, *padding_variants()] if p.is_file()]
     if not found:
         raise CheckpointError(f"No checkpoint in {SHIPPED}; train one with `padlens train`.")
     return found[0]

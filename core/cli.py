@@ -108,13 +108,14 @@ def cmd_translate(a) -> int:
     data = load_split(a.data, "test")
     subset = stratified_subset(data.labels, a.images or None, a.seed)
     images, labels = data.images[subset], data.labels[subset]
-    model = fast_model(model, device, fold=not a.no_fuse, compile=a.compile)
+    fused = not a.no_fuse and precision != "fp32"
+    model = fast_model(model, device, precision, fold=fused, compile=a.compile)
     out = Path(a.out)
     info = {"checkpoint": str(a.checkpoint), "data": data.source, "images": len(subset), "seed": a.seed,
-            "crop_pad": (meta.get("recipe") or {}).get("crop_pad"), "fused": not a.no_fuse, "device": str(device),
+            "crop_pad": (meta.get("recipe") or {}).get("crop_pad"), "fused": fused, "device": str(device),
             "title": f"{Path(a.checkpoint).name}, {a.mode} shift, {len(subset)} images"}
     print(f"{Path(a.checkpoint).name} on {data.source}: {len(subset)} images x {len(spec.dxs) * len(spec.dys)} "
-          f"shifts ({a.mode}), device {device}, {precision}{'' if a.no_fuse else ', batch norm folded'}"
+          f"shifts ({a.mode}), device {device}, {precision}{', batch norm folded' if fused else ''}"
           f"{'; compiling at the first batch (about 12 s on a 2-core CPU)' if a.compile else ''}", flush=True)
     t = time.perf_counter()
 
@@ -123,7 +124,8 @@ def cmd_translate(a) -> int:
         eta = elapsed * (ev.total - ev.done) / ev.done if ev.done else 0
         progress_line(ev.done / max(ev.total, 1), f"{ev.message} left {fmt_time(eta)}")
 
-    job = translation_grid(model, images, labels, norm, spec, a.mode, device, precision, a.input_size, info=info)
+    job = translation_grid(model, images, labels, norm, spec, a.mode, device, precision, a.input_size,
+                           fill_color=data.mean_color, info=info)
     finished: list = []   # the snapshot after the last chunk, kept in case of Ctrl-C
 
     def on_partial(r) -> None:
@@ -136,16 +138,13 @@ def cmd_translate(a) -> int:
         if not finished:
             raise
         finished[0].info["interrupted"] = True
-        finished[0].save_npz(out / "translation.npz")
-        finished[0].write_csv(out / "translation.csv")
-        print(f"padlens: interrupted; saved the first {finished[0].images} images per cell to {out}",
+        print(f"padlens: interrupted; saving the first {finished[0].images} images per cell to {out}",
               file=sys.stderr)
+        save_grid(finished[0], out)
         return 130
     sys.stderr.write("\n")
     seconds = time.perf_counter() - t
     result.info["seconds"] = round(seconds, 2)
-    result.save_npz(out / "translation.npz")
-    result.write_csv(out / "translation.csv")
     acc = result.accuracy
     lines = []
     try:
@@ -157,9 +156,17 @@ def cmd_translate(a) -> int:
     lines += [f"mean accuracy over {acc.size} shifts: {100 * np.nanmean(acc):.2f}%",
               f"min accuracy: {100 * acc[worst]:.2f}% at (dx, dy) = ({result.dxs[worst[1]]}, {result.dys[worst[0]]})",
               f"images per cell: {result.images}",
-              f"time: {fmt_time(seconds)} ({result.count.sum() / max(seconds, 1e-9):.0f} images/s)",
-              f"wrote {out / 'translation.npz'} and {out / 'translation.csv'}"]
+              f"time: {fmt_time(seconds)} ({result.count.sum() / max(seconds, 1e-9):.0f} cells x images/s; shifts "
+              "that leave only fill or repeat another shift's input ran once)",
+              f"writing {out / 'translation.npz'}, {out / 'translation.csv'} and the figures"]
     print("\n".join(lines), flush=True)
+    return save_grid(result, out)
+
+
+def save_grid(result, out: Path) -> int:
+    """The numbers (NPZ, CSV), then the heatmap figures where Qt is installed; returns the exit status."""
+    result.save_npz(out / "translation.npz")
+    result.write_csv(out / "translation.csv")
     try:   # the figures need Qt, which lives in gui/; core works without it
         figures = importlib.import_module("gui.figures")
     except ImportError as e:

@@ -9,6 +9,7 @@ import hashlib
 import os
 import pickle
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -56,6 +57,24 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A hash of the content, so caches keyed on it notice a folder whose images were replaced."""
+        h = hashlib.sha1(self.images.contiguous().numpy())
+        h.update(self.labels.contiguous().numpy())
+        return h.hexdigest()[:20]
+
+    @cached_property
+    def mean_color(self) -> tuple[float, float, float]:
+        """The mean RGB in [0, 1]: the fill of the affine-mean shift, whatever model is evaluated."""
+        return mean_color(self.images)
+
+
+def mean_color(images: torch.Tensor) -> tuple[float, float, float]:
+    """Mean RGB of uint8 images [N,3,H,W], in [0, 1]."""
+    n = images.numel() // images.shape[1]
+    return tuple(float(c) / (255 * n) for c in images.sum((0, 2, 3), dtype=torch.int64))
 
 
 def _is_image_folder(path: Path) -> bool:

@@ -107,15 +107,15 @@ def describe_layers(model: nn.Module, input_shape=(3, 32, 32)) -> list[LayerInfo
     paths = list(iter_paths(model))
     shapes: dict[Path, tuple[int, ...]] = {}   # a layer returning a tuple has no shape to show
     hooks = hook_outputs(model, lambda p, out: shapes.__setitem__(p, tuple(out.shape[1:])), paths)
+    was_training = model.training
     try:
         p = next(model.parameters(), None)
         x = torch.zeros((1, *input_shape), device=p.device if p is not None else "cpu")
-        was_training = model.training
         model.eval()
         with torch.inference_mode():
             model(x)
-        model.train(was_training)
     finally:
+        model.train(was_training)
         for h in hooks:
             h.remove()
     return [LayerInfo(path, type(m).__name__, key_params(m), shapes.get(path, ()), is_container(m))

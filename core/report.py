@@ -300,13 +300,14 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
             from_cache = result is not None
             if result is None:
                 if fast is None:
-                    fast = fast_model(model, dev)
+                    fast = fast_model(model, dev, grid_precision)
                 info = {"checkpoint": str(path), "data": data.source, "images": len(grid_idx), "seed": seed,
-                        "crop_pad": crop_pad, "fused": True, "device": str(dev),
+                        "crop_pad": crop_pad, "fused": grid_precision != "fp32", "device": str(dev),
                         "title": grid_title(label, mode, len(grid_idx), data.source, input_size)}
                 t = time.perf_counter()
                 job = translation_grid(fast, data.images[grid_idx], data.labels[grid_idx], norm, grid, mode, dev,
-                                       grid_precision, input_size, info=info, should_stop=should_stop)
+                                       grid_precision, input_size, fill_color=data.mean_color, info=info,
+                                       should_stop=should_stop)
                 result = yield from relay(job, done, total, f"{head}: {mode} grid", progress)
                 if should_stop() or result.images < len(grid_idx):
                     interrupted = True

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.activations import resize_input
-from core.data import Normalization, cache_dir
+from core.data import Normalization, cache_dir, mean_color
 from core.device import autocast
-from core.files import atomic_write
+from core.files import atomic_text, atomic_write
 from core.jobs import Partial, Progress, never
 from core.shifts import shifted_copies
 
@@ -126,7 +126,7 @@ class GridResult:
         for r, dy in enumerate(self.dys):
             for c, dx in enumerate(self.dxs):
                 rows.append(f"{dx},{dy},{acc[r, c]:.6f},{loss[r, c]:.6f},{cons[r, c]:.6f},{int(self.count[r, c])}")
-        Path(path).write_text("\n".join(rows) + "\n")
+        atomic_text(path, "\n".join(rows) + "\n")
 
 
 def pooling_period(model: nn.Module) -> int:
@@ -168,9 +168,13 @@ SNAPSHOT_SECONDS = 2.0   # within a long chunk, a heatmap update at most this of
 def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: Normalization,
                      spec: GridSpec, mode: str = "affine", device: torch.device = torch.device("cpu"),
                      precision: str = "fp32", input_size: int = 32, first_chunk: int | None = None,
-                     chunk: int = 500, batch_images: int = 128,
+                     chunk: int = 500, batch_images: int = 128, fill_color: tuple[float, ...] | None = None,
                      info: dict | None = None, should_stop: Callable[[], bool] = never):
     """Job over uint8 images (already a subset, in the order to evaluate); returns a GridResult.
+
+    fill_color: the affine-mean fill in [0, 1], the data set's mean colour (`Dataset.mean_color`);
+    default the mean colour of `images`. Never the model's normalization mean, which for an own model
+    may be 0 or ImageNet's.
 
     The (shift, image) pairs of a chunk stream through the model in batches of `batch_images` rows
     that ignore shift boundaries; small batches stay in the CPU caches (bf16 on this 2-core CPU: 767
@@ -188,8 +192,9 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     stopped, returns the cells and images finished so far (counts say how many images each cell has).
     """
     model = model.eval()
+    fill = (fill_color or mean_color(images)) if mode == "affine-mean" else None
     result = GridResult.empty(spec, {"mode": mode, "precision": precision, "input_size": input_size,
-                                     **(info or {})})
+                                     **({"fill_color": list(fill)} if fill else {}), **(info or {})})
     shifts = [(int(dx), int(dy)) for dy in spec.dys for dx in spec.dxs]
     cells = [result.cell(dx, dy) for dx, dy in shifts]
     h, w = images.shape[-2:]
@@ -231,7 +236,7 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
                 pairs += m
         return pairs
 
-    blank_logits = forward(shifted_copies(images[:1].to(device), [shifts[blank[0]]], mode, norm.mean)) if blank else None
+    blank_logits = forward(shifted_copies(images[:1].to(device), [shifts[blank[0]]], mode, fill)) if blank else None
     last_snapshot = time.monotonic()
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         if hi <= lo:
@@ -251,7 +256,7 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
                 return result
             b = min(a + batch_images, rows)
             k0, k1 = a // n, (b - 1) // n
-            x = shifted_copies(x0, [shifts[live[k]] for k in range(k0, k1 + 1)], mode, norm.mean)
+            x = shifted_copies(x0, [shifts[live[k]] for k in range(k0, k1 + 1)], mode, fill)
             logits = forward(x[a - k0 * n:b - k0 * n])
             r = torch.arange(a, b, device=logits.device)
             img, sid = r % n, r // n - k0
@@ -265,7 +270,7 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
                         [min(b, (k + 1) * n) - max(a, k * n) for k in range(k0, k1 + 1)])
             repeats = len(shifts) - len(blank) - len(live)
             shared = f" (+{repeats} that repeat these inputs)" if repeats else ""
-            yield Progress(done, total, f"{hi} of {len(images)} images, {min(k1 + 1, len(live))}/{len(live)} shifts"
+            yield Progress(done, total, f"images {lo + 1}-{hi} of {len(images)}, {min(k1 + 1, len(live))}/{len(live)} shifts"
                            + shared + (f" (+{len(blank)} fully out of frame, computed once)" if blank else ""))
             if lo > 0 and time.monotonic() - last_snapshot > SNAPSHOT_SECONDS:
                 last_snapshot = time.monotonic()   # big chunks take minutes: show what they have so far
@@ -316,7 +321,8 @@ def pitfalls(result: GridResult, crop_pad: int | None, period: int | None, size:
     return out
 
 
-GRID_VERSION = 2   # bump when the same settings would compute a different grid (2: axes anchored at 0)
+GRID_VERSION = 3   # bump when the same settings would compute a different grid (2: axes anchored at 0;
+                   # 3: affine-mean fills with the data set's mean colour, data keyed by content)
 
 
 def cache_key(checkpoint_id: str, data_id: str, spec: GridSpec, mode: str, n_images: int, seed: int,
@@ -329,11 +335,11 @@ def cache_key(checkpoint_id: str, data_id: str, spec: GridSpec, mode: str, n_ima
 def grid_key(model_id: str, data, spec: GridSpec, mode: str, n_images: int, seed: int, precision: str,
              input_size: int) -> str:
     """The one cache key of a grid: the model's identity (LoadedModel.cache_id: its files' content),
-    data set, spec and settings.
+    the data set's content, spec and settings.
 
     Shared by the translation tab, the comparison tab and the report, so each reuses the others' grids.
     """
-    return cache_key(model_id, f"{data.source}|{len(data)}", spec, mode, n_images, seed, precision, input_size)
+    return cache_key(model_id, data.fingerprint, spec, mode, n_images, seed, precision, input_size)
 
 
 def grid_title(model_name: str, mode: str, n: int, data_source: str, input_size: int = 32) -> str:

@@ -77,12 +77,10 @@ class SpatialBiasTab(QWidget):
             why = ("no mean filters: the model has no convolution" if not filters else
                    "no mean filters: the convolutions' kernels differ in shape (see the table)")
             self.filters.clear(why)
-            self.filters.grid_title.setText(why)
-        same = (" Symmetric padding equals replicate for 3x3 kernels with padding 1, so PadLens ships no separate "
-                "symmetric model." if padding_mode in ("replicate", "symmetric") else "")
         self.note.setText(f"Padding mode <b>{padding_mode}</b>, input {input_size}x{input_size}. "
-                          f"{BORDER_BIAS_HELP} Compute the dataset mean on the Feature maps tab to fill its column."
-                          + same)
+                          f"{BORDER_BIAS_HELP} Compute the dataset mean on the Feature maps tab to fill its column. "
+                          "Symmetric padding equals replicate for 3x3 kernels with padding 1, so PadLens ships no "
+                          "separate symmetric model.")
 
     def set_mean_biases(self, acts_or_biases) -> None:
         """Fill the dataset-mean column from mean activations (or from biases already computed)."""

@@ -24,16 +24,16 @@ from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGroupBo
 from torch import nn
 
 from core.activations import blank_input, capture, mean_activations
-from core.checkpoint import CheckpointError, checkpoint_labels, shipped_checkpoints
+from core.checkpoint import CheckpointError, checkpoint_labels, padding_variants
 from core.data import Dataset, stratified_subset
 from core.device import resolve_precision
 from core.inference import fast_model
 from core.jobs import Partial, Progress, never, relay
 from core.layers import LayerInfo, describe_layers, is_container, iter_paths
 from core.session import LoadedModel, load_model
-from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
+from core.spatial_bias import BORDER_BIAS_HELP, border_bias, check_input_size, mean_map
 from core.translation import GridResult, GridSpec, cache_file, grid_key, grid_title, translation_grid
-from gui.figures import augment_box, grid_cell, grid_rect
+from gui.figures import augment_box, grid_cell, grid_rect, has_origin, origin_marker
 from gui.grid_settings import GridSettings
 from gui.worker import JobRunner
 
@@ -167,12 +167,12 @@ def comparison_job(models: list[tuple[str, str, LoadedModel]], data: Dataset, sp
                 cache.unlink(missing_ok=True)
         if entry.grid is None:
             yield Progress(base, total, f"{name}: translation grid")
-            fast = fast_model(lm.model, device)
+            fast = fast_model(lm.model, device, prec)
             info = {"checkpoint": lm.meta.get("path", lm.name), "data": data.source, "images": n, "seed": seed,
                     "crop_pad": entry.crop_pad, "title": grid_title(lm.name, mode, n, data.source, input_size)}
             entry.grid = yield from relay(
                 translation_grid(fast, images, labels, lm.norm, spec, mode, device, prec, input_size=input_size,
-                                 info=info, should_stop=should_stop), base, total, name)
+                                 fill_color=data.mean_color, info=info, should_stop=should_stop), base, total, name)
             del fast
             if entry.grid.images >= n and cache is not None:
                 try:
@@ -345,7 +345,7 @@ class ComparisonTab(QWidget):
         self.heat_images: list[pg.ImageItem] = []
         self.heat_boxes: list = []
         self.heat_bar: pg.ColorBarItem | None = None
-        self.diff_plot = self.diff_image = self.diff_bar = None
+        self.diff_plot = self.diff_image = self.diff_bar = self.diff_marker = None
         heat_w = QWidget()
         hv = QVBoxLayout(heat_w)
         hv.setContentsMargins(0, 0, 0, 0)
@@ -415,7 +415,7 @@ class ComparisonTab(QWidget):
             test = (getattr(window, "datasets", None) or {}).get("test")
             self.set_data(test)
         else:
-            self._set_paths([str(p) for p in shipped_checkpoints()[:MAX_CHECKPOINTS]], quiet=True)
+            self._set_paths([str(p) for p in padding_variants()[:MAX_CHECKPOINTS]], quiet=True)
             self.set_data(None)
         if saved_layer:
             self.set_layer(saved_layer)
@@ -629,12 +629,20 @@ class ComparisonTab(QWidget):
             return False
         self._refresh_layers()
         names = checkpoint_labels(self.paths)
+        size = self.input_size()
+        for p, name in zip(self.paths, names):   # before any work, not as a torch error half-way through
+            try:
+                check_input_size(self.models[p].model, size)
+            except ValueError as e:
+                self.status.setText(f"{name} cannot be compared at this input size: {e}. Change View > Input "
+                                    "size or remove it.")
+                return False
         # private copies, made here on the GUI thread: the job's hooks and this thread's never meet, and
         # no copy is taken while a hook of this thread is registered
         models = [(p, name, dataclasses.replace(self.models[p], model=copy.deepcopy(self.models[p].model)))
                   for p, name in zip(self.paths, names)]
         data, spec, mode = self.data, self.spec(), self.mode.currentText()
-        n, precision, size = min(self.count.value(), len(self.data)), self.precision.currentText(), self.input_size()
+        n, precision = min(self.count.value(), len(self.data)), self.precision.currentText()
         self.planned = self._planned()
         self.result = {"spec": spec, "mode": mode, "images": n, "input_size": size, "data": data.source,
                        "precision": precision, "entries": list(self.planned), "complete": False}
@@ -714,7 +722,7 @@ class ComparisonTab(QWidget):
             return
         self._n_built = n
         self.heat.clear()
-        self.heat_plots, self.heat_images, self.heat_boxes = [], [], []
+        self.heat_plots, self.heat_images, self.heat_boxes, self.heat_markers = [], [], [], []
         self.heat_title = self.heat.addLabel("", row=0, col=0, colspan=max(n, 1) + 3, color="k")
         for k in range(n):
             plot, img = _plot(self.heat, 1, k)
@@ -725,8 +733,10 @@ class ComparisonTab(QWidget):
             box.setPen(pg.mkPen((255, 80, 80), width=1.5, style=Qt.PenStyle.DashLine))
             box.setVisible(False)
             plot.addItem(box)
-            plot.addItem(pg.ScatterPlotItem([0], [0], symbol="+", size=12, pen=pg.mkPen("w", width=2), brush=None))
+            marker = origin_marker(12)
+            plot.addItem(marker)
             self.heat_plots.append(plot)
+            self.heat_markers.append(marker)
             self.heat_images.append(img)
             self.heat_boxes.append(box)
         self.heat_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(ACC_CMAP), interactive=False,
@@ -735,8 +745,8 @@ class ComparisonTab(QWidget):
         self.heat.addItem(self.heat_bar, row=1, col=n)
         self.diff_plot, self.diff_image = _plot(self.heat, 1, n + 1, "A - B")
         self.diff_plot.setLabel("bottom", "dx (px)")
-        self.diff_plot.addItem(pg.ScatterPlotItem([0], [0], symbol="+", size=12, pen=pg.mkPen("k", width=2),
-                                                  brush=None))
+        self.diff_marker = origin_marker(12)
+        self.diff_plot.addItem(self.diff_marker)
         self.diff_bar = pg.ColorBarItem(values=(-0.01, 0.01), colorMap=pg.colormap.get(DIFF_CMAP), interactive=False,
                                         width=12, label="accuracy difference")
         self.diff_bar.setImageItem(self.diff_image)
@@ -770,7 +780,9 @@ class ComparisonTab(QWidget):
                                 "Accuracy over shifts: press Compute")
         grids = [e.grid.accuracy if e.grid_done else None for e in entries]
         lo, hi = _levels(grids)
-        for e, plot, img, box in zip(entries, self.heat_plots, self.heat_images, self.heat_boxes):
+        for e, plot, img, box, marker in zip(entries, self.heat_plots, self.heat_images, self.heat_boxes,
+                                             self.heat_markers):
+            marker.setVisible(e.grid_done and has_origin(e.grid))
             if not e.grid_done:
                 img.clear()
                 plot.setTitle(f"{e.name}<br><small>not computed</small>")
@@ -821,11 +833,13 @@ class ComparisonTab(QWidget):
         a, b = self.diff_a.currentText(), self.diff_b.currentText()
         if d is None:
             self.diff_image.clear()
+            self.diff_marker.setVisible(False)
             self.diff_plot.setTitle(f"{a} - {b}<br><small>not computed</small>")
             return
-        entries = self.entries()
+        grid = self.entries()[self.diff_a.currentIndex()].grid
         self.diff_image.setImage(d, autoLevels=False)
-        self.diff_image.setRect(grid_rect(entries[self.diff_a.currentIndex()].grid))
+        self.diff_image.setRect(grid_rect(grid))
+        self.diff_marker.setVisible(has_origin(grid))
         self.diff_bar.setLevels(_levels([d], symmetric=True, floor=0.01))
         mean = np.nanmean(d) if np.isfinite(d).any() else math.nan
         self.diff_plot.setTitle(f"{a} - {b}<br><small>mean {100 * mean:+.1f} points</small>")
@@ -914,7 +928,7 @@ class ComparisonTab(QWidget):
             saved = [saved] if saved else []
         paths = [str(p) for p in (saved or []) if Path(str(p)).is_file()]
         if not paths:
-            paths = [str(p) for p in shipped_checkpoints()[:MAX_CHECKPOINTS]]
+            paths = [str(p) for p in padding_variants()[:MAX_CHECKPOINTS]]
         self._set_paths(paths, quiet=True)
         layer = s.value("cmp_layer")
         return str(layer) if layer else None

@@ -118,10 +118,15 @@ class FeatureGrid(QWidget):
         self.show_channel(self.selected)
 
     def clear(self, message: str = "") -> None:
+        """Nothing on show: no maps, titles or highlight of what was there before; the message says why."""
         self.maps = None
         for img in (self.grid_image, self.mean_image, self.big_image):
             img.clear()
         self.info.setText(message)
+        self.grid_title.setText(message)
+        self.highlight.setRect(0, 0, 0, 0)
+        self.mean_plot.setTitle("channel mean")
+        self.big_plot.setTitle("channel")
 
     # ---- drawing -------------------------------------------------------------------------------
     def _scale_changed(self, scale: str) -> None:

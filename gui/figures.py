@@ -43,6 +43,18 @@ def grid_cell(r: GridResult, p) -> tuple[int, int] | None:
     return int(np.abs(r.dxs - p.x()).argmin()), int(np.abs(r.dys - p.y()).argmin())
 
 
+def origin_marker(size: int = 14) -> pg.ScatterPlotItem:
+    """The (0, 0) marker: a white cross on a wider black one, so it shows on every color of every map."""
+    return pg.ScatterPlotItem(spots=[dict(pos=(0, 0), symbol="+", size=size + 2, pen=pg.mkPen("k", width=4)),
+                                     dict(pos=(0, 0), symbol="+", size=size, pen=pg.mkPen("w", width=2))],
+                              brush=None)
+
+
+def has_origin(r: GridResult) -> bool:
+    """Whether the unshifted image is a cell of the grid (a range that excludes 0 has no such cell)."""
+    return 0 in r.dxs and 0 in r.dys
+
+
 class HeatmapFigure(pg.GraphicsLayoutWidget):
     """Three heatmaps with color bars, pixel axes, a (0,0) marker and the training augmentation box."""
     cellHovered = pyqtSignal(int, int)    # dx, dy
@@ -54,7 +66,7 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
         self.result: GridResult | None = None
         self.framed: QRectF | None = None
         self.title = self.addLabel("", row=0, col=0, colspan=len(METRICS), color="k")
-        self.plots, self.images, self.bars, self.boxes = {}, {}, {}, {}
+        self.plots, self.images, self.bars, self.boxes, self.markers = {}, {}, {}, {}, {}
         for col, (key, label, levels, cmap) in enumerate(METRICS):
             plot = self.addPlot(row=1, col=col, title=label)
             plot.setLabel("bottom", "dx (pixels, + = right)")
@@ -67,13 +79,15 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
             plot.addItem(img)
             bar = pg.ColorBarItem(values=levels or (0, 1), colorMap=pg.colormap.get(cmap), interactive=False, width=12)
             bar.setImageItem(img, insert_in=plot)
-            marker = pg.ScatterPlotItem([0], [0], symbol="+", size=14, pen=pg.mkPen("w", width=2), brush=None)
+            marker = origin_marker()
+            marker.setVisible(False)
             box = pg.QtWidgets.QGraphicsRectItem()
             box.setPen(pg.mkPen((255, 80, 80), width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine))
             box.setVisible(False)
             plot.addItem(box)
             plot.addItem(marker)
             self.plots[key], self.images[key], self.bars[key], self.boxes[key] = plot, img, bar, box
+            self.markers[key] = marker
         self.scene().sigMouseMoved.connect(self._moved)
         self.scene().sigMouseClicked.connect(self._clicked)
 
@@ -102,6 +116,7 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
                 box.setRect(augment_box(result, augment_range))
                 box.setToolTip(f"training augmentation range: shifts up to {augment_range} px")
             box.setVisible(bool(augment_range))
+            self.markers[key].setVisible(has_origin(result))
 
     def show_nothing(self, message: str = "") -> None:
         """No grid on screen (e.g. none computed for the current model and settings)."""
@@ -110,6 +125,7 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
         for key in self.images:
             self.images[key].clear()
             self.boxes[key].setVisible(False)
+            self.markers[key].setVisible(False)
 
     def cell_at(self, scene_pos):
         if self.result is None:

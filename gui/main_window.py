@@ -197,12 +197,22 @@ class MainWindow(QMainWindow):
         self.inputs.emit_choice()
 
     def _layers_changed(self) -> None:
-        """Model or input size changed: rebuild the tree and the spatial-bias measures."""
+        """Model or input size changed: rebuild the tree, the spatial-bias measures and the Compare tab's
+        layer list, and drop the maps on show (they are the old model's or size's; the input panel's
+        choice runs again after, but a dataset mean has to be computed again)."""
         ex = self.explorer
+        self.result = None
+        again = "Not computed for this model and input size: press Compute."
+        if self.inputs.datasets:
+            self.inputs.mean_status.setText(again)
+        self.inputs.show_input(None, "")
+        shown = f"Dataset mean: {again}" if self.inputs.kind == "mean" else ""
+        self.grid.clear(shown)
         self.tree.set_layers(ex.layers)
         blank = {k: ex.run_blank(k).acts for k in ("normalized", "pixel")}
         self.bias.set_mean_biases({})
         self.bias.set_model(ex.loaded.model, ex.layers, blank, ex.input_size, ex.loaded.padding_mode)
+        self.comparison.input_size_changed()   # a model can refuse the saved size and fall back to 32
 
     def choose_data(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open CIFAR-10 folder", str(self.data_root))
@@ -275,7 +285,6 @@ class MainWindow(QMainWindow):
             note = "; the dataset mean running at the old size was cancelled"
         self._layers_changed()
         self.translation.try_cache()   # the grid for this size, or none: never one of another size
-        self.comparison.input_size_changed()
         self.statusBar().showMessage(f"input resized to {size}x{size} before the network{note}", 5000)
         self.inputs.emit_choice()
 

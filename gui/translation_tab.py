@@ -28,6 +28,14 @@ from gui.worker import JobRunner
 N_EXAMPLES = 6
 
 
+def example_indices(labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """N_EXAMPLES images of different classes, which classes chosen by the seed: the stratified order
+    alone is round-robin from class 0, so the last classes would never show."""
+    order, classes = stratified_subset(labels, None, seed), len(labels.unique())
+    first_round = order[:classes][torch.randperm(classes, generator=torch.Generator().manual_seed(seed))]
+    return torch.cat([first_round, order[classes:]])[:N_EXAMPLES]
+
+
 class TranslationTab(QWidget):
     def __init__(self, window=None):
         super().__init__(window)
@@ -130,7 +138,7 @@ class TranslationTab(QWidget):
 
     def set_data(self, data: Dataset | None) -> None:
         self.data = data
-        self.start_btn.setEnabled(data is not None)
+        self.start_btn.setEnabled(data is not None and not self.runner.running)   # _finished enables it after
         if data is None:
             self.status.setText("Needs the CIFAR-10 test split: open a data folder (Ctrl+D) or download it on "
                                 "the Feature maps tab.")
@@ -200,11 +208,12 @@ class TranslationTab(QWidget):
                 "seed": self.seed.value(), "crop_pad": self.crop_pad,
                 "title": grid_title(lm.name, mode, len(subset), data.source, size)}
 
-        fast = fast_model(lm.model, device)   # copied here: a copy taken on the worker could catch a hook of ours
+        fast = fast_model(lm.model, device, precision)   # copied here: a copy taken on the worker could catch a hook of ours
 
         def job(stop):
             return (yield from translation_grid(fast, data.images[subset], data.labels[subset], lm.norm, spec, mode,
-                                                device, precision, input_size=size, info=info, should_stop=stop))
+                                                device, precision, input_size=size, fill_color=data.mean_color,
+                                                info=info, should_stop=stop))
 
         self.t0 = time.perf_counter()
         self.start_btn.setEnabled(False)
@@ -313,8 +322,8 @@ class TranslationTab(QWidget):
             return
         lm, info = self.loaded, (self.result.info if self.result is not None else {})
         mode, size = info.get("mode", self.mode.currentText()), int(info.get("input_size", self.input_size()))
-        idx = stratified_subset(self.data.labels, N_EXAMPLES, int(info.get("seed", self.seed.value())))
-        pixels = shift(self.data.images[idx], dx, dy, mode, lm.norm.mean)
+        idx = example_indices(self.data.labels, int(info.get("seed", self.seed.value())))
+        pixels = shift(self.data.images[idx], dx, dy, mode, info.get("fill_color", self.data.mean_color))
         device = next(lm.model.parameters()).device
         with torch.inference_mode(), autocast(device, info.get("precision", "fp32")):
             logits = lm.model.eval()(resize_input(lm.norm.apply(pixels), size).to(device)).float().cpu()

@@ -49,12 +49,15 @@ def test_other_architecture_names_the_shape_mismatch(tmp_path, tiny_model):
         load_checkpoint(tmp_path / "m.pt")
 
 
-@pytest.mark.parametrize("change, message", [("drop", "missing keys"), ("add", "unexpected keys")])
+@pytest.mark.parametrize("change, message", [("drop", "missing keys"), ("add", "unexpected keys"),
+                                             ("number", "hold no tensors")])
 def test_missing_or_extra_keys(tmp_path, tiny_model, change, message):
     _save(tmp_path / "m.pt", tiny_model)
     ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
     if change == "drop":
         ckpt["state_dict"].pop("1.0.weight")
+    elif change == "number":   # weights_only loads plain numbers too; they are no weights
+        ckpt["state_dict"]["1.0.weight"] = 3
     else:
         ckpt["state_dict"]["9.9.weight"] = torch.zeros(1)
     torch.save(ckpt, tmp_path / "m.pt")

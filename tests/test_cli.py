@@ -55,7 +55,7 @@ def test_translate_writes_npz_csv_and_figures(setup, tmp_path, tiny_model, capsy
     r = GridResult.load_npz(tmp_path / "out" / "translation.npz")
     assert r.info["checkpoint"] == str(ckpt) and r.info["crop_pad"] == 3 and r.info["seed"] == 0
     assert r.info["images"] == 20 and "ImageFolder" in r.info["data"] and r.info["mode"] == "affine"
-    assert r.info["precision"] == "fp32" and r.info["fused"] is True
+    assert r.info["precision"] == "fp32" and r.info["fused"] is False   # exact fp32 is never folded
 
     # the unshifted cell is the plain accuracy of the (unfused) model on the same stratified subset
     test = load_split(data, "test")
@@ -79,17 +79,19 @@ def test_translate_writes_npz_csv_and_figures(setup, tmp_path, tiny_model, capsy
 def test_translate_without_figures_and_unfused(setup, tmp_path, capsys, monkeypatch):
     ckpt, data = setup
     monkeypatch.setitem(sys.modules, "gui.figures", None)     # importing it raises ImportError
-    assert _translate(ckpt, data, tmp_path / "fused") == 0
+    assert _translate(ckpt, data, tmp_path / "fused", "--precision", "bf16") == 0
+    assert _translate(ckpt, data, tmp_path / "exact") == 0
     assert _translate(ckpt, data, tmp_path / "plain", "--no-fuse", "--mode", "roll") == 0
     assert _translate(ckpt, data, tmp_path / "plain_affine", "--no-fuse") == 0
     assert "note: no heatmap figures" in capsys.readouterr().out
     fused = GridResult.load_npz(tmp_path / "fused" / "translation.npz")
+    exact = GridResult.load_npz(tmp_path / "exact" / "translation.npz")
     plain = GridResult.load_npz(tmp_path / "plain_affine" / "translation.npz")
     rolled = GridResult.load_npz(tmp_path / "plain" / "translation.npz")
-    assert plain.info["fused"] is False and rolled.info["mode"] == "roll"
-    np.testing.assert_array_equal(fused.correct, plain.correct)       # folding batch norm changes no answer
-    np.testing.assert_allclose(fused.loss_sum, plain.loss_sum, rtol=1e-4)
-    assert not np.array_equal(rolled.loss_sum, plain.loss_sum)
+    # exact fp32 runs the model as it is: folding would change its rounding
+    assert fused.info["fused"] is True and exact.info["fused"] is False and plain.info["fused"] is False
+    np.testing.assert_array_equal(exact.loss_sum, plain.loss_sum)
+    assert rolled.info["mode"] == "roll" and not np.array_equal(rolled.loss_sum, plain.loss_sum)
     assert _translate(ckpt, data, tmp_path / "row", "--y-range", "0", "0") == 0   # horizontal shifts only
     row = GridResult.load_npz(tmp_path / "row" / "translation.npz")
     assert list(row.dys) == [0] and list(row.dxs) == [-4, 0, 4]

@@ -231,3 +231,54 @@ def test_outputs_beyond_the_cifar10_classes_get_names():
     assert lm.class_name(3) == "cat" and lm.class_name(11) == "output 11"
     top = Explorer(lm).top_predictions(torch.arange(12.0))
     assert [name for name, _ in top] == ["output 11", "output 10", "truck"]
+
+
+RESIDUAL = """
+import torch
+from torch import nn
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        return torch.relu(x + self.bn(self.conv(x)))
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)
+        self.block = Block()
+        self.head = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.MaxPool2d(2), nn.BatchNorm2d(8),
+                                  nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+    def forward(self, x):
+        return self.head(self.block(x))
+
+def build():
+    return Net()
+"""
+
+
+def test_translation_grid_of_an_own_residual_model(tmp_path):
+    """The grid works on a model that is not ours (a skip connection in forward()): exact fp32 equals
+    the shifts computed one by one, and the folded bf16 path runs every cell."""
+    from core.inference import fast_model
+    from core.jobs import run_job
+    from core.shifts import shift
+    from core.translation import GridSpec, translation_grid
+    model = load_custom_model(write(tmp_path, RESIDUAL), "build")
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    labels = torch.arange(20) % 10
+    norm, spec, cpu = CIFAR10_NORMALIZATION, GridSpec.square(-4, 4, 4), torch.device("cpu")
+    exact = run_job(translation_grid(fast_model(model, cpu, "fp32"), images, labels, norm, spec, precision="fp32"))
+    with torch.no_grad():
+        for r, dy in enumerate(spec.dys):
+            for c, dx in enumerate(spec.dxs):
+                pred = model(norm.apply(shift(images, int(dx), int(dy)))).argmax(1)
+                assert exact.correct[r, c] == (pred == labels).sum().item(), (dx, dy)
+    fast = run_job(translation_grid(fast_model(model, cpu, "bf16"), images, labels, norm, spec, precision="bf16"))
+    assert (fast.count == 20).all() and torch.isfinite(torch.from_numpy(fast.loss)).all()

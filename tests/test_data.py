@@ -103,3 +103,18 @@ def test_decoding_a_folder_reports_progress_and_stops_without_a_cache(tmp_path, 
     assert set(out) == {"test"} and len(out["test"]) == 6      # no train split is fine
     assert [(e.done, e.total) for e in events] == [(0, 6), (2, 6), (4, 6)]
     assert all(isinstance(e, Progress) and "test" in e.message for e in events)
+
+
+def test_fingerprint_follows_content_and_mean_colour_is_exact():
+    """Grid caches key on the fingerprint: a folder whose images were replaced must not hit old grids."""
+    from core.data import Dataset
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (20, 3, 8, 8), dtype=torch.uint8, generator=gen)
+    labels = torch.arange(20) % 10
+    a, b = Dataset(images, labels, "x"), Dataset(images.clone(), labels.clone(), "y")
+    changed = images.clone()
+    changed[3, 1, 2, 2] ^= 1
+    assert a.fingerprint == b.fingerprint != Dataset(changed, labels, "x").fingerprint
+    assert a.fingerprint != Dataset(images, labels.roll(1), "x").fingerprint
+    want = images.double().mean((0, 2, 3)) / 255
+    assert torch.allclose(torch.tensor(a.mean_color, dtype=torch.float64), want, atol=1e-12)

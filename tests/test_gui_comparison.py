@@ -56,6 +56,8 @@ def _col(tab, name):
 
 
 def test_run_shows_shared_heatmaps_difference_maps_and_table(tab, qtbot):
+    markers = [*tab.heat_markers, tab.diff_marker]
+    assert not any(m.isVisible() for m in markers), "no (0, 0) marker before there is a grid"
     assert tab.run() and tab.runner.running and not tab.start_btn.isEnabled()
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
     assert "Done" in tab.status.text() and tab.start_btn.isEnabled()
@@ -78,6 +80,7 @@ def test_run_shows_shared_heatmaps_difference_maps_and_table(tab, qtbot):
     np.testing.assert_allclose(tab.diff_image.image, zeros.grid.accuracy - circ.grid.accuracy)
     dlo, dhi = tab.diff_bar.levels()
     assert dlo == pytest.approx(-dhi) and dhi > 0
+    assert all(m.isVisible() for m in markers)
     tab.diff_a.setCurrentIndex(1)
     tab.diff_b.setCurrentIndex(0)
     np.testing.assert_allclose(tab.diff_image.image, circ.grid.accuracy - zeros.grid.accuracy)
@@ -259,3 +262,16 @@ def test_input_size_change_during_a_run_waits_for_it(tab, qtbot, monkeypatch):
     assert tab.layers[0].output_shape[-1] == 32
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
     assert tab.layers[0].output_shape[-1] == 48 and "now 48x48: Compute again" in tab.heat_title.text
+
+
+def test_a_checkpoint_that_cannot_take_the_input_size_is_named_before_any_work(tab, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: pytest.fail("no raw error half-way through"))
+    assert tab.add_checkpoint(_checkpoint(tmp_path / "reflect.pt", "reflect", 2))
+    monkeypatch.setattr(tab, "input_size", lambda: 8)     # reflect padding needs maps wider than 1 px
+    assert not tab.run() and not tab.runner.running
+    assert "reflect" in tab.status.text() and "zeros" not in tab.status.text()
+    assert "does not run on a 8x8 input (the smallest larger size it takes is 16x16)" in tab.status.text()
+    monkeypatch.setattr(tab, "input_size", lambda: 16)
+    assert tab.run()
+    tab.cancel()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)

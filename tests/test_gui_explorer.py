@@ -90,6 +90,25 @@ def test_dataset_mean_cancels_and_equals_a_direct_computation(window, qtbot, fak
     assert w.inputs.mean_btn.isEnabled()
 
 
+def test_a_dataset_mean_of_another_input_size_or_model_never_shows(window, qtbot, tiny_checkpoint):
+    """The mean is computed on request only: after a change its maps go, and the panel says so."""
+    w = window
+    conv = _layer(w, "model[1][0]").path
+    w.inputs.set_kind("mean")
+    w.compute_mean("test", 20)
+    qtbot.waitUntil(lambda: not w.mean_runner.running, timeout=20000)
+    assert w.result.label == "mean over 20 test images" and w.grid.maps is not None
+    for change in (lambda: w.set_input_size(40), lambda: w.open_checkpoint(str(tiny_checkpoint))):
+        change()
+        assert w.result is None and w.grid.maps is None, "no maps of the old model or size on show"
+        assert "press Compute" in w.inputs.mean_status.text() and "press Compute" in w.grid.info.text()
+        assert "mean over" not in w.grid.grid_title.text and w.inputs.thumb.pixmap().isNull()
+        w.compute_mean("test", 20)
+        qtbot.waitUntil(lambda: not w.mean_runner.running, timeout=20000)
+        assert w.result.acts[conv].shape[-1] == w.explorer.input_size
+    w.set_input_size(32)
+
+
 def test_every_export_writes_a_readable_file(window, tmp_path):
     w = window
     w.inputs.set_kind("blank")

@@ -103,6 +103,14 @@ def test_changing_the_input_size_cancels_a_running_dataset_mean(window, qtbot, m
     w.set_input_size(32)                         # the size is a setting: the next test's window starts from it
 
 
+def test_the_symmetric_padding_note_shows_for_every_padding_mode(window, tmp_path):
+    w = window
+    assert w.explorer.loaded.padding_mode == "zeros" and "Symmetric padding equals replicate" in w.bias.note.text()
+    (tmp_path / "mine.py").write_text(MODEL_PY)
+    assert w.open_custom_model(str(tmp_path / "mine.py"), "build_model", None)     # zeros and reflect
+    assert "Symmetric padding equals replicate" in w.bias.note.text()
+
+
 def test_filters_that_cancel_show_no_asymmetry(window):
     """The whitening stem's +/- filter pairs average to rounding noise: n/a, not a top score."""
     w = window
@@ -181,8 +189,10 @@ def test_a_model_that_only_takes_32x32_refuses_other_input_sizes(window, tmp_pat
     w = window
     (tmp_path / "mine.py").write_text(MODEL_PY)
     w.set_input_size(40)                                    # remembered from the model before
+    assert w.comparison.layers[0].output_shape[-1] == 40
     assert w.open_custom_model(str(tmp_path / "mine.py"), "fixed_head", None)
     assert w.explorer.input_size == 32 and "does not run on a 40x40 input" in w.statusBar().currentMessage()
+    assert w.comparison.layers[0].output_shape[-1] == 32, "the Compare tab follows the size fallen back to"
     warnings = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a: warnings.append(a[2]))
     w.set_input_size(48)

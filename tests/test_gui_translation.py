@@ -67,12 +67,63 @@ def test_pooling_phase_at_a_resized_input(tab, qtbot):
     assert tab.result.info["input_size"] == 64, "back at 64: its cached grid"
 
 
-def test_cancel_keeps_partial_results(tab, qtbot):
+def test_cancel_keeps_partial_results(tab, qtbot, monkeypatch):
+    """A cancel after the first heatmap, one forward batch into the next chunk: the grid on show is the
+    partial one, every cell with the first chunk's images and only some cells with more."""
+    import threading
+
+    import gui.translation_tab as tt
+    from core.jobs import Partial, Progress
+    held_at, release, real = threading.Event(), threading.Event(), tt.translation_grid
+
+    def held(*args, **kwargs):             # the worker waits one batch past the first partial
+        gen, partials = real(*args, **kwargs), 0
+        while True:
+            try:
+                item = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if partials and isinstance(item, Progress):
+                held_at.set()
+                release.wait(10)
+            partials += isinstance(item, Partial)
+            yield item
+    monkeypatch.setattr(tt, "translation_grid", held)
     tab.count.setValue(60)
     tab.start()
+    qtbot.waitUntil(lambda: tab.result is not None, timeout=30000)
+    assert tab.result.images == 10 and tab.result.count.min() == 10, "the first heatmap: 10 images per cell"
+    qtbot.waitUntil(held_at.is_set, timeout=30000)   # a cancel before that batch would leave 10 everywhere
     tab.runner.cancel()
+    release.set()
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    r = tab.result
     assert "Cancelled" in tab.status.text() and tab.start_btn.isEnabled()
+    assert r.count.min() == 10 and 10 < r.count.max() < 60, "cells differ in image counts"
+    np.testing.assert_allclose(tab.figure.images["accuracy"].image, r.accuracy)
+    assert "showing the 10 images per cell" in tab.status.text() and not tt.cache_file(tab.key).exists()
+    tab.hover(4, 4)                        # the last cell: the batch did not reach it
+    assert "10 images" in tab.readout.text()
+
+
+def test_start_stays_disabled_while_a_grid_runs_and_the_data_set_arrives(tab, qtbot, fake_data):
+    tab.count.setValue(60)
+    tab.start()
+    tab.window_.set_datasets({"test": fake_data})
+    assert tab.runner.running and not tab.start_btn.isEnabled()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert tab.start_btn.isEnabled()
+
+
+def test_examples_of_six_classes_vary_over_all_ten_with_the_seed(tab):
+    seen = set()
+    for seed in range(10):
+        tab.seed.setValue(seed)
+        tab.show_examples(0, 0)
+        classes = [cap.text().split("true ")[1].split("<")[0] for _, cap in tab.example_labels]
+        assert len(set(classes)) == len(classes) == 6
+        seen |= set(classes)
+    assert len(seen) == 10
 
 
 def test_cells_a_cancel_left_out_are_blank_and_said_so(tab):
@@ -149,6 +200,26 @@ def test_heatmap_figures_for_the_command_line_are_written_without_a_window(qapp,
     assert [p.name for p in written] == ["translation_heatmaps.png", "translation_heatmaps.svg"]
     assert QImage(str(written[0])).width() >= 1000
     assert written[1].read_text().lstrip().startswith("<?xml")
+
+
+def test_the_origin_marker_is_outlined_and_shows_only_where_the_grid_has_that_cell(qapp):
+    from gui.figures import HeatmapFigure
+    fig = HeatmapFigure()
+    marker = fig.markers["accuracy"]
+    assert [spot.pen().color().name() for spot in marker.points()] == ["#000000", "#ffffff"], \
+        "white on black: visible on bright yellow as on dark blue"
+    assert not marker.isVisible(), "no grid yet"
+    r = GridResult.empty(GridSpec(-4, 4, -4, 4, 4))
+    r.count[:] = 1
+    fig.set_result(r)
+    assert all(m.isVisible() for m in fig.markers.values())
+    off = GridResult.empty(GridSpec(4, 12, -4, 4, 4))       # shifts right only: (0, 0) is no cell
+    off.count[:] = 1
+    fig.set_result(off)
+    assert not any(m.isVisible() for m in fig.markers.values())
+    fig.set_result(r)
+    fig.show_nothing("nothing")
+    assert not any(m.isVisible() for m in fig.markers.values())
 
 
 def test_rectangular_grid_horizontal_shifts_only(tab, qtbot, tmp_path):

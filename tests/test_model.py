@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 from torch import nn
 
@@ -27,6 +28,13 @@ def test_describe_layers_paths_types_and_shapes():
     assert "zeros" in infos["model[2][4]"].params and "3x3" in infos["model[2][4]"].params
     assert infos["model[2]"].is_container and not infos["model[2][0]"].is_container
     assert "model[3][4]" in format_layers(list(infos.values()))
+
+
+def test_describe_layers_restores_training_mode_when_the_forward_fails():
+    model = build_model().train()
+    with pytest.raises(RuntimeError):
+        describe_layers(model, (5, 32, 32))   # the stem takes 3 channels
+    assert model.training and all(m.training for m in model.modules())
 
 
 def test_layers_work_for_any_nested_sequential():

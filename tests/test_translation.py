@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.data import Normalization, stratified_subset
-from core.inference import fold_batchnorm
+from core.data import Normalization, mean_color, stratified_subset
+from core.inference import fast_model, fold_batchnorm
 from core.jobs import Partial, Progress, run_job
 from core.model import ModelConfig, build_model
 from core.shifts import shift
@@ -25,14 +25,16 @@ def data():
     return images, torch.arange(30) % 10
 
 
-def direct(model, images, labels, spec, mode="affine"):
-    """The plain per-shift computation, one shift at a time, fp32, channels-first: (correct, mean CE, consistent)."""
+def direct(model, images, labels, spec, mode="affine", fill_color=None):
+    """The plain per-shift computation, one shift at a time, fp32, channels-first: (correct, mean CE, consistent);
+    affine-mean fills with fill_color, by default the mean colour of the images."""
+    fill_color = fill_color or mean_color(images)
     correct, loss, consistent = (np.zeros((len(spec.dys), len(spec.dxs))) for _ in range(3))
     with torch.no_grad():
         base = model(NORM.apply(images)).argmax(1)
         for r, dy in enumerate(spec.dys):
             for c, dx in enumerate(spec.dxs):
-                logits = model(NORM.apply(shift(images, int(dx), int(dy), mode, NORM.mean)))
+                logits = model(NORM.apply(shift(images, int(dx), int(dy), mode, fill_color)))
                 correct[r, c] = (logits.argmax(1) == labels).sum().item()
                 loss[r, c] = F.cross_entropy(logits, labels).item()
                 consistent[r, c] = (logits.argmax(1) == base).sum().item()
@@ -73,6 +75,19 @@ def test_grid_equals_direct_computation(tiny_model, data, mode, monkeypatch):
     assert len(partials) == 3                                          # one heatmap per chunk of 10
     assert [int(p.count.min()) for p in partials] == [10, 20, 30]     # snapshots, not the object still in work
     assert partials[-1] is not result
+
+
+def test_affine_mean_fills_with_the_data_colour_not_the_normalization_mean(tiny_model, data):
+    """An own model normalized to [0, 1] has mean 0: the fill must still be the data set's mean colour."""
+    images, labels = data
+    colour = (0.6, 0.3, 0.1)
+    spec = GridSpec.square(-8, 8, 8)
+    result = grid(tiny_model, images, labels, spec, mode="affine-mean", fill_color=colour)
+    correct, _, _ = direct(tiny_model, images, labels, spec, "affine-mean", colour)
+    np.testing.assert_array_equal(result.correct, correct)
+    assert result.info["fill_color"] == list(colour)
+    black = grid(tiny_model, images, labels, spec, mode="affine")
+    assert "fill_color" not in black.info and not np.array_equal(black.loss_sum, result.loss_sum)
 
 
 def test_out_of_frame_shifts_and_odd_batches_equal_direct(tiny_model, data):
@@ -331,6 +346,14 @@ def test_fold_batchnorm_same_logits(tiny_model, data):
         want, got = tiny_model(x), fused(x)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
     assert torch.equal(got.argmax(1), want.argmax(1))
+
+
+def test_fast_model_folds_only_outside_exact_fp32(tiny_model):
+    cpu = torch.device("cpu")
+    def has_bn(m):
+        return any(isinstance(x, nn.BatchNorm2d) for x in m.modules())
+    assert has_bn(fast_model(tiny_model, cpu, "fp32")) and not has_bn(fast_model(tiny_model, cpu, "bf16"))
+    assert has_bn(fast_model(tiny_model, cpu, "bf16", fold=False))
 
 
 def test_fold_batchnorm_with_a_reused_activation_and_a_custom_root():
