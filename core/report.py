@@ -2,7 +2,9 @@
 
 For each checkpoint: test accuracy and mean cross-entropy, translation grids for each shift mode,
 the border bias of every layer for the blank inputs and for the data set's mean response, the mean
-filters of every conv and the padding arithmetic. Writes PNG figures (core.figures_png, no Qt), the
+filters of every conv and the padding arithmetic. With an input size other than 32, the zero-padded
+baseline is also measured at 32x32 (grids and blank inputs), so that section 4 can say what resizing
+changes. Writes PNG figures (core.figures_png, no Qt), the
 Qt heatmap figures when gui.figures imports, `report.md` answering the questions with the measured
 numbers and `report.json` with all of them.
 
@@ -113,6 +115,45 @@ def _is_activation(m: nn.Module) -> bool:
     return type(m).__module__ == nn.modules.activation.__name__
 
 
+def _grid_entry(result, from_cache: bool, crop_pad, period) -> dict:
+    """What report.json keeps of one translation grid, with the summaries the Markdown quotes."""
+    from core.translation import phase_table, pitfalls
+    acc, cons = result.accuracy, result.consistency
+    worst = np.unravel_index(np.nanargmin(acc), acc.shape) if np.isfinite(acc).any() else None
+    return {
+        "from_cache": from_cache, "images": result.images, "precision": result.info.get("precision"),
+        "dx": result.dxs, "dy": result.dys, "accuracy": acc, "consistency": cons, "loss": result.loss,
+        "accuracy_by_distance": ring_profile(acc, result.dxs, result.dys),
+        "consistency_by_distance": ring_profile(cons, result.dxs, result.dys),
+        "mean_accuracy": float(np.nanmean(acc)), "mean_consistency": float(np.nanmean(cons)),
+        "min_accuracy": float(acc[worst]) if worst else math.nan,
+        "min_at": [int(result.dxs[worst[1]]), int(result.dys[worst[0]])] if worst else None,
+        "pitfalls": pitfalls(result, crop_pad, period), "phase_table": phase_table(result, period) if period else None}
+
+
+def _layer_rows(model: nn.Module, maps: dict[str, dict]) -> list[dict]:
+    """Border bias and region deviations per layer (containers excluded) for each input in maps
+    ({input: {path: mean map}}, keyed like MAP_INPUTS), one row per layer the blank zeros input reached."""
+    from core.layers import is_container, iter_paths, path_name
+    from core.spatial_bias import border_bias
+    first = maps["blank_normalized"]
+    rows = []
+    for p, m in iter_paths(model):
+        if is_container(m) or p not in first:
+            continue
+        row = {"path": list(p), "name": path_name(p), "type": type(m).__name__, "size": list(first[p].shape),
+               "shown": isinstance(m, nn.Conv2d) or _is_activation(m)}
+        for what, by_path in maps.items():
+            mp = by_path.get(p)
+            row[what] = border_bias(mp) if mp is not None else math.nan
+            row[f"{what}_signed"] = border_bias(mp, signed=True) if mp is not None else math.nan
+            devs = region_deviations(mp) if mp is not None else {}
+            row[f"{what}_regions"] = devs
+            row[f"{what}_worst_region"] = worst_region(devs)
+        rows.append(row)
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------------
 # Formatting
 
@@ -120,8 +161,8 @@ def _pct(x, digits: int = 1) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f}%"
 
 
-def _num(x, digits: int = 3) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+def _num(x, digits: int = 3, sign: str = "") -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:{sign}.{digits}f}"
 
 
 def _pp(x) -> str:
@@ -200,12 +241,11 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     from core.evaluate import evaluate
     from core.figures_png import filters_figure, maps_figure, montage, save_png, with_caption
     from core.inference import fast_model
-    from core.layers import is_container, iter_paths, path_name
+    from core.layers import path_name
     from core.shifts import SHIFT_MODES
-    from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, border_bias, filter_asymmetry,
+    from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, filter_asymmetry,
                                    format_padding_arithmetic, mean_filters, mean_map, padding_arithmetic)
-    from core.translation import (GridResult, cache_file, grid_key, grid_title, phase_table, pitfalls,
-                                  shift_period, translation_grid)
+    from core.translation import GridResult, cache_file, grid_key, grid_title, shift_period, translation_grid
 
     paths = [Path(c) for c in checkpoints]
     if not paths:
@@ -236,9 +276,14 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     mean_idx = stratified_subset(data.labels, mean_images or None, seed)
     n_eval = len(data) if eval_idx is None else len(eval_idx)
     n_cells = len(grid.dxs) * len(grid.dys)
-    keys = [{m: grid_key(file_identity(p), data, grid, m, len(grid_idx), seed, grid_precision, input_size)
-             for m in modes}
-            for p in paths]
+
+    def keys_at(p: Path, size: int) -> dict[str, str]:
+        return {m: grid_key(file_identity(p), data, grid, m, len(grid_idx), seed, grid_precision, size)
+                for m in modes}
+
+    keys = [keys_at(p, input_size) for p in paths]
+    base_i = _baseline([(meta.get("model_config") or {}).get("padding_mode") for _, meta in loaded])
+    keys32 = keys_at(paths[base_i], 32) if input_size != 32 else {}   # the resizing remedy's 32x32 side
 
     def cached(key: str) -> GridResult | None:
         f = cache_file(key)
@@ -250,10 +295,13 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
             return None
         return r if r.count.size and int(r.count.min()) == len(grid_idx) else None
 
+    def grid_work(pre: dict) -> int:
+        return sum(len(grid_idx) * n_cells for m in pre if pre[m] is None)
+
     ready = [{m: cached(k[m]) for m in modes} for k in keys]
-    units = [n_eval + len(BLANK_KINDS) + len(mean_idx)
-             + sum(0 if pre[m] is not None else len(grid_idx) * n_cells for m in modes) for pre in ready]
-    total = max(1, sum(units))
+    ready32 = {m: cached(k) for m, k in keys32.items()}
+    total = max(1, sum(n_eval + len(BLANK_KINDS) + len(mean_idx) + grid_work(pre) for pre in ready)
+                + (len(BLANK_KINDS) + grid_work(ready32) if keys32 else 0))
     done = 0
 
     def emit(extra: int, message: str) -> Progress:
@@ -261,6 +309,45 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         if progress is not None:
             progress(ev)
         return ev
+
+    def grids_at(model, path: Path, label: str, head: str, norm, crop_pad, size: int, pre: dict, key: dict):
+        """Job: a grid per mode at this input size, from the cache (pre) or computed and cached under key;
+        returns {mode: GridResult}, without the modes not finished when stopped."""
+        nonlocal done
+        at = f" at {size}x{size}" if size != input_size else ""
+        fast, out = None, {}
+        for mode in modes:
+            result = pre[mode]
+            if result is None:
+                if fast is None:
+                    fast = fast_model(model, dev, grid_precision)
+                info = {"checkpoint": str(path), "data": data.source, "images": len(grid_idx), "seed": seed,
+                        "crop_pad": crop_pad, "fused": grid_precision != "fp32", "device": str(dev),
+                        "title": grid_title(label, mode, len(grid_idx), data.source, size)}
+                t = time.perf_counter()
+                job = translation_grid(fast, data.images[grid_idx], data.labels[grid_idx], norm, grid, mode, dev,
+                                       grid_precision, size, fill_color=data.mean_color, info=info,
+                                       should_stop=should_stop)
+                result = yield from relay(job, done, total, f"{head}: {mode} grid{at}", progress)
+                if should_stop() or result.images < len(grid_idx):
+                    break
+                result.info["seconds"] = round(time.perf_counter() - t, 2)
+                result.save_npz(cache_file(key[mode]))
+                done += len(grid_idx) * n_cells
+            out[mode] = result
+        return out
+
+    def blank_maps(model, norm, head: str, size: int) -> dict[str, dict]:
+        """Job: the channel-mean map of every layer for each blank input at this input size."""
+        nonlocal done
+        at = f" at {size}x{size}" if size != input_size else ""
+        maps = {}
+        for kind in BLANK_KINDS:
+            yield emit(0, f"{head}: blank input ({kind}){at}")
+            acts, _ = capture(model, blank_input(kind, norm, size), dev, "fp32")
+            maps[f"blank_{kind}"] = {p: mean_map(a) for p, a in acts.items() if a.dim() == 3}
+            done += 1
+        return maps
 
     t_start = time.perf_counter()
     results: list[dict] = []
@@ -292,55 +379,20 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         done += n_eval
 
         # 2. translation grids, batch norm folded, from the cache when there
-        fast = None
-        grids: dict[str, GridResult] = {}
+        grids: dict[str, GridResult] = yield from grids_at(model, path, label, head, norm, crop_pad, input_size,
+                                                           ready[i], keys[i])
+        if len(grids) < len(modes):
+            interrupted = True
+            break
+        period = shift_period(model, input_size)
         entry["grids"] = {}
-        for mode in modes:
-            result = ready[i][mode]
-            from_cache = result is not None
-            if result is None:
-                if fast is None:
-                    fast = fast_model(model, dev, grid_precision)
-                info = {"checkpoint": str(path), "data": data.source, "images": len(grid_idx), "seed": seed,
-                        "crop_pad": crop_pad, "fused": grid_precision != "fp32", "device": str(dev),
-                        "title": grid_title(label, mode, len(grid_idx), data.source, input_size)}
-                t = time.perf_counter()
-                job = translation_grid(fast, data.images[grid_idx], data.labels[grid_idx], norm, grid, mode, dev,
-                                       grid_precision, input_size, fill_color=data.mean_color, info=info,
-                                       should_stop=should_stop)
-                result = yield from relay(job, done, total, f"{head}: {mode} grid", progress)
-                if should_stop() or result.images < len(grid_idx):
-                    interrupted = True
-                    break
-                result.info["seconds"] = round(time.perf_counter() - t, 2)
-                result.save_npz(cache_file(keys[i][mode]))
-                done += len(grid_idx) * n_cells
+        for mode, result in grids.items():
             result.save_npz(folder / f"translation_{mode}.npz")   # save_npz makes the folder
             result.write_csv(folder / f"translation_{mode}.csv")
-            grids[mode] = result
-            acc, cons = result.accuracy, result.consistency
-            worst = np.unravel_index(np.nanargmin(acc), acc.shape) if np.isfinite(acc).any() else None
-            period = shift_period(model, input_size)
-            entry["grids"][mode] = {
-                "from_cache": from_cache, "images": result.images, "precision": result.info.get("precision"),
-                "dx": result.dxs, "dy": result.dys, "accuracy": acc, "consistency": cons, "loss": result.loss,
-                "accuracy_by_distance": ring_profile(acc, result.dxs, result.dys),
-                "consistency_by_distance": ring_profile(cons, result.dxs, result.dys),
-                "mean_accuracy": float(np.nanmean(acc)), "mean_consistency": float(np.nanmean(cons)),
-                "min_accuracy": float(acc[worst]) if worst else math.nan,
-                "min_at": [int(result.dxs[worst[1]]), int(result.dys[worst[0]])] if worst else None,
-                "pitfalls": pitfalls(result, crop_pad, period), "phase_table": phase_table(result, period) if period else None}
-        if interrupted:
-            break
+            entry["grids"][mode] = _grid_entry(result, ready[i][mode] is not None, crop_pad, period)
 
         # 3. feature maps: blank inputs and the dataset-mean response, fp32, unfolded model
-        modules = dict(iter_paths(model))
-        maps: dict[str, dict] = {}
-        for kind in BLANK_KINDS:
-            yield emit(0, f"{head}: blank input ({kind})")
-            acts, _ = capture(model, blank_input(kind, norm, input_size), dev, "fp32")
-            maps[f"blank_{kind}"] = {p: mean_map(a) for p, a in acts.items() if a.dim() == 3}
-            done += 1
+        maps = yield from blank_maps(model, norm, head, input_size)
         job = mean_activations(model, data.images[mean_idx], norm, dev, "fp32", size=input_size,
                                should_stop=should_stop)
         mean_acts, count = yield from relay(job, done, total, f"{head}: dataset-mean responses", progress)
@@ -350,21 +402,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         done += len(mean_idx)
         maps["dataset_mean"] = {p: mean_map(a) for p, a in mean_acts.items() if a.dim() == 3}
 
-        layers = []
-        for p, m in modules.items():
-            if is_container(m) or p not in maps["blank_normalized"]:
-                continue
-            row = {"path": list(p), "name": path_name(p), "type": type(m).__name__,
-                   "size": list(maps["blank_normalized"][p].shape),
-                   "shown": isinstance(m, nn.Conv2d) or _is_activation(m)}
-            for what in MAP_INPUTS:
-                mp = maps[what].get(p)
-                row[what] = border_bias(mp) if mp is not None else math.nan
-                row[f"{what}_signed"] = border_bias(mp, signed=True) if mp is not None else math.nan
-                devs = region_deviations(mp) if mp is not None else {}
-                row[f"{what}_regions"] = devs
-                row[f"{what}_worst_region"] = worst_region(devs)
-            layers.append(row)
+        layers = _layer_rows(model, maps)
         entry["layers"] = layers
         entry["mean_border_bias"] = {what: _finite_mean(r[what] for r in layers) for what in MAP_INPUTS}
         shown = [r for r in layers if r["shown"]]
@@ -377,6 +415,20 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         entry["padding_arithmetic"] = arith[i][input_size]
         entry["padding_arithmetic_text"] = format_padding_arithmetic(arith[i][input_size])
         entry["uneven_at_32"] = [x["name"] for x in arith[i][32] if x["uneven"]]
+
+        # 3b. the resizing remedy's other side: the baseline's grids and blank inputs at 32x32
+        if i == base_i and keys32:
+            grids32 = yield from grids_at(model, path, label, head, norm, crop_pad, 32, ready32, keys32)
+            if len(grids32) < len(modes):
+                interrupted = True
+                break
+            maps32 = yield from blank_maps(model, norm, head, 32)
+            rows32 = _layer_rows(model, maps32)
+            period32 = shift_period(model, 32)
+            entry["at_32"] = {
+                "grids": {m: _grid_entry(g, ready32[m] is not None, crop_pad, period32) for m, g in grids32.items()},
+                "layers": rows32,
+                "mean_border_bias": {f"blank_{k}": _finite_mean(r[f"blank_{k}"] for r in rows32) for k in BLANK_KINDS}}
 
         # 4. figures
         figs: dict[str, object] = {}
@@ -452,11 +504,9 @@ def _rel(p, out: Path) -> str:
         return str(p)
 
 
-def _baseline(results: list[dict]) -> dict:
-    for r in results:
-        if r.get("padding_mode") == "zeros":
-            return r
-    return results[0]
+def _baseline(padding_modes: list) -> int:
+    """Index of the checkpoint the fixes are measured against: the first zero-padded one, else the first."""
+    return next((i for i, m in enumerate(padding_modes) if m == "zeros"), 0)
 
 
 def render_markdown(doc: dict, out: Path) -> str:
@@ -482,7 +532,7 @@ def render_markdown(doc: dict, out: Path) -> str:
         f": the input-resizing remedy. Every input is resized (bilinear) from 32x32 to {size}x{size} before the "
         "network for the translation grids (shifted at 32x32 first), the feature maps and the padding arithmetic; "
         "accuracy and mean cross-entropy stay the assignment's evaluate at 32x32. Resizing changes where padding and "
-        "pooling use the input unevenly: see the end of section 4."))
+        "pooling use the input unevenly, and section 4 ends with what it changes against 32x32."))
     add(f"- Device {s['device']}; {s['seconds']:.1f} s; created {s['created']}."
         + (" **Interrupted: only the checkpoints listed below were finished.**" if s["interrupted"] else ""))
     add("")
@@ -658,7 +708,7 @@ def render_markdown(doc: dict, out: Path) -> str:
     add("")
     add(f"Accuracy: fp32 on {ev}; one standard error is about "
         f"{_pct(results[0]['eval']['standard_error'], 2)}. Border bias: mean over layers.\n")
-    base = _baseline(results)
+    base = results[_baseline([r["padding_mode"] for r in results])]
     for r in results:
         if r is base:
             continue
@@ -679,6 +729,29 @@ def render_markdown(doc: dict, out: Path) -> str:
         add(f"- {r['label']}: " + ("; ".join(uneven) if uneven else "none")
             + (f"; at 32x32: {', '.join(f'`{n}`' for n in r['uneven_at_32']) or 'none'}." if size != 32 else "."))
     add("")
+    r32 = base.get("at_32")
+    if r32:
+        add(f"**Resizing 32 -> {size}.** {base['label']} ({base['padding_mode']} padding) measured at both sizes with "
+            f"the same grid, {s['grid_images']} test images and seed {s['seed']}{jl}; change = {size}x{size} minus 32x32. Border bias: "
+            "mean over the layers with a map of at least 3x3 at that size. Accuracy, mean cross-entropy and the mean "
+            "kernels do not change: the evaluation stays at 32x32 and the weights are the same.\n")
+        add(f"| resizing 32 -> {size} | at 32x32 | at {size}x{size} | change |")
+        add("|---|---|---|---|")
+
+        def row(name: str, at32, resized, pct: bool) -> None:
+            fmt = _pct if pct else _num
+            add(f"| {name} | {fmt(at32)} | {fmt(resized)} | "
+                + (_pp(resized - at32) if pct else _num(resized - at32, sign="+")) + " |")
+        for m in s["modes"]:
+            g32, gn = r32["grids"][m], base["grids"][m]
+            for d in sorted({0, far}):
+                row(f"accuracy at d = {d} ({m})", g32["accuracy_by_distance"].get(d, math.nan),
+                    gn["accuracy_by_distance"].get(d, math.nan), True)
+            row(f"mean accuracy over the grid ({m})", g32["mean_accuracy"], gn["mean_accuracy"], True)
+            row(f"mean consistency ({m})", g32["mean_consistency"], gn["mean_consistency"], True)
+        for what, name in (("blank_normalized", "blank zeros"), ("blank_pixel", "black image")):
+            row(f"border bias, {name}", r32["mean_border_bias"][what], base["mean_border_bias"][what], False)
+        add("")
 
     # 5 ------------------------------------------------------------------------------------------------
     add("## 5. Details per checkpoint\n")

@@ -200,13 +200,15 @@ def resized(run):
     for src, name in zip(run.ckpts, ("zeros", "reflect")):
         (run.tmp / "runs" / name).mkdir(parents=True)
         ckpts.append(shutil.copy(src, run.tmp / "runs" / name / "model.pt"))
+    events = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(run.tmp / "cache-resized"))
         md = run_job(report(ckpts, run.tmp / "resized", run.data, "cpu", images=10,
                             grid=GridSpec.square(-16, 16, 3), modes=("affine-mean",), mean_images=10,
-                            eval_images=20, precision="fp32", input_size=36, qt_figures=False))
+                            eval_images=20, precision="fp32", input_size=36, qt_figures=False,
+                            progress=events.append))
     return types.SimpleNamespace(md=md.read_text(), doc=json.loads(md.with_name("report.json").read_text()),
-                                 out=md.parent)
+                                 out=md.parent, ckpts=ckpts, events=events, cache=run.tmp / "cache-resized")
 
 
 def _section(text: str, start: str, end: str) -> str:
@@ -245,6 +247,43 @@ def test_input_size_reaches_grids_maps_and_padding_arithmetic(resized):
     assert ("- zeros: `model[3][1]` MaxPool2d 9x9 -> 4x4: no padding; the last row and column are dropped "
             "(uneven); at 32x32: none.") in resized.md
     assert "Padding arithmetic for a 36x36 input" in resized.md
+
+
+def test_resizing_row_is_the_difference_from_a_run_at_32(run, resized, monkeypatch):
+    """The zeros model's 32x32 side comes from the shared grid cache: a plain run at 32 reuses it, and the
+    table's changes are the resized run's numbers minus that run's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(resized.cache))
+    assert len(list((resized.cache / "padlens" / "translation").glob("*.npz"))) == 3   # 2 at 36, zeros at 32
+    import core.translation
+    monkeypatch.setattr(core.translation, "translation_grid", lambda *a, **k: pytest.fail("not from the cache"))
+    md = run_job(report(resized.ckpts[:1], run.tmp / "plain32", run.data, "cpu", images=10,
+                        grid=GridSpec.square(-16, 16, 3), modes=("affine-mean",), mean_images=10, eval_images=20,
+                        precision="fp32", qt_figures=False))
+    plain = json.loads(md.with_name("report.json").read_text())["checkpoints"][0]
+    assert plain["grids"]["affine-mean"]["from_cache"] is True and "at_32" not in plain
+    assert "resizing 32 ->" not in md.read_text() and "resizing 32 ->" not in run.md.read_text()
+
+    z, reflect = resized.doc["checkpoints"]
+    assert "at_32" in z and "at_32" not in reflect
+    assert z["at_32"]["grids"]["affine-mean"]["accuracy"] == plain["grids"]["affine-mean"]["accuracy"]
+    g32, g36 = plain["grids"]["affine-mean"], z["grids"]["affine-mean"]
+    sec4 = _section(resized.md, "**Resizing 32 -> 36.**", "## 5.")
+    assert "measured on the lossy JPEG copy of CIFAR-10" in sec4
+    assert "| resizing 32 -> 36 | at 32x32 | at 36x36 | change |" in sec4
+
+    def pct(x):
+        return f"{100 * x:.1f}%"
+    for name, a, b in [("accuracy at d = 0", g32["accuracy_by_distance"]["0"], g36["accuracy_by_distance"]["0"]),
+                       ("accuracy at d = 15", g32["accuracy_by_distance"]["15"], g36["accuracy_by_distance"]["15"]),
+                       ("mean accuracy over the grid", g32["mean_accuracy"], g36["mean_accuracy"]),
+                       ("mean consistency", g32["mean_consistency"], g36["mean_consistency"])]:
+        assert f"| {name} (affine-mean) | {pct(a)} | {pct(b)} | {100 * (b - a):+.1f} pp |" in sec4
+    for what, name in (("blank_normalized", "blank zeros"), ("blank_pixel", "black image")):
+        a, b = plain["mean_border_bias"][what], z["mean_border_bias"][what]
+        assert z["at_32"]["mean_border_bias"][what] == pytest.approx(a)
+        assert f"| border bias, {name} | {a:.3f} | {b:.3f} | {b - a:+.3f} |" in sec4
+    assert any(": affine-mean grid at 32x32: " in e.message for e in resized.events)
+    assert resized.events[-1].done == resized.events[-1].total
 
 
 def test_a_size_the_model_cannot_take_fails_before_any_work(run, tmp_path):
