@@ -125,7 +125,7 @@ def sync(device):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", help="default: the shipped checkpoint, else a random default model")
+    p.add_argument("--checkpoint", help="default: the flagship checkpoint, else a random default model")
     p.add_argument("--data", help="data root (default: $PADLENS_DATA); random images when there is none")
     p.add_argument("--images", type=int, default=200)
     p.add_argument("--range", type=int, nargs=2, default=[-8, 8], metavar=("LO", "HI"))

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from core.checkpoint import FLAGSHIP, default_checkpoint, load_checkpoint, padding_variants
+from core.checkpoint import FLAGSHIP, SHIPPED, default_checkpoint, load_checkpoint, padding_variants
 from core.evaluate import evaluate
 from core.inference import fast_model
 from core.jobs import run_job
@@ -22,6 +22,12 @@ def first_per_class(labels: torch.Tensor, k: int) -> torch.Tensor:
     return torch.cat([torch.nonzero(labels == c).flatten()[:k] for c in range(10)])
 
 
+def test_the_default_is_the_flagship_and_the_most_accurate():
+    assert default_checkpoint() == SHIPPED / FLAGSHIP
+    best = load_checkpoint(default_checkpoint())[1]["metrics"]["test_accuracy"]
+    assert all(best > load_checkpoint(p)[1]["metrics"]["test_accuracy"] for p in padding_variants())
+
+
 def test_metadata_states_what_was_measured():
     raw = torch.load(default_checkpoint(), map_location="cpu", weights_only=True)
     model, meta = load_checkpoint(default_checkpoint())
@@ -32,8 +38,7 @@ def test_metadata_states_what_was_measured():
 
 
 def test_accuracy_on_the_shared_test_copy_is_what_the_metadata_claims(test_split):
-    """All 10,000 JPEG test images, fp32, no test-time augmentation: the number the README quotes, and
-    the foundation issue's floor of 92% on this lossy copy."""
+    """All 10,000 JPEG test images, fp32, no test-time augmentation: the number the README quotes."""
     model, meta = load_checkpoint(default_checkpoint())
     r = evaluate(model, test_split.images, test_split.labels, Normalization.from_dict(meta["normalization"]),
                  torch.device("cpu"), "fp32")
