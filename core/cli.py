@@ -91,7 +91,7 @@ def cmd_translate(a) -> int:
     from core.checkpoint import load_checkpoint
     from core.data import Normalization, load_split
     from core.device import pick_device, resolve_precision
-    from core.inference import fast_model
+    from core.inference import fast_model, folds
     from core.jobs import run_job
     from core.data import stratified_subset
     from core.spatial_bias import check_input_size
@@ -108,7 +108,7 @@ def cmd_translate(a) -> int:
     data = load_split(a.data, "test")
     subset = stratified_subset(data.labels, a.images or None, a.seed)
     images, labels = data.images[subset], data.labels[subset]
-    fused = not a.no_fuse and precision != "fp32"
+    fused = folds(precision, not a.no_fuse)
     model = fast_model(model, device, precision, fold=fused, compile=a.compile)
     out = Path(a.out)
     info = {"checkpoint": str(a.checkpoint), "data": data.source, "images": len(subset), "seed": a.seed,

@@ -60,12 +60,17 @@ def compile_for_inference(model: nn.Module) -> nn.Module:
     return torch.compile(model, dynamic=True)
 
 
+def folds(precision: str, fold: bool = True) -> bool:
+    """Whether fast_model folds batch norm: never in exact fp32 (folding changes the rounding, and fp32
+    promises the model's own numbers)."""
+    return fold and precision != "fp32"
+
+
 def fast_model(model: nn.Module, device: torch.device, precision: str, fold: bool = True,
                compile: bool = False) -> nn.Module:
-    """What the translation grid runs: a copy channels_last on the device, batch norm folded unless the
-    precision is exact fp32 (folding changes the rounding, and fp32 promises the model's own numbers),
-    optionally compiled."""
+    """What the translation grid runs: a copy channels_last on the device, batch norm folded where
+    `folds` says so, optionally compiled."""
     from core.device import prepare_model
-    fold = fold and precision != "fp32"
+    fold = folds(precision, fold)
     model = prepare_model(fold_batchnorm(model) if fold else copy.deepcopy(model).eval(), device)
     return compile_for_inference(model) if compile else model

@@ -240,7 +240,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     from core.device import pick_device, prepare_model, resolve_precision
     from core.evaluate import evaluate
     from core.figures_png import filters_figure, maps_figure, montage, save_png, with_caption
-    from core.inference import fast_model
+    from core.inference import fast_model, folds
     from core.layers import path_name
     from core.shifts import SHIFT_MODES
     from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, filter_asymmetry,
@@ -322,7 +322,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                 if fast is None:
                     fast = fast_model(model, dev, grid_precision)
                 info = {"checkpoint": str(path), "data": data.source, "images": len(grid_idx), "seed": seed,
-                        "crop_pad": crop_pad, "fused": grid_precision != "fp32", "device": str(dev),
+                        "crop_pad": crop_pad, "fused": folds(grid_precision), "device": str(dev),
                         "title": grid_title(label, mode, len(grid_idx), data.source, size)}
                 t = time.perf_counter()
                 job = translation_grid(fast, data.images[grid_idx], data.labels[grid_idx], norm, grid, mode, dev,
