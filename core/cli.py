@@ -40,6 +40,7 @@ def cmd_train(a) -> int:
     device = pick_device(a.device)
     config = ModelConfig(widths=tuple(a.widths), padding_mode=a.padding, activation=a.activation)
     recipe = Recipe(epochs=a.epochs, batch_size=a.batch_size, crop_pad=a.crop_pad, cutout=a.cutout, seed=a.seed,
+                    lr=a.lr, warmup=a.warmup, final_lr=a.final_lr, init=a.init or "",
                     precision="fp32" if a.fp32 else "bf16")
     train_set, test_set = load_split(a.data, "train"), load_split(a.data, "test")
     print(f"training on {train_set.source}, {len(train_set)} images, device {device}; run folder {a.run}",
@@ -282,6 +283,7 @@ def default_ckpt() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.train import Recipe
     p = argparse.ArgumentParser(prog="padlens", description=__doc__)
     p.add_argument("--checkpoint", help="open the app with this checkpoint")
     common_args(p)   # the app's own --data and --device (each subcommand takes them after its name)
@@ -298,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--crop-pad", type=int, default=4)
     t.add_argument("--cutout", type=int, default=0, help="side of a random mean-colour square per image (0 = off)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--lr", type=float, default=Recipe.lr, help="peak learning rate per 1024 examples")
+    t.add_argument("--warmup", type=float, default=Recipe.warmup, help="fraction of steps warming up")
+    t.add_argument("--final-lr", type=float, default=Recipe.final_lr,
+                   help="learning rate at the end, as a fraction of the peak")
+    t.add_argument("--init", help="start from this checkpoint's weights (a second cycle of a finished run)")
     t.add_argument("--fp32", action="store_true", help="exact fp32 instead of bf16 autocast")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="accuracy and mean cross-entropy on a split or any ImageFolder tree")

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.checkpoint import load_state, save_checkpoint
+from core.checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
 from core.data import Dataset, Normalization
 from core.device import autocast, prepare_model
 from core.evaluate import evaluate
@@ -36,6 +36,8 @@ class Recipe:
     flip: bool = True
     cutout: int = 0                # side of a random square set to the mean colour; 0 = off
     warmup: float = 0.23           # fraction of steps
+    final_lr: float = 0.07         # the schedule's end as a fraction of its peak (airbench: 0.07)
+    init: str = ""                 # checkpoint whose weights start the run: a second cycle of a finished one
     seed: int = 0
     precision: str = "bf16"
 
@@ -85,12 +87,12 @@ def cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
     return x.masked_fill((rows[:, :, None] & cols[:, None, :])[:, None], 0)
 
 
-def lr_factor(step: int, total: int, warmup: float) -> float:
-    """Airbench's triangle: 0.2 -> 1 over the warmup, then down to 0.07."""
+def lr_factor(step: int, total: int, warmup: float, final: float = 0.07) -> float:
+    """Airbench's triangle: 0.2 -> 1 over the warmup, then down to `final` (0.07 in airbench)."""
     w = int(total * warmup)
     if step < w:
         return 0.2 + 0.8 * step / w
-    return 1.0 - 0.93 * (step - w) / max(1, total - w)
+    return 1.0 - (1.0 - final) * (step - w) / max(1, total - w)
 
 
 def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.SGD:
@@ -116,6 +118,14 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
     norm = Normalization.of(train_set.images)
     model = build_model(config)
     init_whitening(model, norm.apply(train_set.images[:5000]))
+    init_meta = None
+    if recipe.init:   # restart from a finished run's weights (SGDR-style second cycle), its normalization too
+        init_model, init_meta = load_checkpoint(recipe.init)
+        if ModelConfig.from_dict(init_meta["model_config"]) != config:
+            raise CheckpointError(f"--init {recipe.init} is a {init_meta['model_config']} model, not the "
+                                  f"{config.to_dict()} asked for; pass the same --widths and --padding.")
+        model.load_state_dict(init_model.state_dict())
+        norm = Normalization.from_dict(init_meta["normalization"])
     model = prepare_model(model, device)
     opt = make_optimizer(model, recipe)
     ema = {k: v.clone() for k, v in model.state_dict().items()}
@@ -153,7 +163,7 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
             x = augment(padded, idx, recipe.crop_pad, recipe.flip, gen)
             x = cutout(norm.apply(x.to(device)), recipe.cutout, gen).contiguous(memory_format=torch.channels_last)
             y = labels[idx.to(device)]
-            f = lr_factor(step, total, recipe.warmup)
+            f = lr_factor(step, total, recipe.warmup, recipe.final_lr)
             for g in opt.param_groups:
                 g["lr"] = g["initial_lr"] * f
             with autocast(device, recipe.precision):
@@ -195,4 +205,8 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
     if final:
         metrics.update(test_accuracy=final.accuracy, test_loss=final.loss, test_data=test_set.source,
                        test_images=final.count, test_precision="fp32")
+    if init_meta:   # the time and accuracy of the run this one continued, so the total cost stays on record
+        m = init_meta.get("metrics", {})
+        metrics["init"] = {"path": recipe.init, "training_seconds": m.get("training_seconds"),
+                           "test_accuracy": m.get("test_accuracy"), "recipe": init_meta.get("recipe")}
     save_checkpoint(run_dir / "model.pt", model, config, norm, asdict(recipe), metrics)

@@ -1,8 +1,11 @@
 import torch
 
-from core.checkpoint import load_checkpoint
+import pytest
+
+from core.checkpoint import CheckpointError, load_checkpoint
 from core.data import Dataset
 from core.train import Recipe, augment, cutout, lr_factor, train
+from core.model import ModelConfig
 from tests.conftest import TINY
 
 
@@ -45,7 +48,7 @@ def test_lr_schedule_shape():
     assert lr_factor(0, 100, 0.2) == 0.2
     assert abs(lr_factor(20, 100, 0.2) - 1.0) < 1e-9
     assert abs(lr_factor(100, 100, 0.2) - 0.07) < 1e-9
-
+    assert lr_factor(0, 100, 0.0, 0.0) == 1.0 and lr_factor(100, 100, 0.0, 0.0) == 0.0   # a second cycle
 
 def test_train_resumes_and_learns(tmp_path):
     train_set, test_set = _toy(400, 0), _toy(200, 1)
@@ -68,3 +71,26 @@ def test_train_resumes_and_learns(tmp_path):
     straight, _ = load_checkpoint(tmp_path / "straight" / "model.pt")
     for (k, a), b in zip(model.state_dict().items(), straight.state_dict().values()):
         torch.testing.assert_close(a, b, msg=f"resumed run differs from an uninterrupted one at {k}")
+
+
+def test_second_cycle_starts_from_the_init_weights_and_records_them(tmp_path):
+    train_set, test_set = _toy(200, 0), _toy(100, 1)
+    first = Recipe(epochs=1, batch_size=50, precision="fp32")
+    list(train(train_set, test_set, tmp_path / "first", TINY, first))
+    init = tmp_path / "first" / "model.pt"
+    start, start_meta = load_checkpoint(init)
+    second = Recipe(epochs=1, batch_size=50, precision="fp32", seed=5, lr=1e-6, warmup=0.0, final_lr=0.0,
+                    init=str(init))
+    list(train(train_set, test_set, tmp_path / "second", TINY, second))
+    after, meta = load_checkpoint(tmp_path / "second" / "model.pt")
+    # a fresh start with the same seed and learning rate lands far away; the second cycle stays close
+    list(train(train_set, test_set, tmp_path / "fresh", TINY, Recipe(epochs=1, batch_size=50, precision="fp32",
+                                                                       seed=5, lr=1e-6)))
+    fresh, _ = load_checkpoint(tmp_path / "fresh" / "model.pt")
+    w0, w1, wf = (m[1][0].weight for m in (start, after, fresh))
+    assert (w1 - w0).norm() < 0.05 * w0.norm() < (wf - w0).norm()
+    assert meta["metrics"]["init"]["path"] == str(init)
+    assert meta["metrics"]["init"]["training_seconds"] == start_meta["metrics"]["training_seconds"]
+    assert meta["normalization"] == start_meta["normalization"]
+    with pytest.raises(CheckpointError, match="pass the same --widths"):
+        list(train(train_set, test_set, tmp_path / "other", ModelConfig(widths=(8, 16, 32), stem_width=6), second))
