@@ -127,6 +127,9 @@ class FeatureGrid(QWidget):
         self.highlight.setRect(0, 0, 0, 0)
         self.mean_plot.setTitle("channel mean")
         self.big_plot.setTitle("channel")
+        for bar in (self.mean_bar, self.big_bar):   # no scale left over from maps no longer shown
+            bar.setLevels((0, 1))
+        self.readout.setText(" ")
 
     # ---- drawing -------------------------------------------------------------------------------
     def _scale_changed(self, scale: str) -> None:

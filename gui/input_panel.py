@@ -57,7 +57,7 @@ class InputPanel(QWidget):
         self.thumb = QLabel()
         self.thumb.setFixedSize(128, 128)
         self.thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.thumb.setStyleSheet("background: #222;")
+        self.thumb.setStyleSheet("background: #222; color: #aaa;")
         self.caption = QLabel(" ")
         self.caption.setWordWrap(True)
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -260,6 +260,7 @@ class InputPanel(QWidget):
     def show_input(self, pixels: torch.Tensor | None, caption: str) -> None:
         if pixels is None:
             self.thumb.clear()
+            self.thumb.setText("no input")   # not a dark square that could pass for a black image
         else:
             self.thumb.setPixmap(pixmap_of(pixels))
         self.caption.setText(caption)

@@ -103,6 +103,8 @@ def test_a_dataset_mean_of_another_input_size_or_model_never_shows(window, qtbot
         assert w.result is None and w.grid.maps is None, "no maps of the old model or size on show"
         assert "press Compute" in w.inputs.mean_status.text() and "press Compute" in w.grid.info.text()
         assert "mean over" not in w.grid.grid_title.text and w.inputs.thumb.pixmap().isNull()
+        assert w.inputs.thumb.text() == "no input" and w.grid.readout.text() == " "
+        assert w.grid.mean_bar.levels() == (0, 1) and w.grid.big_bar.levels() == (0, 1)
         w.compute_mean("test", 20)
         qtbot.waitUntil(lambda: not w.mean_runner.running, timeout=20000)
         assert w.result.acts[conv].shape[-1] == w.explorer.input_size
