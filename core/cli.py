@@ -41,12 +41,15 @@ def cmd_train(a) -> int:
     config = ModelConfig(widths=tuple(a.widths), padding_mode=a.padding, activation=a.activation)
     recipe = Recipe(epochs=a.epochs, batch_size=a.batch_size, crop_pad=a.crop_pad, cutout=a.cutout, seed=a.seed,
                     lr=a.lr, warmup=a.warmup, final_lr=a.final_lr, init=a.init or "",
+                    teachers=tuple(a.teachers or ()), distill=a.distill,
                     precision="fp32" if a.fp32 else "bf16")
     train_set, test_set = load_split(a.data, "train"), load_split(a.data, "test")
     print(f"training on {train_set.source}, {len(train_set)} images, device {device}; run folder {a.run}",
           flush=True)
     for ev in train(train_set, test_set, a.run, config, recipe, device):
-        if ev.kind == "step":
+        if ev.kind == "teachers":
+            progress_line(ev.step / ev.total_steps, "teachers' predictions for the training images")
+        elif ev.kind == "step":
             progress_line(ev.step / ev.total_steps, f"epoch {ev.epoch}/{recipe.epochs} loss {ev.loss:.3f} "
                           f"train acc {100 * ev.train_accuracy:.1f}% left {fmt_time(ev.eta)}")
         else:
@@ -305,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--final-lr", type=float, default=Recipe.final_lr,
                    help="learning rate at the end, as a fraction of the peak")
     t.add_argument("--init", help="start from this checkpoint's weights (a second cycle of a finished run)")
+    t.add_argument("--teachers", nargs="+", help="zero-padded checkpoints whose mean predictions to distill")
+    t.add_argument("--distill", type=float, default=Recipe.distill,
+                   help="weight of the teachers' probabilities in the targets (with --teachers)")
     t.add_argument("--fp32", action="store_true", help="exact fp32 instead of bf16 autocast")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="accuracy and mean cross-entropy on a split or any ImageFolder tree")

@@ -1,8 +1,9 @@
 """Fast CIFAR-10 training on a CPU (or GPU), airbench style, as a generator of progress events.
 
 The whole split stays in memory as uint8; augmentation (random crop with zero padding, horizontal
-flip) runs on whole batches with tensor ops. Every epoch the run folder gets a resumable state, so an
-interrupted run continues where it stopped.
+flip, cutout) runs on whole batches with tensor ops. A run may start from a finished one's weights
+(--init) and learn from teachers' predictions (core.distillation). Every epoch the run folder gets a
+resumable state, so an interrupted run continues where it stopped.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from torch import nn
 from core.checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
 from core.data import Dataset, Normalization
 from core.device import autocast, prepare_model
+from core.distillation import soft_targets, teacher_probabilities
 from core.evaluate import evaluate
 from core.files import atomic_save
 from core.model import ModelConfig, build_model, init_whitening
@@ -38,13 +40,15 @@ class Recipe:
     warmup: float = 0.23           # fraction of steps
     final_lr: float = 0.07         # the schedule's end as a fraction of its peak (airbench: 0.07)
     init: str = ""                 # checkpoint whose weights start the run: a second cycle of a finished one
+    teachers: tuple[str, ...] = ()  # checkpoints whose mean predictions the run distills (core.distillation)
+    distill: float = 0.7           # weight of the teachers' probabilities in the targets, when there are teachers
     seed: int = 0
     precision: str = "bf16"
 
 
 @dataclass(frozen=True)
 class TrainEvent:
-    kind: str          # "step" or "epoch"
+    kind: str          # "teachers" (their predictions being computed), "step" or "epoch"
     epoch: int         # 1-based epoch in progress / just finished
     step: int          # global step done
     total_steps: int
@@ -57,7 +61,9 @@ class TrainEvent:
 
 
 def augment(images_padded: torch.Tensor, idx: torch.Tensor, pad: int, flip: bool, gen: torch.Generator):
-    """Random crops of 32x32 from zero-padded images plus random flips, for one batch, no Python loop."""
+    """Random crops of 32x32 from zero-padded images plus random flips, for one batch, no Python loop.
+
+    Returns the batch and which images were mirrored."""
     n, dev = len(idx), images_padded.device   # random numbers from the CPU generator, indexing on the data's device
     size = images_padded.shape[-1] - 2 * pad
     oy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(dev)
@@ -65,11 +71,12 @@ def augment(images_padded: torch.Tensor, idx: torch.Tensor, pad: int, flip: bool
     ar = torch.arange(size, device=dev)
     rows = (oy[:, None] + ar)[:, :, None]
     cols = (ox[:, None] + ar)[:, None, :]
+    flipped = torch.zeros(n, dtype=torch.bool, device=dev)
     if flip:
         flipped = (torch.rand(n, generator=gen) < 0.5).to(dev)
         cols = torch.where(flipped[:, None, None], cols.flip(-1), cols)
     batch = images_padded[idx.to(dev)]
-    return batch[torch.arange(n, device=dev)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    return batch[torch.arange(n, device=dev)[:, None, None], :, rows, cols].permute(0, 3, 1, 2), flipped
 
 
 def cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
@@ -134,7 +141,7 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
     start_epoch, elapsed, history = 0, 0.0, []
     if state_path.is_file():
         s = torch.load(state_path, map_location="cpu", weights_only=True)
-        if Recipe(**s["recipe"]) != recipe or s["model_config"] != config.to_dict():
+        if Recipe(**{**s["recipe"], "teachers": tuple(s["recipe"].get("teachers", ()))}) != recipe or s["model_config"] != config.to_dict():
             raise RuntimeError(f"{state_path} belongs to a run with another recipe or model; "
                                "use a new --run folder or the same settings.")
         load_state(model, s["model"], str(state_path))
@@ -144,6 +151,26 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
         torch.set_rng_state(s["torch_rng"])
         start_epoch, elapsed, history = s["epoch"], s["elapsed"], s["history"]
         norm = Normalization.from_dict(s["normalization"])
+    targets = None
+    if recipe.teachers:   # once per run, kept in the run folder so a resumed run does not redo it
+        target_path = run_dir / "teachers.pt"
+        if target_path.is_file():
+            targets = torch.load(target_path, map_location="cpu", weights_only=True)
+        else:
+            job = teacher_probabilities(list(recipe.teachers), train_set.images, device, recipe.precision,
+                                        should_stop)
+            while True:
+                try:
+                    p = next(job)
+                except StopIteration as done:
+                    targets = done.value
+                    break
+                yield TrainEvent("teachers", 0, p.done, p.total, 0.0, 0.0, elapsed, 0.0)
+            if targets is None:
+                return
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_save(targets, target_path)
+        targets = targets.to(device)
     # the whole split lives on the device (airbench); black border, like RandomCrop(padding=4)
     padded = F.pad(train_set.images.to(device), (recipe.crop_pad,) * 4)
     labels = train_set.labels.to(device)
@@ -160,7 +187,7 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
             if should_stop():
                 return
             idx = perm[b * recipe.batch_size:(b + 1) * recipe.batch_size]
-            x = augment(padded, idx, recipe.crop_pad, recipe.flip, gen)
+            x, flipped = augment(padded, idx, recipe.crop_pad, recipe.flip, gen)
             x = cutout(norm.apply(x.to(device)), recipe.cutout, gen).contiguous(memory_format=torch.channels_last)
             y = labels[idx.to(device)]
             f = lr_factor(step, total, recipe.warmup, recipe.final_lr)
@@ -168,7 +195,12 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
                 g["lr"] = g["initial_lr"] * f
             with autocast(device, recipe.precision):
                 out = model(x)
-                loss = loss_fn(out.float(), y)
+                if targets is None:
+                    loss = loss_fn(out.float(), y)
+                else:   # the teachers' view of this image or its mirror, mixed with the smoothed label
+                    soft = soft_targets(targets[idx.to(device), flipped.long()], y, recipe.distill,
+                                        recipe.label_smoothing)
+                    loss = F.cross_entropy(out.float(), soft, reduction="sum")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -21,13 +21,11 @@ def _toy(n, seed):
 def test_augment_crops_and_flips_whole_batches():
     img = torch.arange(32 * 32, dtype=torch.int32).view(1, 1, 32, 32).expand(4, 3, 32, 32)
     padded = torch.nn.functional.pad(img, (4, 4, 4, 4))
-    out = augment(padded, torch.arange(4), 4, True, torch.Generator().manual_seed(1))
-    assert out.shape == (4, 3, 32, 32)
-    for k in range(4):   # every crop is a shifted (maybe flipped) window of the padded image
-        found = any(torch.equal(out[k, 0], padded[k, 0, y:y + 32, x:x + 32]) or
-                    torch.equal(out[k, 0], padded[k, 0, y:y + 32, x:x + 32].flip(-1))
-                    for y in range(9) for x in range(9))
-        assert found
+    out, flipped = augment(padded, torch.arange(8).remainder(4), 4, True, torch.Generator().manual_seed(1))
+    assert out.shape == (8, 3, 32, 32) and 0 < flipped.sum() < 8
+    for k in range(8):   # every crop is a shifted window of the padded image, mirrored where flipped says
+        window = [padded[k % 4, 0, y:y + 32, x:x + 32] for y in range(9) for x in range(9)]
+        assert any(torch.equal(out[k, 0], w.flip(-1) if flipped[k] else w) for w in window)
 
 
 def test_cutout_zeroes_one_square_per_image_inside_the_frame():
@@ -94,3 +92,37 @@ def test_second_cycle_starts_from_the_init_weights_and_records_them(tmp_path):
     assert meta["normalization"] == start_meta["normalization"]
     with pytest.raises(CheckpointError, match="pass the same --widths"):
         list(train(train_set, test_set, tmp_path / "other", ModelConfig(widths=(8, 16, 32), stem_width=6), second))
+
+
+def test_distillation_targets_come_from_the_zero_padded_teachers_per_view(tmp_path):
+    from core.distillation import soft_targets, teacher_probabilities
+    from core.jobs import run_job
+    train_set, test_set = _toy(400, 0), _toy(200, 1)
+    list(train(train_set, test_set, tmp_path / "t", TINY, Recipe(epochs=3, batch_size=50, precision="fp32")))
+    teacher = tmp_path / "t" / "model.pt"
+    probs = run_job(teacher_probabilities([teacher, teacher], train_set.images[:20], torch.device("cpu"), "fp32"))
+    model, meta = load_checkpoint(teacher)
+    from core.data import Normalization
+    from core.evaluate import logits_of
+    norm = Normalization.from_dict(meta["normalization"])
+    mirrored = logits_of(model, train_set.images[:20].flip(-1), norm, torch.device("cpu")).softmax(1)
+    torch.testing.assert_close(probs[:, 1], mirrored)
+    assert probs.shape == (20, 2, 10) and torch.allclose(probs.sum(2), torch.ones(20, 2))
+    soft = soft_targets(probs[:, 0], train_set.labels[:20], 0.7, 0.2)
+    torch.testing.assert_close(soft.sum(1), torch.ones(20))
+    hard = soft_targets(probs[:, 0], train_set.labels[:20], 0.0, 0.2)
+    assert torch.allclose(hard.max(1).values, torch.full((20,), 0.82)) and torch.equal(hard.argmax(1),
+                                                                                      train_set.labels[:20])
+    reflect = tmp_path / "r"
+    list(train(train_set, None, reflect, ModelConfig(widths=(8, 16, 16), stem_width=6, padding_mode="reflect"),
+               Recipe(epochs=1, batch_size=50, precision="fp32")))
+    with pytest.raises(CheckpointError, match="zero-padded teachers only"):
+        run_job(teacher_probabilities([reflect / "model.pt"], train_set.images[:4], torch.device("cpu")))
+    recipe = Recipe(epochs=3, batch_size=50, precision="fp32", teachers=(str(teacher),))
+    events = list(train(train_set, test_set, tmp_path / "student", TINY, recipe))
+    assert [e.kind for e in events][:2] == ["teachers", "teachers"] and (tmp_path / "student" / "teachers.pt").is_file()
+    _, student = load_checkpoint(tmp_path / "student" / "model.pt")
+    assert list(student["recipe"]["teachers"]) == [str(teacher)]
+    plain, _ = load_checkpoint(tmp_path / "t" / "model.pt")   # same seed and recipe, no teachers
+    distilled, _ = load_checkpoint(tmp_path / "student" / "model.pt")
+    assert not torch.allclose(plain[1][0].weight, distilled[1][0].weight), "the teachers' targets were used"
