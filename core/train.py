@@ -141,7 +141,8 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
     start_epoch, elapsed, history = 0, 0.0, []
     if state_path.is_file():
         s = torch.load(state_path, map_location="cpu", weights_only=True)
-        if Recipe(**{**s["recipe"], "teachers": tuple(s["recipe"].get("teachers", ()))}) != recipe or s["model_config"] != config.to_dict():
+        saved = Recipe(**{**s["recipe"], "teachers": tuple(s["recipe"].get("teachers", ()))})
+        if saved != recipe or s["model_config"] != config.to_dict():
             raise RuntimeError(f"{state_path} belongs to a run with another recipe or model; "
                                "use a new --run folder or the same settings.")
         load_state(model, s["model"], str(state_path))
@@ -154,8 +155,9 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
     targets = None
     if recipe.teachers:   # once per run, kept in the run folder so a resumed run does not redo it
         target_path = run_dir / "teachers.pt"
-        if target_path.is_file():
-            targets = torch.load(target_path, map_location="cpu", weights_only=True)
+        kept = torch.load(target_path, map_location="cpu", weights_only=True) if target_path.is_file() else {}
+        if kept.get("teachers") == list(recipe.teachers) and len(kept["probabilities"]) == len(train_set):
+            targets = kept["probabilities"]
         else:
             job = teacher_probabilities(list(recipe.teachers), train_set.images, device, recipe.precision,
                                         should_stop)
@@ -169,7 +171,7 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
             if targets is None:
                 return
             run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_save(targets, target_path)
+            atomic_save({"teachers": list(recipe.teachers), "probabilities": targets}, target_path)
         targets = targets.to(device)
     # the whole split lives on the device (airbench); black border, like RandomCrop(padding=4)
     padded = F.pad(train_set.images.to(device), (recipe.crop_pad,) * 4)

@@ -123,6 +123,8 @@ def test_distillation_targets_come_from_the_zero_padded_teachers_per_view(tmp_pa
     assert [e.kind for e in events][:2] == ["teachers", "teachers"] and (tmp_path / "student" / "teachers.pt").is_file()
     _, student = load_checkpoint(tmp_path / "student" / "model.pt")
     assert list(student["recipe"]["teachers"]) == [str(teacher)]
+    kept = torch.load(tmp_path / "student" / "teachers.pt", weights_only=True)
+    assert kept["teachers"] == [str(teacher)] and kept["probabilities"].shape == (len(train_set), 2, 10)
     plain, _ = load_checkpoint(tmp_path / "t" / "model.pt")   # same seed and recipe, no teachers
     distilled, _ = load_checkpoint(tmp_path / "student" / "model.pt")
     assert not torch.allclose(plain[1][0].weight, distilled[1][0].weight), "the teachers' targets were used"
