@@ -42,17 +42,25 @@ def run_job(job: Job, on_progress: Callable[[Progress], None] | None = None,
             on_partial(ev.value)
 
 
-def relay(job: Job, offset: int, total: int, label: str,
-          on_progress: Callable[[Progress], None] | None = None) -> Job:
-    """Run a sub-job inside a larger one: re-yield its progress shifted by offset on the larger scale
-    (label prefixed), drop its other events, and return the sub-job's result."""
+def forward(job: Job, transform: Callable[[Progress], Any]) -> Job:
+    """Run a sub-job inside a larger generator: yield transform(progress) for each of its Progress
+    events, drop its other events, and return the sub-job's result."""
     while True:
         try:
             ev = next(job)
         except StopIteration as stop:
             return stop.value
         if isinstance(ev, Progress):
-            ev = Progress(min(offset + ev.done, total), total, f"{label}: {ev.message}")
-            if on_progress is not None:
-                on_progress(ev)
-            yield ev
+            yield transform(ev)
+
+
+def relay(job: Job, offset: int, total: int, label: str,
+          on_progress: Callable[[Progress], None] | None = None) -> Job:
+    """Run a sub-job inside a larger one: re-yield its progress shifted by offset on the larger scale
+    (label prefixed), drop its other events, and return the sub-job's result."""
+    def shifted(ev: Progress) -> Progress:
+        ev = Progress(min(offset + ev.done, total), total, f"{label}: {ev.message}")
+        if on_progress is not None:
+            on_progress(ev)
+        return ev
+    return (yield from forward(job, shifted))

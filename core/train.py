@@ -22,6 +22,7 @@ from core.device import autocast, prepare_model
 from core.distillation import soft_targets, teacher_probabilities
 from core.evaluate import evaluate
 from core.files import atomic_save
+from core.jobs import forward
 from core.model import ModelConfig, build_model, init_whitening
 
 
@@ -161,13 +162,8 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
         else:
             job = teacher_probabilities(list(recipe.teachers), train_set.images, device, recipe.precision,
                                         should_stop)
-            while True:
-                try:
-                    p = next(job)
-                except StopIteration as done:
-                    targets = done.value
-                    break
-                yield TrainEvent("teachers", 0, p.done, p.total, 0.0, 0.0, elapsed, 0.0)
+            targets = yield from forward(job, lambda p: TrainEvent("teachers", 0, p.done, p.total, 0.0, 0.0,
+                                                                   elapsed, 0.0))
             if targets is None:
                 return
             run_dir.mkdir(parents=True, exist_ok=True)
