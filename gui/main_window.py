@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         return True
 
     def set_model(self, loaded: LoadedModel) -> None:
-        self.mean_runner.stop(CLOSE_WAIT_MS)
+        self.mean_runner.cancel()   # not waited for: compute_mean's finish drops maps of another model
         self.explorer = Explorer(loaded, precision="fp32")
         try:
             self.explorer.set_input_size(int(self.settings.value("input_size", 32)))

@@ -123,6 +123,7 @@ class TranslationTab(QWidget):
         self.export_data_btn.clicked.connect(self.export_numbers)
         self.figure.cellHovered.connect(self.hover)
         self.figure.cellClicked.connect(self.show_examples)
+        self.runner.idle.connect(lambda: self.result is None and self.try_cache())   # a stale job left the screen empty
         for w in (*self.grid.value_widgets, self.seed):
             w.valueChanged.connect(self.try_cache)
         for w in (self.mode, self.precision):
@@ -132,7 +133,9 @@ class TranslationTab(QWidget):
 
     # ---- inputs --------------------------------------------------------------------------------
     def set_model(self, loaded: LoadedModel) -> None:
-        self.runner.stop(3000)
+        """A grid of the previous model is cancelled, not waited for: the window stays responsive, and
+        what it still delivers is kept off the screen (`_current`)."""
+        self.runner.cancel()
         self.loaded = loaded
         self.try_cache()
 
@@ -248,7 +251,10 @@ class TranslationTab(QWidget):
         self.status.setText(f"Done in {time.perf_counter() - self.t0:.1f} s{note}")
 
     def _cancelled(self, result) -> None:
-        if result is not None and self._current():
+        if not self._current():
+            self.status.setText("Cancelled the grid of the previous model or settings.")
+            return
+        if result is not None:
             self.show_result(result)
         self.status.setText(f"Cancelled; showing the {result.images if result else 0} images per cell done so far "
                             "(not cached).")

@@ -83,7 +83,12 @@ atexit.register(wait_for_jobs)
 
 
 class JobRunner(QObject):
-    """Owns at most one running JobWorker and its QThread; `stop()` cancels and waits a bounded time."""
+    """Owns at most one running JobWorker and its QThread; `stop()` cancels and waits a bounded time.
+
+    `idle` fires once the thread is gone and `running` is False again, so a view can start the next
+    thing then (in `finished` handlers the runner still counts as running)."""
+
+    idle = pyqtSignal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -156,6 +161,7 @@ class JobRunner(QObject):
             self.thread.deleteLater()
             self.worker.deleteLater()
             self.thread = self.worker = None
+            self.idle.emit()
 
     def cancel(self) -> None:
         if self.worker is not None:

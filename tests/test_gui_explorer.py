@@ -140,6 +140,17 @@ def test_failed_export_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_opening_another_model_while_the_mean_runs_cancels_without_waiting(qtbot, window, tiny_checkpoint):
+    w = window
+    w.inputs.set_kind("mean")
+    w.compute_mean("test", 60)
+    w.open_checkpoint(str(tiny_checkpoint))
+    assert w.mean_runner.running and w.mean_runner.worker.cancel_requested, "cancelled, not waited for"
+    qtbot.waitUntil(lambda: not w.mean_runner.running, timeout=20000)
+    assert w.result is None and "Discarded" in w.inputs.mean_status.text()
+    assert w.inputs.mean_btn.isEnabled()
+
+
 def test_closing_while_the_mean_runs(qtbot, window):
     w = window
     w.compute_mean("test", 60)

@@ -259,3 +259,21 @@ def test_a_grid_of_another_model_or_size_never_shows(tab, qtbot):
     assert tab.result is None and "earlier settings finished" in tab.status.text()
     w.set_input_size(32)                     # ... and was cached for it
     assert tab.result is not None and tab.result.images == 60
+
+
+def test_opening_another_model_mid_run_cancels_without_waiting(tab, qtbot, tiny_checkpoint):
+    w = tab.window_
+    tab.start()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)   # 30 images, step 4: cached
+    tab.count.setValue(60)
+    tab.step.setValue(1)
+    tab.start()
+    w.open_checkpoint(str(tiny_checkpoint))
+    assert tab.runner.running and tab.runner.worker.cancel_requested, "cancelled, not waited for"
+    assert tab.loaded is not tab.run_model
+    tab.count.setValue(30)
+    tab.step.setValue(4)
+    assert tab.result is None, "nothing shows while the old model's grid winds down"
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert tab.result is not None and tab.result.images == 30, "then the new model's cached grid"
+    assert "From cache" in tab.status.text() and tab.start_btn.isEnabled()
