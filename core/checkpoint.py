@@ -89,7 +89,7 @@ def load_checkpoint(path) -> tuple[nn.Sequential, dict]:
 
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")   # symmetric = replicate for 3x3, padding 1
-FLAGSHIP = "vgg_zeros_wide.pt"   # the most accurate model: what the app and the commands open by default
+FLAGSHIP = "vgg_zeros_distilled.pt"   # the most accurate model: what the app and the commands open by default
 
 
 def padding_variants() -> list[Path]:
