@@ -17,8 +17,8 @@ import numpy as np  # noqa: E402
 import pyqtgraph as pg  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from core.mosaic import grid_shape  # noqa: E402
-from gui.feature_grid import FeatureGrid  # noqa: E402
+from padlens.core.mosaic import grid_shape  # noqa: E402
+from padlens.gui.feature_grid import FeatureGrid  # noqa: E402
 
 
 def time_it(fn, repeat: int) -> float:

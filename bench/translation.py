@@ -29,21 +29,20 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # runnable without installing
 
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from core.checkpoint import CheckpointError, default_checkpoint, load_checkpoint  # noqa: E402
-from core.data import DatasetError, Normalization, load_split, resolve_data_root, stratified_subset  # noqa: E402
-from core.device import autocast, bf16_supported, pick_device  # noqa: E402
-from core.inference import compile_for_inference, fold_batchnorm  # noqa: E402
-from core.jobs import run_job  # noqa: E402
-from core.model import ModelConfig, build_model  # noqa: E402
-from core.shifts import SHIFT_MODES, affine_shift, shifted_copies  # noqa: E402
-from core.translation import GridSpec, translation_grid  # noqa: E402
+from padlens.core.checkpoint import CheckpointError, default_checkpoint, load_checkpoint  # noqa: E402
+from padlens.core.data import DatasetError, Normalization, load_split, resolve_data_root, stratified_subset  # noqa: E402
+from padlens.core.device import autocast, bf16_supported, pick_device  # noqa: E402
+from padlens.core.inference import compile_for_inference, fold_batchnorm  # noqa: E402
+from padlens.core.jobs import run_job  # noqa: E402
+from padlens.core.model import ModelConfig, build_model  # noqa: E402
+from padlens.core.shifts import SHIFT_MODES, affine_shift, shifted_copies  # noqa: E402
+from padlens.core.translation import GridSpec, translation_grid  # noqa: E402
 
-from core.custom_model import CIFAR10_NORMALIZATION as CIFAR_NORM  # noqa: E402
+from padlens.core.custom_model import CIFAR10_NORMALIZATION as CIFAR_NORM  # noqa: E402
 
 
 def load_model(path: str | None):

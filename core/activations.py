@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.data import Normalization
-from core.device import autocast
-from core.jobs import Progress, never
-from core.layers import Path, hook_outputs
+from padlens.core.data import Normalization
+from padlens.core.device import autocast
+from padlens.core.jobs import Progress, never
+from padlens.core.layers import Path, hook_outputs
 
 Activations = dict[Path, torch.Tensor]
 

@@ -6,18 +6,25 @@ extra keys) becomes a CheckpointError whose message names the problem.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from core.data import Normalization
-from core.files import atomic_save
-from core.model import ModelConfig, build_model
+from padlens.core.data import Normalization
+from padlens.core.files import atomic_save
+from padlens.core.model import ModelConfig, build_model
 
 FORMAT = "padlens-checkpoint"
 VERSION = 1
-SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def shipped_dir() -> Path:
+    """Where the shipped checkpoints lie: $PADLENS_CHECKPOINTS when set, else the package's own
+    (padlens.checkpoints: the repository's checkpoints/ in an editable install, package data in a wheel)."""
+    env = os.environ.get("PADLENS_CHECKPOINTS")
+    return Path(env).expanduser() if env else Path(__file__).resolve().parent.parent / "checkpoints"
 
 
 class CheckpointError(RuntimeError):
@@ -95,14 +102,17 @@ FLAGSHIP = "vgg_zeros_distilled.pt"   # the most accurate model: what the app an
 def padding_variants() -> list[Path]:
     """The shipped padding comparison: one model per mode, all of one architecture, recipe and seed,
     zero padding first (the baseline every fix is compared with)."""
-    return [p for p in (SHIPPED / f"vgg_{m}.pt" for m in PADDING_MODES) if p.is_file()]
+    return [p for p in (shipped_dir() / f"vgg_{m}.pt" for m in PADDING_MODES) if p.is_file()]
 
 
 def default_checkpoint() -> Path:
     """The flagship (most accurate) checkpoint, else the zero-padded variant."""
-    found = [p for p in [SHIPPED / FLAGSHIP, *padding_variants()] if p.is_file()]
+    found = [p for p in [shipped_dir() / FLAGSHIP, *padding_variants()] if p.is_file()]
     if not found:
-        raise CheckpointError(f"No checkpoint in {SHIPPED}; train one with `padlens train`.")
+        where = "$PADLENS_CHECKPOINTS" if os.environ.get("PADLENS_CHECKPOINTS") else "the installed package"
+        raise CheckpointError(f"No shipped checkpoint in {shipped_dir()} ({where}); point PADLENS_CHECKPOINTS at a "
+                              "folder holding vgg_zeros_distilled.pt or vgg_zeros.pt, pass --checkpoint, or train "
+                              "one with `padlens train`.")
     return found[0]
 
 

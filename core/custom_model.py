@@ -35,9 +35,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.checkpoint import CheckpointError, load_state
-from core.data import Normalization
-from core.layers import iter_paths
+from padlens.core.checkpoint import CheckpointError, load_state
+from padlens.core.data import Normalization
+from padlens.core.layers import iter_paths
 
 CIFAR10_NORMALIZATION = Normalization(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
 NORMALIZATIONS = {   # name: (what the model was trained on, Normalization)

@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core.files import atomic_save
-from core.jobs import Job, Progress, never, run_job
+from padlens.core.files import atomic_save
+from padlens.core.jobs import Job, Progress, never, run_job
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLITS = ("train", "test")

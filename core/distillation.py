@@ -13,11 +13,11 @@ from typing import Callable
 
 import torch
 
-from core.checkpoint import CheckpointError, load_checkpoint
-from core.data import Normalization
-from core.device import prepare_model
-from core.evaluate import logits_of
-from core.jobs import Job, Progress, never
+from padlens.core.checkpoint import CheckpointError, load_checkpoint
+from padlens.core.data import Normalization
+from padlens.core.device import prepare_model
+from padlens.core.evaluate import logits_of
+from padlens.core.jobs import Job, Progress, never
 
 
 def teacher_probabilities(paths: list[str | Path], images: torch.Tensor, device: torch.device,

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.data import Normalization
-from core.device import autocast
+from padlens.core.data import Normalization
+from padlens.core.device import autocast
 
 
 @dataclass(frozen=True)

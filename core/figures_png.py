@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.files import atomic_write
+from padlens.core.files import atomic_write
 
 # Color maps as small lookup tables (position in [0,1], RGB), interpolated linearly in numpy.
 # viridis and inferno: matplotlib's maps sampled every 1/8; "diverging": blue-white-red (RdBu reversed).

@@ -70,7 +70,7 @@ def fast_model(model: nn.Module, device: torch.device, precision: str, fold: boo
                compile: bool = False) -> nn.Module:
     """What the translation grid runs: a copy channels_last on the device, batch norm folded where
     `folds` says so, optionally compiled."""
-    from core.device import prepare_model
+    from padlens.core.device import prepare_model
     fold = folds(precision, fold)
     model = prepare_model(fold_batchnorm(model) if fold else copy.deepcopy(model).eval(), device)
     return compile_for_inference(model) if compile else model

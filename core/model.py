@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from core.padding import make_conv
+from padlens.core.padding import make_conv
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ the border bias of every layer for the blank inputs and for the data set's mean 
 filters of every conv and the padding arithmetic. With an input size other than 32, the zero-padded
 baseline is also measured at 32x32 (grids and blank inputs), so that section 4 can say what resizing
 changes. Writes PNG figures (core.figures_png, no Qt), the
-Qt heatmap figures when gui.figures imports, `report.md` answering the questions with the measured
+heatmap figures of a writer the caller hands in (the command line passes the app's), `report.md` answering the questions with the measured
 numbers and `report.json` with all of them.
 
 The work is a job (core.jobs): a generator yielding Progress and returning the path of report.md
@@ -14,11 +14,8 @@ The work is a job (core.jobs): a generator yielding Progress and returning the p
 from __future__ import annotations
 
 import datetime as _dt
-import importlib
 import json
 import math
-import signal
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -27,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.checkpoint import checkpoint_labels
-from core.files import atomic_text, file_identity
-from core.jobs import Progress, never, relay
-from core.translation import GridSpec
+from padlens.core.checkpoint import checkpoint_labels
+from padlens.core.files import atomic_text
+from padlens.core.jobs import Progress, never, relay
+from padlens.core.translation import GridSpec
 
 DEFAULT_MODES = ("affine", "affine-mean", "roll")
 DEFAULT_GRID = GridSpec(-16, 16, -16, 16, 4)
@@ -53,7 +50,7 @@ def region_deviations(map2d: torch.Tensor) -> dict[str, float]:
     The regions follow border_bias's ring: corners are the ring_width x ring_width blocks, edges the
     ring strips between them. Empty for maps below 3x3; all 0 for a constant map.
     """
-    from core.spatial_bias import ring_width
+    from padlens.core.spatial_bias import ring_width
     h, w = map2d.shape
     if h < 3 or w < 3:
         return {}
@@ -117,7 +114,7 @@ def _is_activation(m: nn.Module) -> bool:
 
 def _grid_entry(result, from_cache: bool, crop_pad, period) -> dict:
     """What report.json keeps of one translation grid, with the summaries the Markdown quotes."""
-    from core.translation import phase_table, pitfalls
+    from padlens.core.translation import phase_table, pitfalls
     acc, cons = result.accuracy, result.consistency
     worst = np.unravel_index(np.nanargmin(acc), acc.shape) if np.isfinite(acc).any() else None
     return {
@@ -134,8 +131,8 @@ def _grid_entry(result, from_cache: bool, crop_pad, period) -> dict:
 def _layer_rows(model: nn.Module, maps: dict[str, dict]) -> list[dict]:
     """Border bias and region deviations per layer (containers excluded) for each input in maps
     ({input: {path: mean map}}, keyed like MAP_INPUTS), one row per layer the blank zeros input reached."""
-    from core.layers import is_container, iter_paths, path_name
-    from core.spatial_bias import border_bias
+    from padlens.core.layers import is_container, iter_paths, path_name
+    from padlens.core.spatial_bias import border_bias
     first = maps["blank_normalized"]
     rows = []
     for p, m in iter_paths(model):
@@ -197,7 +194,7 @@ def _clean(o):
 def _heatmap_image(acc: np.ndarray, dxs, dys, crop_pad: int | None) -> torch.Tensor:
     """Accuracy per cell (rows: dy from negative = up to positive = down), the (0,0) cell outlined in
     white, the training crop box in red, a color bar (0 at the bottom, 100% at the top) at the right."""
-    from core.figures_png import colorbar, colorize, outline, upscale
+    from padlens.core.figures_png import colorbar, colorize, outline, upscale
     f = max(4, HEATMAP // max(acc.shape))
     img = upscale(colorize(acc, "viridis", (0.0, 1.0)), f).clone()
     dxs, dys = np.asarray(dxs), np.asarray(dys)
@@ -218,8 +215,8 @@ def _heatmap_image(acc: np.ndarray, dxs, dys, crop_pad: int | None) -> torch.Ten
 
 def report(checkpoints: list, out_dir, data_root=None, device="auto", images: int = 500,
            grid: GridSpec = DEFAULT_GRID, modes=DEFAULT_MODES, mean_images: int = 500, precision: str = "auto",
-           eval_images: int = 0, seed: int = 0, input_size: int = 32, qt_figures: bool = True,
-           should_stop: Callable[[], bool] = never, progress: Callable[[Progress], None] | None = None):
+           eval_images: int = 0, seed: int = 0, input_size: int = 32,
+           heatmap_figures: Callable | None = None, should_stop: Callable[[], bool] = never, progress: Callable[[Progress], None] | None = None):
     """Job: measure every checkpoint, write figures, report.md and report.json into out_dir.
 
     images: class-balanced test images per translation grid (0: all). eval_images: test images for
@@ -229,23 +226,23 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     remedy, every input resized to input_size x input_size before the network for the translation grids
     (shifted at 32x32 first), the feature maps and the padding arithmetic; accuracy and loss stay the
     assignment's evaluate at 32x32. A model that does not run at that size fails before any work.
-    Translation grids come from and go to the cache the GUI uses (core.translation.cache_file).
+    Translation grids come from and go to the cache the GUI uses (core.grid_cache).
     progress, when given, is called with every Progress the job yields. Returns the path of report.md,
     or None when stopped before the first checkpoint was finished (checkpoints finished by then are
     reported).
     """
-    from core.activations import BLANK_KINDS, blank_input, capture, mean_activations
-    from core.checkpoint import load_checkpoint
-    from core.data import Normalization, load_split, stratified_subset
-    from core.device import pick_device, prepare_model, resolve_precision
-    from core.evaluate import evaluate
-    from core.figures_png import filters_figure, maps_figure, montage, save_png, with_caption
-    from core.inference import fast_model, folds
-    from core.layers import path_name
-    from core.shifts import SHIFT_MODES
-    from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, filter_asymmetry,
+    from padlens.core.activations import BLANK_KINDS, blank_input, capture, mean_activations
+    from padlens.core.data import load_split, stratified_subset
+    from padlens.core.device import pick_device, resolve_precision
+    from padlens.core.evaluate import evaluate
+    from padlens.core.figures_png import filters_figure, maps_figure, montage, save_png, with_caption
+    from padlens.core.layers import path_name
+    from padlens.core.shifts import SHIFT_MODES
+    from padlens.core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, filter_asymmetry,
                                    format_padding_arithmetic, mean_filters, mean_map, padding_arithmetic)
-    from core.translation import GridResult, cache_file, grid_key, grid_title, shift_period, translation_grid
+    from padlens.core.grid_cache import GridRequest
+    from padlens.core.session import load_model
+    from padlens.core.translation import GridResult, shift_period
 
     paths = [Path(c) for c in checkpoints]
     if not paths:
@@ -260,11 +257,11 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     out = Path(out_dir)
     dev = pick_device(device)
     grid_precision = resolve_precision(precision, dev)
-    loaded = [load_checkpoint(p) for p in paths]           # fail on a bad file or input size before any work
+    loaded = [load_model(p, dev) for p in paths]           # fail on a bad file or input size before any work
     arith = []
-    for p, (model, _) in zip(paths, loaded):
+    for p, lm in zip(paths, loaded):
         try:
-            arith.append({size: padding_arithmetic(model, size) for size in {input_size, 32}})
+            arith.append({size: padding_arithmetic(lm.model, size) for size in {input_size, 32}})
         except ValueError as e:
             raise ValueError(f"{p}: {e}") from None
     data = load_split(data_root, "test")
@@ -277,31 +274,21 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     n_eval = len(data) if eval_idx is None else len(eval_idx)
     n_cells = len(grid.dxs) * len(grid.dys)
 
-    def keys_at(p: Path, size: int) -> dict[str, str]:
-        return {m: grid_key(file_identity(p), data, grid, m, len(grid_idx), seed, grid_precision, size)
-                for m in modes}
+    def requests_at(lm, size: int) -> dict[str, GridRequest]:
+        return {m: GridRequest(lm, data, grid, m, len(grid_idx), seed, grid_precision, size) for m in modes}
 
-    keys = [keys_at(p, input_size) for p in paths]
-    base_i = _baseline([(meta.get("model_config") or {}).get("padding_mode") for _, meta in loaded])
-    keys32 = keys_at(paths[base_i], 32) if input_size != 32 else {}   # the resizing remedy's 32x32 side
-
-    def cached(key: str) -> GridResult | None:
-        f = cache_file(key)
-        if not f.is_file():
-            return None
-        try:
-            r = GridResult.load_npz(f)
-        except (OSError, ValueError, KeyError):
-            return None
-        return r if r.count.size and int(r.count.min()) == len(grid_idx) else None
+    requests = [requests_at(lm, input_size) for lm in loaded]
+    base_i = _baseline([(lm.meta.get("model_config") or {}).get("padding_mode", lm.padding_mode) for lm in loaded])
+    requests32 = requests_at(loaded[base_i], 32) if input_size != 32 else {}   # the resizing remedy's 32x32 side
 
     def grid_work(pre: dict) -> int:
         return sum(len(grid_idx) * n_cells for m in pre if pre[m] is None)
 
-    ready = [{m: cached(k[m]) for m in modes} for k in keys]
-    ready32 = {m: cached(k) for m, k in keys32.items()}
+    ready = [{m: r.cached() for m, r in reqs.items()} for reqs in requests]
+    ready32 = {m: r.cached() for m, r in requests32.items()}
+    notes = [n for reqs in [*requests, requests32] for r in reqs.values() for n in r.notes]
     total = max(1, sum(n_eval + len(BLANK_KINDS) + len(mean_idx) + grid_work(pre) for pre in ready)
-                + (len(BLANK_KINDS) + grid_work(ready32) if keys32 else 0))
+                + (len(BLANK_KINDS) + grid_work(ready32) if requests32 else 0))
     done = 0
 
     def emit(extra: int, message: str) -> Progress:
@@ -310,29 +297,21 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
             progress(ev)
         return ev
 
-    def grids_at(model, path: Path, label: str, head: str, norm, crop_pad, size: int, pre: dict, key: dict):
-        """Job: a grid per mode at this input size, from the cache (pre) or computed and cached under key;
+    def grids_at(head: str, size: int, pre: dict, reqs: dict):
+        """Job: a grid per mode at this input size, from the cache (pre) or computed and cached;
         returns {mode: GridResult}, without the modes not finished when stopped."""
         nonlocal done
         at = f" at {size}x{size}" if size != input_size else ""
-        fast, out = None, {}
+        out = {}
         for mode in modes:
             result = pre[mode]
             if result is None:
-                if fast is None:
-                    fast = fast_model(model, dev, grid_precision)
-                info = {"checkpoint": str(path), "data": data.source, "images": len(grid_idx), "seed": seed,
-                        "crop_pad": crop_pad, "fused": folds(grid_precision), "device": str(dev),
-                        "title": grid_title(label, mode, len(grid_idx), data.source, size)}
                 t = time.perf_counter()
-                job = translation_grid(fast, data.images[grid_idx], data.labels[grid_idx], norm, grid, mode, dev,
-                                       grid_precision, size, fill_color=data.mean_color, info=info,
-                                       should_stop=should_stop)
-                result = yield from relay(job, done, total, f"{head}: {mode} grid{at}", progress)
+                result = yield from relay(reqs[mode].job(should_stop), done, total, f"{head}: {mode} grid{at}",
+                                          progress)
                 if should_stop() or result.images < len(grid_idx):
                     break
                 result.info["seconds"] = round(time.perf_counter() - t, 2)
-                result.save_npz(cache_file(key[mode]))
                 done += len(grid_idx) * n_cells
             out[mode] = result
         return out
@@ -353,17 +332,16 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     results: list[dict] = []
     interrupted = False
     sized = f", input resized to {input_size}x{input_size}" if input_size != 32 else ""
-    for i, (path, (model, meta), label) in enumerate(zip(paths, loaded, labels)):
+    for i, (path, lm, label) in enumerate(zip(paths, loaded, labels)):
         if should_stop():
             interrupted = True
             break
         head = f"{label} ({i + 1}/{len(paths)})"
         folder = out / label
-        norm = Normalization.from_dict(meta["normalization"])
+        model, meta, norm = lm.model, lm.meta, lm.norm
         cfg = meta.get("model_config") or {}
         recipe = meta.get("recipe") or {}
         crop_pad = recipe.get("crop_pad")
-        model = prepare_model(model, dev)
         entry: dict = {"label": label, "checkpoint": str(path), "padding_mode": cfg.get("padding_mode"),
                        "model_config": cfg, "recipe": recipe, "crop_pad": crop_pad,
                        "stored_metrics": meta.get("metrics") or {}}
@@ -379,8 +357,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         done += n_eval
 
         # 2. translation grids, batch norm folded, from the cache when there
-        grids: dict[str, GridResult] = yield from grids_at(model, path, label, head, norm, crop_pad, input_size,
-                                                           ready[i], keys[i])
+        grids: dict[str, GridResult] = yield from grids_at(head, input_size, ready[i], requests[i])
         if len(grids) < len(modes):
             interrupted = True
             break
@@ -417,8 +394,8 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         entry["uneven_at_32"] = [x["name"] for x in arith[i][32] if x["uneven"]]
 
         # 3b. the resizing remedy's other side: the baseline's grids and blank inputs at 32x32
-        if i == base_i and keys32:
-            grids32 = yield from grids_at(model, path, label, head, norm, crop_pad, 32, ready32, keys32)
+        if i == base_i and requests32:
+            grids32 = yield from grids_at(head, 32, ready32, requests32)
             if len(grids32) < len(modes):
                 interrupted = True
                 break
@@ -455,21 +432,16 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
             cap = f"{label}: accuracy per shift (dx right, dy down){sized}" + (", " + JPEG_LABEL if jpeg else "")
             figs["accuracy_heatmaps"] = save_png(folder / "accuracy_heatmaps.png", with_caption(both, cap))
         figs["qt"] = {}
-        if qt_figures:
-            try:
-                qt = importlib.import_module("gui.figures")
-            except ImportError as e:
-                entry["qt_figures_note"] = f"no Qt heatmap figures: {e}"
-            else:
-                for mode, g in grids.items():
-                    title = g.info.get("title") or f"{label}: {mode} shifts"
-                    if jpeg and "JPEG" not in title:
-                        title += f" ({JPEG_LABEL})"
-                    try:
-                        figs["qt"][mode] = qt.save_heatmap_figures(g, folder / mode, title, crop_pad)
-                    except Exception as e:  # noqa: BLE001 - the numbers and PNGs exist; say what failed
-                        entry["qt_figures_note"] = f"the Qt heatmap figures failed: {type(e).__name__}: {e}"
-                        break
+        if heatmap_figures is not None:   # handed in by the top layer (the CLI passes gui.figures'); core draws no Qt
+            for mode, g in grids.items():
+                title = g.info.get("title") or f"{label}: {mode} shifts"
+                if jpeg and "JPEG" not in title:
+                    title += f" ({JPEG_LABEL})"
+                try:
+                    figs["qt"][mode] = heatmap_figures(g, folder / mode, title, crop_pad)
+                except Exception as e:  # noqa: BLE001 - the numbers and PNGs exist; say what failed
+                    entry["qt_figures_note"] = f"the heatmap figures failed: {type(e).__name__}: {e}"
+                    break
         entry["figures"] = figs
         results.append(entry)
         yield emit(0, f"{head}: done")
@@ -483,7 +455,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                 "ring_distances": rings, "far": far, "input_size": input_size,
                 "modes": list(modes), "grid_images": len(grid_idx), "eval_images": n_eval,
                 "eval_subset": "all" if eval_idx is None else "class-balanced", "mean_images": len(mean_idx),
-                "seed": seed, "interrupted": interrupted, "seconds": round(time.perf_counter() - t_start, 2),
+                "seed": seed, "interrupted": interrupted, "cache_notes": notes, "seconds": round(time.perf_counter() - t_start, 2),
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "border_bias_definition": BORDER_BIAS_HELP, "filter_asymmetry_definition": FILTER_ASYMMETRY_HELP}
     doc = {"settings": settings, "checkpoints": results}
@@ -510,7 +482,7 @@ def _baseline(padding_modes: list) -> int:
 
 
 def render_markdown(doc: dict, out: Path) -> str:
-    from core.shifts import SHIFT_MODES
+    from padlens.core.shifts import SHIFT_MODES
     s, results = doc["settings"], doc["checkpoints"]
     jpeg = s["jpeg"]
     jl = f" ({JPEG_LABEL})" if jpeg else ""
@@ -781,78 +753,3 @@ def render_markdown(doc: dict, out: Path) -> str:
     add("Numbers: [report.json](report.json). Grids per checkpoint and mode: `<checkpoint>/translation_<mode>.csv` "
         "and `.npz`.")
     return "\n".join(L) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------------
-# Command line
-
-def cmd_report(a) -> int:
-    from core.cli import fmt_time, progress_line
-    from core.jobs import run_job
-    lo, hi = a.range
-    spec = GridSpec.square(min(lo, hi), max(lo, hi), a.step)
-    t = time.perf_counter()
-
-    def on_progress(ev: Progress) -> None:
-        elapsed = time.perf_counter() - t
-        eta = elapsed * (ev.total - ev.done) / ev.done if ev.done else 0
-        progress_line(ev.done / max(ev.total, 1), f"{ev.message[:70]} left {fmt_time(eta)}")
-
-    print(f"report on {len(a.checkpoints)} checkpoint(s) into {a.out} (Ctrl-C once: report what is finished; "
-          "twice: quit)", flush=True)
-    stop = []
-
-    def interrupted(*_):
-        if stop:
-            raise KeyboardInterrupt
-        stop.append(True)
-        sys.stderr.write("\npadlens: stopping after the current step; Ctrl-C again to quit at once\n")
-
-    old = signal.signal(signal.SIGINT, interrupted)
-    try:
-        md = run_job(report(a.checkpoints, a.out, a.data, a.device, a.images, spec, a.modes, a.mean_images,
-                            a.precision, a.eval_images, a.seed, a.input_size, qt_figures=not a.no_qt_figures,
-                            should_stop=lambda: bool(stop)), on_progress=on_progress)
-    except KeyboardInterrupt:
-        sys.stderr.write("\n")
-        print("padlens: interrupted; finished translation grids are cached and reused by the next run",
-              file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, old)
-    sys.stderr.write("\n")
-    if md is None:
-        print("padlens: stopped before any checkpoint was finished", file=sys.stderr)
-        return 130 if stop else 1
-    print(f"wrote {md} and {Path(md).with_name('report.json')} in {fmt_time(time.perf_counter() - t)}")
-    return 0
-
-
-def add_report_parser(sub):
-    """Add the `report` subcommand to an argparse subparsers object; returns its parser."""
-    from core.cli import common_args
-    from core.shifts import SHIFT_MODES
-    r = sub.add_parser("report", help="measure checkpoints and write report.md, report.json and figures",
-                       description=__doc__.split("\n\n")[0])
-    r.add_argument("--checkpoints", nargs="+", required=True, metavar="CKPT", help="checkpoint files to compare")
-    r.add_argument("--out", required=True, help="folder for report.md, report.json and the figures")
-    common_args(r)
-    r.add_argument("--images", type=int, default=500, help="class-balanced test images per translation grid (0: all)")
-    r.add_argument("--range", type=int, nargs=2, default=[-16, 16], metavar=("LO", "HI"),
-                   help="shift range in pixels for both dx and dy (default -16 16)")
-    r.add_argument("--step", type=int, default=4, help="grid step in pixels (default 4)")
-    r.add_argument("--modes", nargs="+", default=list(DEFAULT_MODES), choices=list(SHIFT_MODES),
-                   help="shift modes (default: all three)")
-    r.add_argument("--mean-images", type=int, default=500,
-                   help="test images averaged for the dataset-mean feature maps (0: all)")
-    r.add_argument("--eval-images", type=int, default=0,
-                   help="test images for accuracy and loss, class-balanced (default 0: the whole test split)")
-    r.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                   help="precision of the translation grids (accuracy and feature maps are always fp32)")
-    r.add_argument("--seed", type=int, default=0, help="seed of the image subsets")
-    r.add_argument("--input-size", type=int, default=32,
-                   help="resize inputs to this size for the grids, feature maps and padding arithmetic "
-                        "(the resizing remedy; default 32)")
-    r.add_argument("--no-qt-figures", action="store_true", help="skip the Qt heatmap figures (PNGs are still written)")
-    r.set_defaults(func=cmd_report)
-    return r

@@ -11,13 +11,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.activations import Activations, blank_input, capture, resize_input
-from core.checkpoint import load_checkpoint
-from core.data import CLASSES, Normalization
-from core.device import pick_device, prepare_model, resolve_precision
-from core.files import file_identity
-from core.layers import LayerInfo, describe_layers
-from core.spatial_bias import check_input_size
+from padlens.core.activations import Activations, blank_input, capture, resize_input
+from padlens.core.checkpoint import load_checkpoint
+from padlens.core.data import CLASSES, Normalization
+from padlens.core.device import pick_device, prepare_model, resolve_precision
+from padlens.core.files import file_identity
+from padlens.core.layers import LayerInfo, describe_layers
+from padlens.core.spatial_bias import check_input_size
 
 
 @dataclass
@@ -59,7 +59,7 @@ def load_custom(py_file, function: str, weights=None, device: torch.device | Non
                 normalization: str = "cifar10") -> LoadedModel:
     """A user's own model (see core.custom_model), fed inputs normalized as it was trained
     (core.custom_model.NORMALIZATIONS)."""
-    from core.custom_model import NORMALIZATIONS, CustomModelError, describe, load_custom_model
+    from padlens.core.custom_model import NORMALIZATIONS, CustomModelError, describe, load_custom_model
     if normalization not in NORMALIZATIONS:
         raise CustomModelError(f"unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
     what, norm = NORMALIZATIONS[normalization]

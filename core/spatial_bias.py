@@ -40,7 +40,7 @@ import math
 import torch
 from torch import nn
 
-from core.layers import Path, hook_outputs, iter_paths, key_params, path_name
+from padlens.core.layers import Path, hook_outputs, iter_paths, key_params, path_name
 
 BORDER_BIAS_HELP = (
     "Border bias: |mean of the border ring - mean of the center| / RMS of the map, for the feature map "

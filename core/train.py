@@ -16,14 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
-from core.data import Dataset, Normalization
-from core.device import autocast, prepare_model
-from core.distillation import soft_targets, teacher_probabilities
-from core.evaluate import evaluate
-from core.files import atomic_save
-from core.jobs import forward
-from core.model import ModelConfig, build_model, init_whitening
+from padlens.core.checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
+from padlens.core.data import Dataset, Normalization
+from padlens.core.device import autocast, prepare_model
+from padlens.core.distillation import soft_targets, teacher_probabilities
+from padlens.core.evaluate import evaluate
+from padlens.core.files import atomic_save
+from padlens.core.jobs import forward
+from padlens.core.model import ModelConfig, build_model, init_whitening
 
 
 @dataclass(frozen=True)

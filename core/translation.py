@@ -8,11 +8,9 @@ after the first chunk of 10 images (one per class); chunks then double.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -20,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.activations import resize_input
-from core.data import Normalization, cache_dir, mean_color
-from core.device import autocast
-from core.files import atomic_text, atomic_write
-from core.jobs import Partial, Progress, never
-from core.shifts import shifted_copies
+from padlens.core.activations import resize_input
+from padlens.core.data import Normalization, mean_color
+from padlens.core.device import autocast
+from padlens.core.files import atomic_text, atomic_write
+from padlens.core.jobs import Partial, Progress, never
+from padlens.core.shifts import shifted_copies
 
 
 @dataclass(frozen=True)
@@ -289,7 +287,7 @@ def pitfalls(result: GridResult, crop_pad: int | None, period: int | None, size:
     phase_min / phase_max: mean accuracy over the pooling phases (dx mod period, dy mod period; None
     without a whole-pixel period, see shift_period).
     """
-    from core.shifts import visible_fraction
+    from padlens.core.shifts import visible_fraction
     acc = result.accuracy
     finite = np.isfinite(acc)
 
@@ -319,34 +317,3 @@ def pitfalls(result: GridResult, crop_pad: int | None, period: int | None, size:
     out["phase_min"] = float(np.nanmin(table)) if several else None
     out["phase_max"] = float(np.nanmax(table)) if several else None
     return out
-
-
-GRID_VERSION = 3   # bump when the same settings would compute a different grid (2: axes anchored at 0;
-                   # 3: affine-mean fills with the data set's mean colour, data keyed by content)
-
-
-def cache_key(checkpoint_id: str, data_id: str, spec: GridSpec, mode: str, n_images: int, seed: int,
-              precision: str, input_size: int) -> str:
-    payload = json.dumps([GRID_VERSION, checkpoint_id, data_id, asdict(spec), mode, n_images, seed, precision,
-                          input_size])
-    return hashlib.sha1(payload.encode()).hexdigest()[:20]
-
-
-def grid_key(model_id: str, data, spec: GridSpec, mode: str, n_images: int, seed: int, precision: str,
-             input_size: int) -> str:
-    """The one cache key of a grid: the model's identity (LoadedModel.cache_id: its files' content),
-    the data set's content, spec and settings.
-
-    Shared by the translation tab, the comparison tab and the report, so each reuses the others' grids.
-    """
-    return cache_key(model_id, data.fingerprint, spec, mode, n_images, seed, precision, input_size)
-
-
-def grid_title(model_name: str, mode: str, n: int, data_source: str, input_size: int = 32) -> str:
-    jpeg = " (lossy JPEG copy)" if "JPEG" in data_source else ""
-    resized = f", input resized to {input_size}x{input_size}" if input_size != 32 else ""
-    return f"{model_name}: {mode} shifts, {n} test images of CIFAR-10{jpeg}{resized}"
-
-
-def cache_file(key: str) -> Path:
-    return cache_dir() / "translation" / f"{key}.npz"

@@ -17,8 +17,8 @@ def report_uncaught(kind, value, tb) -> None:
 def main(args=None) -> int:
     from PyQt6.QtWidgets import QApplication
 
-    from core.device import pick_device
-    from gui.main_window import MainWindow
+    from padlens.core.device import pick_device
+    from padlens.gui.main_window import MainWindow
     sys.excepthook = report_uncaught
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("PadLens")

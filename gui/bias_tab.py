@@ -7,11 +7,11 @@ import math
 import torch
 from PyQt6.QtWidgets import QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from core.activations import Activations
-from core.layers import LayerInfo
-from core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, filter_asymmetry, layer_biases,
+from padlens.core.activations import Activations
+from padlens.core.layers import LayerInfo
+from padlens.core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, filter_asymmetry, layer_biases,
                                mean_filters, padding_arithmetic)
-from gui.feature_grid import FeatureGrid
+from padlens.gui.feature_grid import FeatureGrid
 
 COLUMNS = ("Layer", "Type", "Output", "Bias: blank (normalized zeros)", "Bias: blank (black)",
            "Bias: dataset mean", "Mean-filter asymmetry", "Padding arithmetic")

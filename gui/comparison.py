@@ -12,7 +12,6 @@ import copy
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +20,21 @@ from PyQt6.QtCore import QRectF, Qt
 from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView,
                              QLabel, QListWidget, QListWidgetItem, QMessageBox, QProgressBar, QPushButton,
                              QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
-from torch import nn
 
-from core.activations import blank_input, capture, mean_activations
-from core.checkpoint import CheckpointError, checkpoint_labels, padding_variants
-from core.data import Dataset, stratified_subset
-from core.device import resolve_precision
-from core.inference import fast_model
-from core.jobs import Partial, Progress, never, relay
-from core.layers import LayerInfo, describe_layers, is_container, iter_paths
-from core.session import LoadedModel, load_model
-from core.spatial_bias import BORDER_BIAS_HELP, border_bias, check_input_size, mean_map
-from core.translation import GridResult, GridSpec, cache_file, grid_key, grid_title, translation_grid
-from gui.figures import augment_box, grid_cell, grid_rect, has_origin, origin_marker
-from gui.grid_settings import GridSettings
-from gui.worker import JobRunner
+from padlens.core.checkpoint import CheckpointError, checkpoint_labels, padding_variants
+from padlens.core.data import Dataset
+from padlens.core.layers import LayerInfo, describe_layers
+from padlens.core.session import LoadedModel, load_model
+from padlens.core.spatial_bias import BORDER_BIAS_HELP, check_input_size
+from padlens.core.translation import GridSpec
+from padlens.core.comparison import SEED, CheckpointEntry, common_layers, comparison_job
+from padlens.gui.figures import augment_box, grid_cell, grid_rect, has_origin, origin_marker
+from padlens.gui.grid_settings import GridSettings
+from padlens.gui.worker import JobRunner
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
 MIN_CHECKPOINTS, MAX_CHECKPOINTS = 2, 4
-SEED = 0                       # the translation tab's default seed, so the two tabs share cached grids
 ACC_CMAP, DIFF_CMAP, MAP_CMAP = "viridis", "CET-D1", "viridis"
 ROWS = (("blank", "blank input", "Input all zeros after normalization: every pixel at the normalization's mean color (the data set's, for our models)"),
         ("mean", "dataset mean", "Each layer's response averaged over the grid's test images (not the response "
@@ -60,158 +54,6 @@ COLUMNS = (
     ("all layers, mean", "Border bias averaged over every layer whose maps are at least 3x3, dataset-mean "
      "input.\n\n" + BORDER_BIAS_HELP),
 )
-
-
-# ---- cache and job (no widgets) ----------------------------------------------------------------
-
-def crop_pad_of(loaded: LoadedModel) -> int | None:
-    return (loaded.meta.get("recipe") or {}).get("crop_pad")
-
-
-def _nanmean(values) -> float:
-    vals = np.asarray([v for v in values if v is not None], dtype=float)
-    vals = vals[np.isfinite(vals)]
-    return float(vals.mean()) if vals.size else math.nan
-
-
-@dataclass
-class CheckpointEntry:
-    """What the comparison knows of one checkpoint; fields stay None until computed."""
-    path: str
-    name: str
-    padding: str
-    accuracy: float | None
-    accuracy_text: str
-    crop_pad: int | None = None
-    grid: GridResult | None = None
-    from_cache: bool = False
-    blank_maps: dict | None = None       # {layer path: [H,W] float32 channel-mean map}
-    mean_maps: dict | None = None
-    blank_bias: dict = field(default_factory=dict)   # {layer path: border bias (nan below 3x3)}
-    mean_bias: dict = field(default_factory=dict)
-    mean_images: int = 0
-
-    @classmethod
-    def of(cls, path: str, name: str, loaded: LoadedModel) -> "CheckpointEntry":
-        acc = (loaded.meta.get("metrics") or {}).get("test_accuracy")
-        return cls(str(path), name, loaded.padding_mode, float(acc) if acc is not None else None,
-                   loaded.accuracy_text, crop_pad_of(loaded))
-
-    @property
-    def grid_done(self) -> bool:
-        return self.grid is not None and bool((self.grid.count > 0).any())
-
-    def grid_mean(self, what: str) -> float:
-        if not self.grid_done:
-            return math.nan
-        return _nanmean(getattr(self.grid, what).ravel())
-
-    def bias_all(self, which: str) -> float:
-        biases = self.blank_bias if which == "blank" else self.mean_bias
-        return _nanmean(biases.values())
-
-
-def _leaf_paths(model: nn.Module) -> set:
-    return {p for p, m in iter_paths(model) if not is_container(m)}
-
-
-def _maps_and_biases(acts: dict, leaves: set) -> tuple[dict, dict]:
-    maps = {p: mean_map(a) for p, a in acts.items() if p in leaves and a.dim() == 3}
-    return {p: m.numpy() for p, m in maps.items()}, {p: border_bias(m) for p, m in maps.items()}
-
-
-def comparison_job(models: list[tuple[str, str, LoadedModel]], data: Dataset, spec: GridSpec, mode: str = "affine",
-                   n_images: int = 200, seed: int = SEED, precision: str = "auto", input_size: int = 32,
-                   use_cache: bool = True, should_stop=never):
-    """Job over (path, name, LoadedModel) triples: per checkpoint the translation grid (cached like the
-    translation tab), the channel-mean map and border bias of every layer for the blank input and for
-    the responses averaged over the grid's images. It hooks into the models: give it models no other
-    thread uses at the same time.
-
-    Yields Progress, and Partial(result so far) after each checkpoint; returns a dict with 'entries'
-    (CheckpointEntry per checkpoint done, plus the one under way when stopped), 'spec', 'mode', 'images',
-    'input_size', 'precision', 'data' and 'complete'.
-    """
-    subset = stratified_subset(data.labels, n_images, seed)
-    images, labels = data.images[subset], data.labels[subset]
-    n = len(subset)
-    cells = len(spec.dxs) * len(spec.dys)
-    per = n * cells + 1 + n
-    total = per * len(models)
-    out = {"spec": spec, "mode": mode, "images": n, "input_size": input_size, "data": data.source,
-           "precision": precision, "entries": [], "complete": False}
-
-    def snapshot(**extra):
-        return dict(out, entries=list(out["entries"]), **extra)
-
-    for k, (path, name, lm) in enumerate(models):
-        if should_stop():
-            return snapshot()
-        base = k * per
-        device = next(lm.model.parameters()).device
-        prec = resolve_precision(precision, device)
-        out["precision"] = prec
-        entry = CheckpointEntry.of(path, name, lm)
-        out["entries"].append(entry)
-        # 1. translation grid, from the shared cache when it is there
-        cache = None
-        if use_cache and lm.cache_id is not None:
-            try:
-                cache = cache_file(grid_key(lm.cache_id, data, spec, mode, n, seed, prec, input_size))
-            except OSError:
-                cache = None
-        if cache is not None and cache.is_file():
-            try:
-                entry.grid, entry.from_cache = GridResult.load_npz(cache), True
-            except (OSError, ValueError, KeyError):
-                cache.unlink(missing_ok=True)
-        if entry.grid is None:
-            yield Progress(base, total, f"{name}: translation grid")
-            fast = fast_model(lm.model, device, prec)
-            info = {"checkpoint": lm.meta.get("path", lm.name), "data": data.source, "images": n, "seed": seed,
-                    "crop_pad": entry.crop_pad, "title": grid_title(lm.name, mode, n, data.source, input_size)}
-            entry.grid = yield from relay(
-                translation_grid(fast, images, labels, lm.norm, spec, mode, device, prec, input_size=input_size,
-                                 fill_color=data.mean_color, info=info, should_stop=should_stop), base, total, name)
-            del fast
-            if entry.grid.images >= n and cache is not None:
-                try:
-                    entry.grid.save_npz(cache)
-                except OSError:
-                    pass
-        if should_stop():
-            return snapshot()
-        # 2. blank input: zeros in normalized space
-        yield Progress(base + n * cells, total, f"{name}: blank input")
-        model = lm.model.eval()   # the tab's private copy (ComparisonTab.run)
-        leaves = _leaf_paths(model)
-        acts, _ = capture(model, blank_input("normalized", lm.norm, input_size), device, "fp32")
-        entry.blank_maps, entry.blank_bias = _maps_and_biases(acts, leaves)
-        del acts
-        if should_stop():
-            return snapshot()
-        # 3. responses averaged over the grid's images
-        sums, done = yield from relay(
-            mean_activations(model, images, lm.norm, device, "fp32", size=input_size,
-                             should_stop=should_stop), base + n * cells + 1, total, f"{name}: dataset mean")
-        if done:
-            entry.mean_maps, entry.mean_bias = _maps_and_biases(sums, leaves)
-            entry.mean_images = done
-        del sums
-        if should_stop():
-            return snapshot()
-        yield Partial(snapshot())
-    return snapshot(complete=True)
-
-
-def common_layers(infos: list[list[LayerInfo]]) -> list[LayerInfo]:
-    """Layers (not containers) with a [C,H,W] output that every model has at the same path and shape."""
-    if not infos:
-        return []
-    keys = [{(i.path, i.output_shape) for i in one if not i.is_container and len(i.output_shape) == 3}
-            for one in infos]
-    shared = set.intersection(*keys)
-    return [i for i in infos[0] if (i.path, i.output_shape) in shared]
 
 
 def _fmt_pct(v: float | None) -> str:

@@ -15,7 +15,7 @@ from PyQt6.QtGui import QPainter
 from PyQt6.QtSvg import QSvgGenerator
 from PyQt6.QtWidgets import QFileDialog, QGraphicsScene, QMessageBox, QTableWidget, QWidget
 
-from core.files import atomic_csv, atomic_write
+from padlens.core.files import atomic_csv, atomic_write
 
 
 def ask_save_path(parent: QWidget | None, settings: QSettings | None, title: str, name: str,

@@ -12,7 +12,7 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout,
                              QWidget)
 
-from core.mosaic import SCALES, mosaic, scale_maps, tile_at
+from padlens.core.mosaic import SCALES, mosaic, scale_maps, tile_at
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 COLORMAPS = ("viridis", "inferno", "magma", "plasma", "CET-L1", "CET-D1")

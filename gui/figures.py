@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, Qt, pyqtSignal
 
-from core.translation import GridResult
+from padlens.core.translation import GridResult
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 METRICS = (("accuracy", "accuracy", (0.0, 1.0), "viridis"),
@@ -153,7 +153,7 @@ def save_heatmap_figures(result: GridResult, out_dir, title: str = "", augment_r
     offscreen (no display needed, a stale one does not matter); inside the app nothing flashes up."""
     from PyQt6.QtWidgets import QApplication
 
-    from gui.export import write_figure
+    from padlens.gui.export import write_figure
     if QApplication.instance() is None:   # kept alive on the module: Qt needs it while drawing
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         save_heatmap_figures.app = QApplication([])

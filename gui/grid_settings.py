@@ -4,8 +4,8 @@ from __future__ import annotations
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox
 
-from core.shifts import SHIFT_MODES
-from core.translation import GridSpec
+from padlens.core.shifts import SHIFT_MODES
+from padlens.core.translation import GridSpec
 
 
 def spin(lo, hi, value, suffix="") -> QSpinBox:

@@ -10,8 +10,8 @@ from PyQt6.QtGui import QImage, QPixmap
 from PyQt6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                              QPushButton, QRadioButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
-from core.activations import BLANK_KINDS
-from core.data import CLASSES, Dataset
+from padlens.core.activations import BLANK_KINDS
+from padlens.core.data import CLASSES, Dataset
 
 KINDS = ("Dataset image", "Blank tensor", "Dataset mean", "Image file")
 

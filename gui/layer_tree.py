@@ -4,7 +4,7 @@ from __future__ import annotations
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QTreeWidget, QTreeWidgetItem
 
-from core.layers import LayerInfo, path_name
+from padlens.core.layers import LayerInfo, path_name
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 

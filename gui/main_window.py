@@ -9,19 +9,19 @@ from PyQt6.QtCore import QSettings, Qt, QTimer
 from PyQt6.QtGui import QAction, QKeySequence, QShortcut
 from PyQt6.QtWidgets import (QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget)
 
-from core.activations import mean_activations
-from core.checkpoint import CheckpointError, default_checkpoint
-from core.custom_model import NORMALIZATIONS
-from core.data import (Dataset, DatasetError, download_job, how_to_get, load_splits_job, read_image_file,
+from padlens.core.activations import mean_activations
+from padlens.core.checkpoint import CheckpointError, default_checkpoint
+from padlens.core.custom_model import NORMALIZATIONS
+from padlens.core.data import (Dataset, DatasetError, download_job, how_to_get, load_splits_job, read_image_file,
                        resolve_data_root, stratified_subset)
-from core.layers import path_name
-from core.session import Explorer, LoadedModel, Result, load_custom, load_model
-from core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
-from gui.export import ask_save_path, run_export, write_figure, write_npy, write_table_csv
-from gui.feature_grid import FeatureGrid
-from gui.input_panel import InputChoice, InputPanel
-from gui.layer_tree import LayerTree
-from gui.worker import JobRunner
+from padlens.core.layers import path_name
+from padlens.core.session import Explorer, LoadedModel, Result, load_custom, load_model
+from padlens.core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
+from padlens.gui.export import ask_save_path, run_export, write_figure, write_npy, write_table_csv
+from padlens.gui.feature_grid import FeatureGrid
+from padlens.gui.input_panel import InputChoice, InputPanel
+from padlens.gui.layer_tree import LayerTree
+from padlens.gui.worker import JobRunner
 
 ORG, APP = "PadLens", "PadLens"
 CLOSE_WAIT_MS = 3000
@@ -53,13 +53,13 @@ class MainWindow(QMainWindow):
         self.left_split = left
         self.tabs = QTabWidget()
         self.tabs.addTab(self.feature_split, "Feature maps")
-        from gui.translation_tab import TranslationTab
+        from padlens.gui.translation_tab import TranslationTab
         self.translation = TranslationTab(self)
         self.tabs.addTab(self.translation, "Translation")
-        from gui.bias_tab import SpatialBiasTab
+        from padlens.gui.bias_tab import SpatialBiasTab
         self.bias = SpatialBiasTab(self)
         self.tabs.addTab(self.bias, "Spatial bias")
-        from gui.comparison import ComparisonTab
+        from padlens.gui.comparison import ComparisonTab
         self.comparison = ComparisonTab(self)
         self.tabs.addTab(self.comparison, "Compare")
         self.setCentralWidget(self.tabs)

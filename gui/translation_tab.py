@@ -10,20 +10,19 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
                              QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
-from core.activations import resize_input
-from core.data import Dataset, stratified_subset
-from core.device import autocast, resolve_precision
-from core.files import atomic_write
-from core.inference import fast_model
-from core.session import LoadedModel
-from core.shifts import SHIFT_MODES, shift, visible_fraction
-from core.translation import (GridResult, GridSpec, cache_file, grid_key, grid_title, pitfalls, shift_period,
-                              translation_grid)
-from gui.export import ask_save_path, run_export, write_figure
-from gui.figures import HeatmapFigure
-from gui.grid_settings import GridSettings, spin
-from gui.input_panel import pixmap_of
-from gui.worker import JobRunner
+from padlens.core.activations import resize_input
+from padlens.core.data import Dataset, stratified_subset
+from padlens.core.device import autocast
+from padlens.core.files import atomic_write
+from padlens.core.session import LoadedModel
+from padlens.core.shifts import SHIFT_MODES, shift, visible_fraction
+from padlens.core.grid_cache import GridRequest
+from padlens.core.translation import (GridResult, GridSpec, pitfalls, shift_period)
+from padlens.gui.export import ask_save_path, run_export, write_figure
+from padlens.gui.figures import HeatmapFigure
+from padlens.gui.grid_settings import GridSettings, spin
+from padlens.gui.input_panel import pixmap_of
+from padlens.gui.worker import JobRunner
 
 N_EXAMPLES = 6
 
@@ -45,8 +44,7 @@ class TranslationTab(QWidget):
         self.data: Dataset | None = None
         self.result: GridResult | None = None
         self.subset: torch.Tensor | None = None
-        self.key = ""
-        self.run_model: LoadedModel | None = None   # the model of the job started last
+        self.req: GridRequest | None = None   # the grid of the job started last
         self.t0 = 0.0
 
         self.grid = GridSettings(-32, 32, 2, 1000, "auto: bf16 where the hardware has it (within 0.5 points of "
@@ -154,13 +152,10 @@ class TranslationTab(QWidget):
     def crop_pad(self) -> int | None:
         return (self.loaded.meta.get("recipe") or {}).get("crop_pad") if self.loaded else None
 
-    def _key(self) -> str:
-        device = next(self.loaded.model.parameters()).device
-        precision = resolve_precision(self.precision.currentText(), device)
-        n = min(self.count.value(), len(self.data))
-        size = self.input_size()
-        return grid_key(self.loaded.cache_id, self.data, self.spec(), self.mode.currentText(), n, self.seed.value(),
-                        precision, size)
+    def request(self) -> GridRequest:
+        """The grid the tab is set to now."""
+        return GridRequest(self.loaded, self.data, self.spec(), self.mode.currentText(), self.count.value(),
+                           self.seed.value(), self.precision.currentText(), self.input_size())
 
     def try_cache(self, *_) -> bool:
         """Show the cached grid for the current model and settings at once, if there is one; otherwise
@@ -169,17 +164,17 @@ class TranslationTab(QWidget):
             if not self._current() and self.result is not None:
                 self._show_nothing("Running for earlier settings; the grid for these is not computed yet.")
             return False
-        if self.loaded is not None and self.data is not None and self.loaded.cache_id is not None:
-            path = cache_file(self._key())
-            if path.is_file():
-                try:
-                    self.show_result(GridResult.load_npz(path), final=True)
-                    self.status.setText(f"From cache ({path.name}).")
-                    return True
-                except (OSError, ValueError, KeyError):
-                    path.unlink(missing_ok=True)
-        if self.result is not None:
-            self._show_nothing("Not computed for these settings yet: Start (Ctrl+Return) computes it.")
+        notes = []
+        if self.loaded is not None and self.data is not None:
+            req = self.request()
+            result, notes = req.cached(), req.notes
+            if result is not None:
+                self.show_result(result, final=True)
+                self.status.setText(f"From cache ({req.path.name}).")
+                return True
+        if self.result is not None or notes:
+            self._show_nothing(" ".join(n[0].upper() + n[1:] + "." for n in notes) +
+                               ("" if notes else "Not computed for these settings yet: Start (Ctrl+Return) computes it."))
         return False
 
     def _show_nothing(self, message: str) -> None:
@@ -191,8 +186,7 @@ class TranslationTab(QWidget):
     def _current(self) -> bool:
         """Whether the running (or just finished) job computes what the tab is set to now: the same model
         and the same settings. A job of another model or size may still deliver after a stop."""
-        return (self.loaded is not None and self.loaded is self.run_model and self.data is not None
-                and self._key() == self.key)
+        return self.loaded is not None and self.data is not None and self.request().same_grid(self.req)
 
     # ---- running -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -200,24 +194,9 @@ class TranslationTab(QWidget):
             return
         if self.try_cache():
             return
-        self.key, self.run_model = self._key(), self.loaded
-        lm, data, spec, mode = self.loaded, self.data, self.spec(), self.mode.currentText()
-        device = next(lm.model.parameters()).device
-        precision = resolve_precision(self.precision.currentText(), device)
-        subset = stratified_subset(data.labels, self.count.value(), self.seed.value())
-        self.subset = subset
-        size = self.input_size()
-        info = {"checkpoint": lm.meta.get("path", lm.name), "data": data.source, "images": len(subset),
-                "seed": self.seed.value(), "crop_pad": self.crop_pad,
-                "title": grid_title(lm.name, mode, len(subset), data.source, size)}
-
-        fast = fast_model(lm.model, device, precision)   # copied here: a copy taken on the worker could catch a hook of ours
-
-        def job(stop):
-            return (yield from translation_grid(fast, data.images[subset], data.labels[subset], lm.norm, spec, mode,
-                                                device, precision, input_size=size, fill_color=data.mean_color,
-                                                info=info, should_stop=stop))
-
+        self.req = req = self.request()
+        self.subset = req.subset
+        job = req.make_job()   # the model copy is taken here, on the GUI thread
         self.t0 = time.perf_counter()
         self.start_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
@@ -236,14 +215,7 @@ class TranslationTab(QWidget):
         self.status.setText(msg)
 
     def _done(self, result: GridResult) -> None:
-        note = "; cached for next time."
-        if self.run_model.cache_id is None:        # a model without weights is a new random init each time
-            note = " (a model without weights is not cached)."
-        else:
-            try:
-                result.save_npz(cache_file(self.key))
-            except OSError as e:
-                note = f" (could not cache it: {e})."
+        note = f"; {result.info.get('cache', 'not cached')}."
         if not self._current():
             self.status.setText(f"A grid for earlier settings finished{note} Choose them again to see it.")
             return

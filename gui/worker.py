@@ -12,7 +12,7 @@ from typing import Callable
 
 from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
 
-from core.jobs import Partial, Progress
+from padlens.core.jobs import Partial, Progress
 
 
 class JobWorker(QObject):

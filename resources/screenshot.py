@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="padlens-shot-")   # no remembered settings
 
@@ -21,7 +20,7 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="padlens-shot-")   # no 
 def main(out: str = str(ROOT / "resources" / "feature_maps_blank.png")) -> None:
     from PyQt6.QtWidgets import QApplication
 
-    from gui.main_window import MainWindow
+    from padlens.gui.main_window import MainWindow
     app = QApplication.instance() or QApplication([])
     w = MainWindow(None, tempfile.mkdtemp(prefix="padlens-no-data-"))   # no data set needed
     w.resize(1500, 950)

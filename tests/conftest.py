@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.model import ModelConfig, build_model
+from tests.tiny import NORM, tiny
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,23 +24,16 @@ def data_root() -> Path:
 
 @pytest.fixture(scope="session")
 def test_split(data_root):
-    from core.data import load_split
+    from padlens.core.data import load_split
     return load_split(data_root, "test")
 
 
-TINY = ModelConfig(widths=(8, 16, 16), stem_width=6)
+TINY = tiny()[1]
 
 
 @pytest.fixture
 def tiny_model():
-    torch.manual_seed(0)
-    m = build_model(TINY)
-    for mod in m.modules():   # non-trivial statistics so folding and comparisons mean something
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.uniform_(-0.5, 0.5)
-            mod.running_var.uniform_(0.5, 2.0)
-            mod.bias.data.uniform_(-0.5, 0.5)
-    return m.eval()
+    return tiny()[0]
 
 
 @pytest.fixture
@@ -59,18 +52,16 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 @pytest.fixture
 def tiny_checkpoint(tmp_path, tiny_model):
-    from core.checkpoint import save_checkpoint
-    from core.data import Normalization
+    from padlens.core.checkpoint import save_checkpoint
     path = tmp_path / "tiny.pt"
-    save_checkpoint(path, tiny_model, TINY, Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26)),
-                    {"crop_pad": 4}, {"test_accuracy": 0.1, "test_images": 10, "test_data": "none"})
+    save_checkpoint(path, tiny_model, TINY, NORM, {"crop_pad": 4}, {"test_accuracy": 0.1, "test_images": 10, "test_data": "none"})
     return path
 
 
 @pytest.fixture
 def fake_data():
     """A small in-memory test split with every class."""
-    from core.data import Dataset
+    from padlens.core.data import Dataset
     g = torch.Generator().manual_seed(0)
     return Dataset(torch.randint(0, 256, (60, 3, 32, 32), generator=g, dtype=torch.uint8),
                    torch.arange(60) % 10, "fake test split")
@@ -82,7 +73,7 @@ def window(qtbot, tiny_checkpoint, fake_data, tmp_path, cache_home):
     settings of its own (one test's remembered input size must not leak into the next)."""
     from PyQt6.QtCore import QSettings
 
-    from gui.main_window import MainWindow
+    from padlens.gui.main_window import MainWindow
     for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "config"))
     w = MainWindow(str(tiny_checkpoint), str(tmp_path / "no-data"))
@@ -97,9 +88,48 @@ def no_job_outlives_its_test(request):
     """A job thread still running after a test's widgets closed would abort the process at exit."""
     yield
     import sys
-    worker = sys.modules.get("gui.worker")
+    worker = sys.modules.get("padlens.gui.worker")
     if worker is None or worker.live_jobs() == 0:
         return
     ended = worker.wait_for_jobs(30000)
     pytest.fail(f"{request.node.name} left a job thread running after its widgets closed "
                 f"({'it ended once cancelled' if ended else 'it did not end within 30 s of cancel'})")
+
+
+@pytest.fixture(scope="session")
+def report_run(tmp_path_factory):
+    """Two tiny checkpoints, 40 PNGs in a folder named like the JPEG copy, one report run (core and cli tests)."""
+    import json
+    import types
+
+    from torchvision.io import write_png
+
+    from padlens.core.checkpoint import save_checkpoint
+    from padlens.core.data import CLASSES
+    from padlens.core.jobs import run_job
+    from padlens.core.report import report
+    from padlens.core.translation import GridSpec
+    tmp = tmp_path_factory.mktemp("report")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp / "cache"))
+        ckpts = []
+        for mode in ("zeros", "reflect"):
+            model, cfg = tiny(mode)
+            path = tmp / f"tiny_{mode}.pt"
+            save_checkpoint(path, model, cfg, NORM, {"crop_pad": 4}, {"test_accuracy": 0.1})
+            ckpts.append(path)
+        gen = torch.Generator().manual_seed(0)
+        data = tmp / "cifar10-jpeg"
+        for cls in CLASSES:
+            d = data / "test" / cls
+            d.mkdir(parents=True)
+            for k in range(4):
+                write_png(torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=gen), str(d / f"{k}.png"))
+        calls = []   # the Qt figure is tested with the GUI; here only the call of the writer handed in
+        events = []
+        md = run_job(report(ckpts, tmp / "out", data, "cpu", images=20, grid=GridSpec(-4, 4, -4, 4, 4),
+                            mean_images=20, precision="fp32", progress=events.append,
+                            heatmap_figures=lambda result, out, title, crop: calls.append((out, title, crop)) or []))
+        doc = json.loads((tmp / "out" / "report.json").read_text())
+        yield types.SimpleNamespace(tmp=tmp, ckpts=ckpts, data=data, md=md, doc=doc, events=events, calls=calls,
+                                    out=tmp / "out")

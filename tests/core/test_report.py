@@ -1,80 +1,33 @@
-import argparse
 import json
 import shutil
-import sys
 import types
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
-from torchvision.io import read_image, write_png
+from torchvision.io import read_image
 
-from core.activations import blank_input, capture
-from core.checkpoint import load_checkpoint, save_checkpoint
-from core.data import CLASSES, Normalization, load_split
-from core.evaluate import evaluate
-from core.figures_png import colorize, draw_text, montage, outline, save_png, upscale, with_caption
-from core.jobs import Progress, run_job
-from core.model import ModelConfig, build_model
-from core.checkpoint import checkpoint_labels
-from core.report import (add_report_parser, region_deviations, report, ring_distances,
+from padlens.core.activations import blank_input, capture
+from padlens.core.checkpoint import load_checkpoint
+from padlens.core.data import load_split
+from padlens.core.evaluate import evaluate
+from padlens.core.figures_png import colorize, draw_text, montage, outline, save_png, upscale, with_caption
+from padlens.core.jobs import Progress, run_job
+from padlens.core.checkpoint import checkpoint_labels
+from padlens.core.report import (region_deviations, report, ring_distances,
                          ring_profile, worst_region)
-from core.spatial_bias import border_bias, mean_map
-from core.translation import GridSpec
+from padlens.core.spatial_bias import border_bias, mean_map
+from padlens.core.translation import GridSpec
 
-NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
-
-
-def _tiny(mode: str) -> tuple[nn.Sequential, ModelConfig]:
-    torch.manual_seed(0)
-    cfg = ModelConfig(widths=(8, 16, 16), stem_width=6, padding_mode=mode)
-    m = build_model(cfg)
-    for mod in m.modules():   # non-trivial statistics: a constant survives only through the padding mode
-        if isinstance(mod, nn.BatchNorm2d):
-            mod.running_mean.uniform_(-0.5, 0.5)
-            mod.running_var.uniform_(0.5, 2.0)
-            mod.bias.data.uniform_(-0.5, 0.5)
-    return m.eval(), cfg
+from tests.tiny import NORM
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """Two tiny checkpoints, 40 PNGs in a folder named like the JPEG copy, one report run."""
-    tmp = tmp_path_factory.mktemp("report")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XDG_CACHE_HOME", str(tmp / "cache"))
-        ckpts = []
-        for mode in ("zeros", "reflect"):
-            model, cfg = _tiny(mode)
-            path = tmp / f"tiny_{mode}.pt"
-            save_checkpoint(path, model, cfg, NORM, {"crop_pad": 4}, {"test_accuracy": 0.1})
-            ckpts.append(path)
-        gen = torch.Generator().manual_seed(0)
-        data = tmp / "cifar10-jpeg"
-        for cls in CLASSES:
-            d = data / "test" / cls
-            d.mkdir(parents=True)
-            for k in range(4):
-                write_png(torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=gen), str(d / f"{k}.png"))
-        calls = []
-        fake = types.ModuleType("gui.figures")   # the Qt figure is tested with the GUI; here only the call
-        fake.save_heatmap_figures = lambda result, out, title, crop: calls.append((out, title, crop)) or []
-        mp.setitem(sys.modules, "gui.figures", fake)
-        events = []
-        md = run_job(report(ckpts, tmp / "out", data, "cpu", images=20, grid=GridSpec(-4, 4, -4, 4, 4),
-                            mean_images=20, precision="fp32", progress=events.append))
-        doc = json.loads((tmp / "out" / "report.json").read_text())
-        yield types.SimpleNamespace(tmp=tmp, ckpts=ckpts, data=data, md=md, doc=doc, events=events, calls=calls,
-                                    out=tmp / "out")
-
-
-def test_report_md_mentions_checkpoints_and_numbers(run):
-    text = run.md.read_text()
-    assert run.md == run.out / "report.md"
+def test_report_md_mentions_checkpoints_and_numbers(report_run):
+    text = report_run.md.read_text()
+    assert report_run.md == report_run.out / "report.md"
     for name in ("tiny_zeros", "tiny_reflect"):
         assert name in text
-    z = run.doc["checkpoints"][0]
+    z = report_run.doc["checkpoints"][0]
     assert f"{100 * z['eval']['accuracy']:.2f}%" in text
     assert "measured on the lossy JPEG copy of CIFAR-10" in text
     for head in ("Where are the artifacts", "How accuracy falls", "evaluation choices", "What each fix changes",
@@ -85,24 +38,24 @@ def test_report_md_mentions_checkpoints_and_numbers(run):
     assert f"| tiny_zeros | affine | {100 * p['visible']:.1f}% | n/a | {100 * p['min_visible']:.1f}% |" in text
     assert "| tiny_zeros | affine |" in text and "| tiny_reflect | roll |" in text
     assert "no border artifact" in text   # the reflect model's blank input
-    assert run.events and all(isinstance(e, Progress) for e in run.events)
-    assert run.events[-1].done == run.events[-1].total
-    assert sorted((o.name, c) for o, _, c in run.calls) == sorted([(m, 4) for m in ("affine", "affine-mean", "roll")] * 2)
-    assert all("JPEG" in t for _, t, _ in run.calls)
+    assert report_run.events and all(isinstance(e, Progress) for e in report_run.events)
+    assert report_run.events[-1].done == report_run.events[-1].total
+    assert sorted((o.name, c) for o, _, c in report_run.calls) == sorted([(m, 4) for m in ("affine", "affine-mean", "roll")] * 2)
+    assert all("JPEG" in t for _, t, _ in report_run.calls)
 
 
-def test_report_numbers_agree_with_direct_computation(run):
-    z = run.doc["checkpoints"][0]
+def test_report_numbers_agree_with_direct_computation(report_run):
+    z = report_run.doc["checkpoints"][0]
     assert z["padding_mode"] == "zeros" and z["crop_pad"] == 4
-    model, meta = load_checkpoint(run.ckpts[0])
+    model, meta = load_checkpoint(report_run.ckpts[0])
     acts, _ = capture(model, blank_input("normalized", NORM))
     layer = next(x for x in z["layers"] if x["name"] == "model[1][3]")
     assert layer["blank_normalized"] == pytest.approx(border_bias(mean_map(acts[(1, 3)])), rel=1e-4, abs=1e-6)
     acts, _ = capture(model, blank_input("pixel", NORM))
     assert layer["blank_pixel"] == pytest.approx(border_bias(mean_map(acts[(1, 3)])), rel=1e-4, abs=1e-6)
 
-    test = load_split(run.data, "test")
-    assert "JPEG" in test.source and run.doc["settings"]["jpeg"] is True
+    test = load_split(report_run.data, "test")
+    assert "JPEG" in test.source and report_run.doc["settings"]["jpeg"] is True
     r = evaluate(model, test.images, test.labels, NORM, torch.device("cpu"))
     assert z["eval"]["images"] == 40 and z["eval"]["accuracy"] == pytest.approx(r.accuracy)
     assert z["eval"]["loss"] == pytest.approx(r.loss, rel=1e-5)
@@ -115,14 +68,14 @@ def test_report_numbers_agree_with_direct_computation(run):
     assert g["accuracy_by_distance"]["4"] == pytest.approx(ring.mean())
     assert g["pitfalls"]["inside"] == pytest.approx(acc.mean()) and g["pitfalls"]["outside"] is None
     assert g["mean_consistency"] == pytest.approx(np.mean(g["consistency"]))
-    with np.load(run.out / "tiny_zeros" / "translation_affine.npz") as d:
+    with np.load(report_run.out / "tiny_zeros" / "translation_affine.npz") as d:
         np.testing.assert_allclose(d["accuracy"], acc)
     assert z["mean_border_bias"]["blank_normalized"] == pytest.approx(
         np.nanmean([x["blank_normalized"] if x["blank_normalized"] is not None else np.nan for x in z["layers"]]))
 
 
-def test_reflect_has_no_blank_border_bias_but_zeros_does(run):
-    z, r = run.doc["checkpoints"]
+def test_reflect_has_no_blank_border_bias_but_zeros_does(report_run):
+    z, r = report_run.doc["checkpoints"]
     assert r["padding_mode"] == "reflect"
     for kind in ("blank_normalized", "blank_pixel"):
         big = [x for x in r["layers"] if min(x["size"]) >= 3]
@@ -134,81 +87,58 @@ def test_reflect_has_no_blank_border_bias_but_zeros_does(run):
     assert top["blank_normalized_worst_region"] in top["blank_normalized_regions"]
 
 
-def test_pngs_are_readable(run):
-    folder = run.out / "tiny_zeros"
+def test_pngs_are_readable(report_run):
+    folder = report_run.out / "tiny_zeros"
     names = ["maps_blank_normalized.png", "maps_blank_pixel.png", "maps_dataset_mean.png", "mean_filters.png",
              "accuracy_affine.png", "accuracy_affine-mean.png", "accuracy_roll.png", "accuracy_heatmaps.png"]
     for name in names:
         img = read_image(str(folder / name))
         assert img.dtype == torch.uint8 and img.shape[0] == 3 and min(img.shape[1:]) > 20, name
-    assert not list(run.out.rglob(".*partial*"))
+    assert not list(report_run.out.rglob(".*partial*"))
 
 
-def test_grids_are_cached_and_reused(run, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(run.tmp / "cache"))
-    assert len(list((run.tmp / "cache" / "padlens" / "translation").glob("*.npz"))) == 6
-    import core.translation
-    monkeypatch.setattr(core.translation, "translation_grid", lambda *a, **k: pytest.fail("not from the cache"))
-    md = run_job(report(run.ckpts[:1], run.tmp / "again", run.data, "cpu", images=20,
-                        grid=GridSpec(-4, 4, -4, 4, 4), modes=("roll",), mean_images=20, precision="fp32",
-                        qt_figures=False))
+def test_grids_are_cached_and_reused(report_run, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(report_run.tmp / "cache"))
+    assert len(list((report_run.tmp / "cache" / "padlens" / "translation").glob("*.npz"))) == 6
+    import padlens.core.translation
+    monkeypatch.setattr(padlens.core.translation, "translation_grid", lambda *a, **k: pytest.fail("not from the cache"))
+    md = run_job(report(report_run.ckpts[:1], report_run.tmp / "again", report_run.data, "cpu", images=20,
+                        grid=GridSpec(-4, 4, -4, 4, 4), modes=("roll",), mean_images=20, precision="fp32"))
     doc = json.loads(md.with_name("report.json").read_text())
     assert doc["checkpoints"][0]["grids"]["roll"]["from_cache"] is True
-    assert doc["checkpoints"][0]["grids"]["roll"]["accuracy"] == run.doc["checkpoints"][0]["grids"]["roll"]["accuracy"]
+    assert doc["checkpoints"][0]["grids"]["roll"]["accuracy"] == report_run.doc["checkpoints"][0]["grids"]["roll"]["accuracy"]
 
 
-def test_stop_reports_the_finished_checkpoints(run, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(run.tmp / "cache"))
-    kw = dict(data_root=run.data, device="cpu", images=20, grid=GridSpec(-4, 4, -4, 4, 4), modes=("roll",),
-              mean_images=20, precision="fp32", qt_figures=False)
-    assert run_job(report(run.ckpts, run.tmp / "stop0", should_stop=lambda: True, **kw)) is None
-    assert not (run.tmp / "stop0" / "report.md").exists()
+def test_stop_reports_the_finished_checkpoints(report_run, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(report_run.tmp / "cache"))
+    kw = dict(data_root=report_run.data, device="cpu", images=20, grid=GridSpec(-4, 4, -4, 4, 4), modes=("roll",),
+              mean_images=20, precision="fp32")
+    assert run_job(report(report_run.ckpts, report_run.tmp / "stop0", should_stop=lambda: True, **kw)) is None
+    assert not (report_run.tmp / "stop0" / "report.md").exists()
     seen = []
-    md = run_job(report(run.ckpts, run.tmp / "stop1", should_stop=lambda: any(m.endswith(": done") for m in seen),
+    md = run_job(report(report_run.ckpts, report_run.tmp / "stop1", should_stop=lambda: any(m.endswith(": done") for m in seen),
                         progress=lambda ev: seen.append(ev.message), **kw))
     doc = json.loads(md.with_name("report.json").read_text())
     assert doc["settings"]["interrupted"] is True and [c["label"] for c in doc["checkpoints"]] == ["tiny_zeros"]
     assert "Interrupted" in md.read_text()
 
 
-def test_argparse_wiring(run, monkeypatch, capsys):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(run.tmp / "cache2"))
-    parser = argparse.ArgumentParser(prog="padlens")
-    add_report_parser(parser.add_subparsers(dest="command"))
-    out = run.tmp / "cli"
-    a = parser.parse_args(["report", "--checkpoints", str(run.ckpts[1]), "--out", str(out), "--data", str(run.data),
-                           "--device", "cpu", "--images", "10", "--range", "-2", "2", "--step", "2",
-                           "--mean-images", "10", "--eval-images", "20", "--precision", "fp32", "--modes", "roll",
-                           "--no-qt-figures"])
-    assert a.images == 10 and a.range == [-2, 2] and a.modes == ["roll"]
-    assert a.func(a) == 0
-    assert "report.md" in capsys.readouterr().out
-    doc = json.loads((out / "report.json").read_text())
-    s = doc["settings"]
-    assert (s["grid_images"], s["mean_images"], s["eval_images"], s["eval_subset"]) == (10, 10, 20, "class-balanced")
-    assert s["grid"] == {"x_min": -2, "x_max": 2, "y_min": -2, "y_max": 2, "step": 2}
-    assert list(doc["checkpoints"][0]["grids"]) == ["roll"]
-    d = parser.parse_args(["report", "--checkpoints", "a.pt", "b.pt", "--out", "o"])
-    assert (d.images, d.range, d.step, d.mean_images, d.precision, d.modes, d.input_size) == (
-        500, [-16, 16], 4, 500, "auto", ["affine", "affine-mean", "roll"], 32)
-
-
 @pytest.fixture(scope="module")
-def resized(run):
+def resized(report_run):
     """The two tiny models as runs/<name>/model.pt, a step-3 grid, affine-mean only, inputs resized to 36."""
     ckpts = []
-    for src, name in zip(run.ckpts, ("zeros", "reflect")):
-        (run.tmp / "runs" / name).mkdir(parents=True)
-        ckpts.append(shutil.copy(src, run.tmp / "runs" / name / "model.pt"))
+    for src, name in zip(report_run.ckpts, ("zeros", "reflect")):
+        (report_run.tmp / "runs" / name).mkdir(parents=True)
+        ckpts.append(shutil.copy(src, report_run.tmp / "runs" / name / "model.pt"))
     events = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XDG_CACHE_HOME", str(run.tmp / "cache-resized"))
-        md = run_job(report(ckpts, run.tmp / "resized", run.data, "cpu", images=10,
+        mp.setenv("XDG_CACHE_HOME", str(report_run.tmp / "cache-resized"))
+        md = run_job(report(ckpts, report_run.tmp / "resized", report_run.data, "cpu", images=10,
                             grid=GridSpec.square(-16, 16, 3), modes=("affine-mean",), mean_images=10,
-                            eval_images=20, precision="fp32", input_size=36, qt_figures=False,
+                            eval_images=20, precision="fp32", input_size=36,
                             progress=events.append))
     return types.SimpleNamespace(md=md.read_text(), doc=json.loads(md.with_name("report.json").read_text()),
-                                 out=md.parent, ckpts=ckpts, events=events, cache=run.tmp / "cache-resized")
+                                 out=md.parent, ckpts=ckpts, events=events, cache=report_run.tmp / "cache-resized")
 
 
 def _section(text: str, start: str, end: str) -> str:
@@ -249,19 +179,19 @@ def test_input_size_reaches_grids_maps_and_padding_arithmetic(resized):
     assert "Padding arithmetic for a 36x36 input" in resized.md
 
 
-def test_resizing_row_is_the_difference_from_a_run_at_32(run, resized, monkeypatch):
+def test_resizing_row_is_the_difference_from_a_run_at_32(report_run, resized, monkeypatch):
     """The zeros model's 32x32 side comes from the shared grid cache: a plain run at 32 reuses it, and the
     table's changes are the resized run's numbers minus that run's."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(resized.cache))
     assert len(list((resized.cache / "padlens" / "translation").glob("*.npz"))) == 3   # 2 at 36, zeros at 32
-    import core.translation
-    monkeypatch.setattr(core.translation, "translation_grid", lambda *a, **k: pytest.fail("not from the cache"))
-    md = run_job(report(resized.ckpts[:1], run.tmp / "plain32", run.data, "cpu", images=10,
+    import padlens.core.translation
+    monkeypatch.setattr(padlens.core.translation, "translation_grid", lambda *a, **k: pytest.fail("not from the cache"))
+    md = run_job(report(resized.ckpts[:1], report_run.tmp / "plain32", report_run.data, "cpu", images=10,
                         grid=GridSpec.square(-16, 16, 3), modes=("affine-mean",), mean_images=10, eval_images=20,
-                        precision="fp32", qt_figures=False))
+                        precision="fp32"))
     plain = json.loads(md.with_name("report.json").read_text())["checkpoints"][0]
     assert plain["grids"]["affine-mean"]["from_cache"] is True and "at_32" not in plain
-    assert "resizing 32 ->" not in md.read_text() and "resizing 32 ->" not in run.md.read_text()
+    assert "resizing 32 ->" not in md.read_text() and "resizing 32 ->" not in report_run.md.read_text()
 
     z, reflect = resized.doc["checkpoints"]
     assert "at_32" in z and "at_32" not in reflect
@@ -286,9 +216,9 @@ def test_resizing_row_is_the_difference_from_a_run_at_32(run, resized, monkeypat
     assert resized.events[-1].done == resized.events[-1].total
 
 
-def test_a_size_the_model_cannot_take_fails_before_any_work(run, tmp_path):
+def test_a_size_the_model_cannot_take_fails_before_any_work(report_run, tmp_path):
     with pytest.raises(ValueError, match="tiny_zeros.pt: the model does not run on a 4x4 input"):
-        run_job(report(run.ckpts[:1], tmp_path / "out", tmp_path / "no-data", "cpu", input_size=4))
+        run_job(report(report_run.ckpts[:1], tmp_path / "out", tmp_path / "no-data", "cpu", input_size=4))
     assert not (tmp_path / "out").exists()
 
 
@@ -349,27 +279,3 @@ def test_png_helpers(tmp_path):
         save_png(tmp_path / "bad.png", m.float())
 
 
-def test_ctrl_c_on_the_command_line_reports_what_is_finished(run, monkeypatch, capsys):
-    import os
-    import signal
-
-    import core.cli
-    monkeypatch.setenv("XDG_CACHE_HOME", str(run.tmp / "cache3"))
-    parser = argparse.ArgumentParser(prog="padlens")
-    add_report_parser(parser.add_subparsers(dest="command"))
-    sent = []
-
-    def progress_line(frac, text):
-        if text.split(" left")[0].endswith(": done") and not sent:
-            sent.append(os.kill(os.getpid(), signal.SIGINT))   # as if the user pressed Ctrl-C here
-    monkeypatch.setattr(core.cli, "progress_line", progress_line)
-    out = run.tmp / "ctrl-c"
-    a = parser.parse_args(["report", "--checkpoints", *map(str, run.ckpts), "--out", str(out), "--data",
-                           str(run.data), "--device", "cpu", "--images", "10", "--range", "-2", "2", "--step", "2",
-                           "--mean-images", "10", "--eval-images", "20", "--precision", "fp32", "--modes", "roll",
-                           "--no-qt-figures"])
-    assert a.func(a) == 0 and sent
-    doc = json.loads((out / "report.json").read_text())
-    assert doc["settings"]["interrupted"] is True and len(doc["checkpoints"]) == 1 < len(run.ckpts)
-    assert "stopping after the current step" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # the handler is put back

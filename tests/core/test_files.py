@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from core.files import atomic_save, atomic_write
+from padlens.core.files import atomic_save, atomic_write
 
 
 def test_atomic_save_round_trip_leaves_no_temp(tmp_path):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from core.shifts import SHIFT_MODES, affine_shift, shift, shifted_copies, visible_fraction
+from padlens.core.shifts import SHIFT_MODES, affine_shift, shift, shifted_copies, visible_fraction
 
 MEAN = (0.49, 0.48, 0.45)
 MEAN_U8 = [round(255 * c) for c in MEAN]          # [125, 122, 115]

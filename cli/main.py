@@ -1,40 +1,23 @@
-"""The `padlens` command: no subcommand opens the app; subcommands run the core without a window."""
+"""The `padlens` command, the application's top layer: no subcommand opens the app (gui); subcommands run
+the core without a window."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
 from pathlib import Path
 
-from core.checkpoint import CheckpointError
-from core.data import DatasetError
-
-
-def progress_line(frac: float, text: str, width: int = 28) -> None:
-    """One self-overwriting progress bar on stderr."""
-    filled = int(width * min(max(frac, 0.0), 1.0))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {100 * frac:5.1f}% {text}\033[K")
-    sys.stderr.flush()
-
-
-def fmt_time(s: float) -> str:
-    s = int(max(0, s))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-def common_args(p: argparse.ArgumentParser, data: bool = True) -> None:
-    if data:
-        p.add_argument("--data", help="data root (default: $PADLENS_DATA, else ~/.cache/padlens/data)")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ...")
+from padlens.cli.terminal import common_args, fmt_time, progress_line
+from padlens.core.checkpoint import CheckpointError, default_checkpoint
+from padlens.core.data import DatasetError
 
 
 def cmd_train(a) -> int:
-    from core.data import load_split
-    from core.device import pick_device
-    from core.model import ModelConfig
-    from core.train import Recipe, train
+    from padlens.core.data import load_split
+    from padlens.core.device import pick_device
+    from padlens.core.model import ModelConfig
+    from padlens.core.train import Recipe, train
     if not 0 <= a.cutout <= 32:
         raise ValueError(f"--cutout {a.cutout}: the square must fit a 32x32 image (0 to 32; 0 = off)")
     device = pick_device(a.device)
@@ -67,10 +50,10 @@ def cmd_train(a) -> int:
 
 
 def cmd_eval(a) -> int:
-    from core.checkpoint import load_checkpoint
-    from core.data import Normalization, load_split
-    from core.device import pick_device, prepare_model, resolve_precision
-    from core.evaluate import evaluate
+    from padlens.core.checkpoint import load_checkpoint
+    from padlens.core.data import Normalization, load_split
+    from padlens.core.device import pick_device, prepare_model, resolve_precision
+    from padlens.core.evaluate import evaluate
     device = pick_device(a.device)
     model, meta = load_checkpoint(a.checkpoint)
     data = load_split(a.data, a.split)
@@ -89,38 +72,33 @@ def cmd_eval(a) -> int:
 
 
 def cmd_translate(a) -> int:
-
-    import numpy as np
-
-    from core.checkpoint import load_checkpoint
-    from core.data import Normalization, load_split
-    from core.device import pick_device, resolve_precision
-    from core.inference import fast_model, folds
-    from core.jobs import run_job
-    from core.data import stratified_subset
-    from core.spatial_bias import check_input_size
-    from core.translation import GridSpec, translation_grid
+    from padlens.core.data import load_split
+    from padlens.core.device import pick_device
+    from padlens.core.grid_cache import GridRequest
+    from padlens.core.jobs import run_job
+    from padlens.core.session import load_model
+    from padlens.core.spatial_bias import check_input_size
+    from padlens.core.translation import GridSpec
     y_range = a.y_range or a.range
     spec = GridSpec(a.range[0], a.range[1], y_range[0], y_range[1], a.step)
     if a.images < 0:
         raise ValueError("--images must be 0 (all) or a positive number")
-    device = pick_device(a.device)
-    precision = resolve_precision(a.precision, device)
-    model, meta = load_checkpoint(a.checkpoint)
-    check_input_size(model, a.input_size)   # before the data loads: the error names a size that works
-    norm = Normalization.from_dict(meta["normalization"])
+    loaded = load_model(a.checkpoint, pick_device(a.device))
+    check_input_size(loaded.model, a.input_size)   # before the data loads: the error names a size that works
     data = load_split(a.data, "test")
-    subset = stratified_subset(data.labels, a.images or None, a.seed)
-    images, labels = data.images[subset], data.labels[subset]
-    fused = folds(precision, not a.no_fuse)
-    model = fast_model(model, device, precision, fold=fused, compile=a.compile)
+    req = GridRequest(loaded, data, spec, a.mode, a.images, a.seed, a.precision, a.input_size,
+                      fold=not a.no_fuse, compile=a.compile)
     out = Path(a.out)
-    info = {"checkpoint": str(a.checkpoint), "data": data.source, "images": len(subset), "seed": a.seed,
-            "crop_pad": (meta.get("recipe") or {}).get("crop_pad"), "fused": fused, "device": str(device),
-            "title": f"{Path(a.checkpoint).name}, {a.mode} shift, {len(subset)} images"}
-    print(f"{Path(a.checkpoint).name} on {data.source}: {len(subset)} images x {len(spec.dxs) * len(spec.dys)} "
-          f"shifts ({a.mode}), device {device}, {precision}{', batch norm folded' if fused else ''}"
+    name = Path(a.checkpoint).name
+    print(f"{name} on {data.source}: {req.images} images x {len(spec.dxs) * len(spec.dys)} shifts ({a.mode}), "
+          f"device {req.device}, {req.precision}{', batch norm folded' if req.folded else ''}"
           f"{'; compiling at the first batch (about 12 s on a 2-core CPU)' if a.compile else ''}", flush=True)
+    result = None if a.no_cache else req.cached()
+    for note in req.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result is not None:
+        print(f"from the cache ({req.path}); --no-cache computes it again", flush=True)
+        return report_grid(result, out, None)
     t = time.perf_counter()
 
     def on_progress(ev) -> None:
@@ -128,8 +106,7 @@ def cmd_translate(a) -> int:
         eta = elapsed * (ev.total - ev.done) / ev.done if ev.done else 0
         progress_line(ev.done / max(ev.total, 1), f"{ev.message} left {fmt_time(eta)}")
 
-    job = translation_grid(model, images, labels, norm, spec, a.mode, device, precision, a.input_size,
-                           fill_color=data.mean_color, info=info)
+    job = req.job()
     finished: list = []   # the snapshot after the last chunk, kept in case of Ctrl-C
 
     def on_partial(r) -> None:
@@ -147,8 +124,14 @@ def cmd_translate(a) -> int:
         save_grid(finished[0], out)
         return 130
     sys.stderr.write("\n")
-    seconds = time.perf_counter() - t
-    result.info["seconds"] = round(seconds, 2)
+    return report_grid(result, out, time.perf_counter() - t)
+
+
+def report_grid(result, out: Path, seconds: float | None) -> int:
+    """Print the grid's summary, then write its numbers and figures into out."""
+    import numpy as np
+    if seconds is not None:
+        result.info["seconds"] = round(seconds, 2)
     acc = result.accuracy
     lines = []
     try:
@@ -159,10 +142,12 @@ def cmd_translate(a) -> int:
     worst = np.unravel_index(np.nanargmin(acc), acc.shape)
     lines += [f"mean accuracy over {acc.size} shifts: {100 * np.nanmean(acc):.2f}%",
               f"min accuracy: {100 * acc[worst]:.2f}% at (dx, dy) = ({result.dxs[worst[1]]}, {result.dys[worst[0]]})",
-              f"images per cell: {result.images}",
-              f"time: {fmt_time(seconds)} ({result.count.sum() / max(seconds, 1e-9):.0f} cells x images/s; shifts "
-              "that leave only fill or repeat another shift's input ran once)",
-              f"writing {out / 'translation.npz'}, {out / 'translation.csv'} and the figures"]
+              f"images per cell: {result.images}"]
+    if seconds is not None:
+        lines += [f"time: {fmt_time(seconds)} ({result.count.sum() / max(seconds, 1e-9):.0f} cells x images/s; "
+                  "shifts that leave only fill or repeat another shift's input ran once); "
+                  f"{result.info.get('cache', '')}"]
+    lines.append(f"writing {out / 'translation.npz'}, {out / 'translation.csv'} and the figures")
     print("\n".join(lines), flush=True)
     return save_grid(result, out)
 
@@ -171,13 +156,13 @@ def save_grid(result, out: Path) -> int:
     """The numbers (NPZ, CSV), then the heatmap figures where Qt is installed; returns the exit status."""
     result.save_npz(out / "translation.npz")
     result.write_csv(out / "translation.csv")
-    try:   # the figures need Qt, which lives in gui/; core works without it
-        figures = importlib.import_module("gui.figures")
+    try:   # the figures need Qt (gui); the numbers do not
+        from padlens.gui.figures import save_heatmap_figures
     except ImportError as e:
         print(f"note: no heatmap figures ({e}); the numbers are in the files above")
         return 0
     try:
-        written = figures.save_heatmap_figures(result, out)
+        written = save_heatmap_figures(result, out)
     except Exception as e:  # noqa: BLE001 - the numbers are saved; say what went wrong with the pictures
         print(f"padlens: the heatmap figures failed ({type(e).__name__}: {e}); the numbers are saved",
               file=sys.stderr)
@@ -192,13 +177,13 @@ def cmd_bias(a) -> int:
     the padding arithmetic at the chosen input size."""
     import math
 
-    from core.activations import blank_input, capture, mean_activations
-    from core.data import Normalization, load_split, stratified_subset
-    from core.device import pick_device, prepare_model
-    from core.jobs import run_job
-    from core.checkpoint import load_checkpoint
-    from core.layers import describe_layers
-    from core.spatial_bias import (BORDER_BIAS_HELP, check_input_size, filter_asymmetry, layer_biases, mean_filters,
+    from padlens.core.activations import blank_input, capture, mean_activations
+    from padlens.core.data import Normalization, load_split, stratified_subset
+    from padlens.core.device import pick_device, prepare_model
+    from padlens.core.jobs import run_job
+    from padlens.core.checkpoint import load_checkpoint
+    from padlens.core.layers import describe_layers
+    from padlens.core.spatial_bias import (BORDER_BIAS_HELP, check_input_size, filter_asymmetry, layer_biases, mean_filters,
                                    padding_arithmetic)
     device = pick_device(a.device)
     model, meta = load_checkpoint(a.checkpoint)
@@ -244,10 +229,10 @@ def write_bias_files(out: Path, heads, rows, acts: dict, filters: dict, label: s
     acts: {input: {layer path: activation}} of the layers to show."""
     import numpy as np
 
-    from core.files import atomic_csv, atomic_write
-    from core.figures_png import filters_figure, maps_figure
-    from core.layers import path_name
-    from core.spatial_bias import mean_map
+    from padlens.core.files import atomic_csv, atomic_write
+    from padlens.core.figures_png import filters_figure, maps_figure
+    from padlens.core.layers import path_name
+    from padlens.core.spatial_bias import mean_map
     written = [atomic_csv(out / "bias.csv", [heads, *rows])]
     maps = {k: {p: mean_map(t) for p, t in v.items() if t.dim() == 3} for k, v in acts.items()}
     arrays = {f"{k}/{path_name(p)}": m.numpy() for k, v in maps.items() for p, m in v.items()}
@@ -264,21 +249,21 @@ def write_bias_files(out: Path, heads, rows, acts: dict, filters: dict, label: s
 
 
 def cmd_layers(a) -> int:
-    from core.checkpoint import load_checkpoint
-    from core.layers import describe_layers, format_layers
+    from padlens.core.checkpoint import load_checkpoint
+    from padlens.core.layers import describe_layers, format_layers
     model, _ = load_checkpoint(a.checkpoint)
     print(format_layers(describe_layers(model)))
     return 0
 
 
 def cmd_download(a) -> int:
-    from core.data import download
+    from padlens.core.data import download
     print(f"CIFAR-10 is in {download(a.data)}")
     return 0
 
 
 def default_ckpt() -> str:
-    from core.checkpoint import default_checkpoint
+    from padlens.core.checkpoint import default_checkpoint
     try:
         return str(default_checkpoint())
     except CheckpointError:
@@ -286,7 +271,7 @@ def default_ckpt() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.train import Recipe
+    from padlens.core.train import Recipe
     p = argparse.ArgumentParser(prog="padlens", description=__doc__)
     p.add_argument("--checkpoint", help="open the app with this checkpoint")
     common_args(p)   # the app's own --data and --device (each subcommand takes them after its name)
@@ -321,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--precision", default="fp32", choices=["auto", "bf16", "fp32"])
     e.add_argument("--json", action="store_true", help="one JSON line instead of key: value lines")
     e.set_defaults(func=cmd_eval)
-    from core.shifts import SHIFT_MODES
+    from padlens.core.shifts import SHIFT_MODES
     tr = sub.add_parser("translate", help="translation-robustness grid: accuracy, loss and consistency per shift")
     common_args(tr)
     tr.add_argument("--checkpoint", default=None)
@@ -339,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch.compile the model first (about 12 s here, then ~1.2x faster on a CPU)")
     tr.add_argument("--input-size", type=int, default=32, help="resize the (shifted) input to this size")
     tr.add_argument("--no-fuse", action="store_true", help="keep batch norm as separate layers")
+    tr.add_argument("--no-cache", action="store_true",
+                    help="compute the grid even when the cache (shared with the app and the report) has it")
     tr.set_defaults(func=cmd_translate)
     b = sub.add_parser("bias", help="spatial bias per layer: border bias, mean-filter asymmetry, padding arithmetic")
     common_args(b)
@@ -347,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--mean-images", type=int, default=0, help="also the dataset mean over N test images")
     b.add_argument("--out", help="also write bias.csv, maps.npz and the map and filter figures (PNG) here")
     b.set_defaults(func=cmd_bias)
-    from core.report import add_report_parser
+    from padlens.cli.report import add_report_parser
     add_report_parser(sub)
     la = sub.add_parser("layers", help="list every layer with its path (model[i][j] or model.block.conv), parameters and output shape")
     la.add_argument("--checkpoint", default=None)
@@ -361,11 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
-    if getattr(a, "checkpoint", "unset") is None:
-        a.checkpoint = default_ckpt()
     try:
-        if a.command is None:   # the app lives in gui/; imported only here so core never loads Qt
-            return importlib.import_module("gui.app").main(a)
+        if a.command is None:   # the app (Qt is imported only now); it falls back to the flagship itself
+            from padlens.gui.app import main as app_main
+            return app_main(a)
+        if getattr(a, "checkpoint", "unset") is None:
+            a.checkpoint = str(default_checkpoint())
         return a.func(a)
     except (CheckpointError, DatasetError, ValueError) as e:
         print(f"padlens: error: {e}", file=sys.stderr)

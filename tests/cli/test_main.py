@@ -7,12 +7,12 @@ import pytest
 import torch
 from torchvision.io import write_png
 
-from core.checkpoint import save_checkpoint
-from core.cli import main
-from core.data import CLASSES, Normalization, load_split, stratified_subset
-from core.evaluate import evaluate
-from core.model import ModelConfig, build_model
-from core.translation import GridResult
+from padlens.core.checkpoint import save_checkpoint
+from padlens.cli.main import main
+from padlens.core.data import CLASSES, Normalization, load_split, stratified_subset
+from padlens.core.evaluate import evaluate
+from padlens.core.model import ModelConfig, build_model
+from padlens.core.translation import GridResult
 from tests.conftest import TINY
 
 NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
@@ -40,9 +40,9 @@ def _translate(ckpt, data, out, *extra):
 def test_translate_writes_npz_csv_and_figures(setup, tmp_path, tiny_model, capsys, monkeypatch):
     ckpt, data = setup
     calls = []
-    fake = types.ModuleType("gui.figures")
+    fake = types.ModuleType("padlens.gui.figures")
     fake.save_heatmap_figures = lambda result, out: calls.append((result, out)) or [out / "translation_heatmaps.png"]
-    monkeypatch.setitem(sys.modules, "gui.figures", fake)
+    monkeypatch.setitem(sys.modules, "padlens.gui.figures", fake)
     assert _translate(ckpt, data, tmp_path / "out") == 0
     printed = capsys.readouterr().out
 
@@ -78,7 +78,7 @@ def test_translate_writes_npz_csv_and_figures(setup, tmp_path, tiny_model, capsy
 
 def test_translate_without_figures_and_unfused(setup, tmp_path, capsys, monkeypatch):
     ckpt, data = setup
-    monkeypatch.setitem(sys.modules, "gui.figures", None)     # importing it raises ImportError
+    monkeypatch.setitem(sys.modules, "padlens.gui.figures", None)     # importing it raises ImportError
     assert _translate(ckpt, data, tmp_path / "fused", "--precision", "bf16") == 0
     assert _translate(ckpt, data, tmp_path / "exact") == 0
     assert _translate(ckpt, data, tmp_path / "plain", "--no-fuse", "--mode", "roll") == 0
@@ -156,9 +156,9 @@ def test_bias_command_writes_table_maps_and_figures(tmp_path, setup, capsys):
 
 def test_the_app_takes_data_and_device(monkeypatch, tmp_path):
     seen = []
-    fake = types.ModuleType("gui.app")
+    fake = types.ModuleType("padlens.gui.app")
     fake.main = lambda a: seen.append(a) or 0
-    monkeypatch.setitem(sys.modules, "gui.app", fake)
+    monkeypatch.setitem(sys.modules, "padlens.gui.app", fake)
     assert main(["--device", "cpu", "--data", str(tmp_path)]) == 0
     assert seen[0].device == "cpu" and seen[0].data == str(tmp_path) and seen[0].command is None
 
@@ -166,7 +166,7 @@ def test_the_app_takes_data_and_device(monkeypatch, tmp_path):
 def test_an_uncaught_error_in_the_app_becomes_a_message(qapp, monkeypatch, capsys):
     from PyQt6.QtWidgets import QMessageBox
 
-    from gui.app import report_uncaught
+    from padlens.gui.app import report_uncaught
     shown = []
     monkeypatch.setattr(QMessageBox, "critical", lambda *a: shown.append(a[2]))
     try:
@@ -177,6 +177,6 @@ def test_an_uncaught_error_in_the_app_becomes_a_message(qapp, monkeypatch, capsy
 
 
 def test_train_refuses_a_cutout_bigger_than_the_image(tmp_path, capsys):
-    from core.cli import main
+    from padlens.cli.main import main
     assert main(["train", "--run", str(tmp_path / "run"), "--cutout", "40", "--data", str(tmp_path)]) == 2
     assert "--cutout 40" in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -2,10 +2,10 @@ import torch
 
 import pytest
 
-from core.checkpoint import CheckpointError, load_checkpoint
-from core.data import Dataset
-from core.train import Recipe, augment, cutout, lr_factor, train
-from core.model import ModelConfig
+from padlens.core.checkpoint import CheckpointError, load_checkpoint
+from padlens.core.data import Dataset
+from padlens.core.train import Recipe, augment, cutout, lr_factor, train
+from padlens.core.model import ModelConfig
 from tests.conftest import TINY
 
 
@@ -95,15 +95,15 @@ def test_second_cycle_starts_from_the_init_weights_and_records_them(tmp_path):
 
 
 def test_distillation_targets_come_from_the_zero_padded_teachers_per_view(tmp_path):
-    from core.distillation import soft_targets, teacher_probabilities
-    from core.jobs import run_job
+    from padlens.core.distillation import soft_targets, teacher_probabilities
+    from padlens.core.jobs import run_job
     train_set, test_set = _toy(400, 0), _toy(200, 1)
     list(train(train_set, test_set, tmp_path / "t", TINY, Recipe(epochs=3, batch_size=50, precision="fp32")))
     teacher = tmp_path / "t" / "model.pt"
     probs = run_job(teacher_probabilities([teacher, teacher], train_set.images[:20], torch.device("cpu"), "fp32"))
     model, meta = load_checkpoint(teacher)
-    from core.data import Normalization
-    from core.evaluate import logits_of
+    from padlens.core.data import Normalization
+    from padlens.core.evaluate import logits_of
     norm = Normalization.from_dict(meta["normalization"])
     mirrored = logits_of(model, train_set.images[:20].flip(-1), norm, torch.device("cpu")).softmax(1)
     torch.testing.assert_close(probs[:, 1], mirrored)

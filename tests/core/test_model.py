@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from core.layers import describe_layers, format_layers, iter_paths, layer_at
-from core.model import ModelConfig, build_model, init_whitening
+from padlens.core.layers import describe_layers, format_layers, iter_paths, layer_at
+from padlens.core.model import ModelConfig, build_model, init_whitening
 
 
 def test_nested_sequential_levels_and_head():
@@ -72,7 +72,7 @@ class _Net(nn.Module):
 
 
 def test_layers_work_for_any_module_by_attribute_and_index():
-    from core.activations import capture
+    from padlens.core.activations import capture
     net = _Net().eval()
     infos = {i.name: i for i in describe_layers(net)}
     assert list(infos)[:6] == ["model.stem", "model.layer1", "model.layer1[0]", "model.layer1[0].conv1",
@@ -88,9 +88,9 @@ def test_layers_work_for_any_module_by_attribute_and_index():
 
 
 def test_a_module_reused_in_a_sequential_is_listed_and_captured_at_each_place():
-    from core.activations import capture, mean_activations
-    from core.data import Normalization
-    from core.jobs import run_job
+    from padlens.core.activations import capture, mean_activations
+    from padlens.core.data import Normalization
+    from padlens.core.jobs import run_job
     act, pool = nn.ReLU(), nn.MaxPool2d(2)
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), act, pool, nn.Conv2d(4, 4, 3, padding=1), act, pool,
                         nn.Flatten(), nn.LazyLinear(10))
@@ -118,8 +118,8 @@ def test_whitening_stem_decorrelates_patches():
 
 
 def test_core_never_imports_qt():
-    code = ("import sys, pkgutil, importlib, core\n"
-            "for m in pkgutil.iter_modules(core.__path__): importlib.import_module('core.' + m.name)\n"
-            "bad = [m for m in sys.modules if m.startswith(('PyQt', 'pyqtgraph', 'gui'))]\n"
+    code = ("import sys, pkgutil, importlib, padlens.core\n"
+            "for m in pkgutil.iter_modules(padlens.core.__path__): importlib.import_module('padlens.core.' + m.name)\n"
+            "bad = [m for m in sys.modules if m.startswith(('PyQt', 'pyqtgraph', 'padlens.gui', 'padlens.cli'))]\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,8 +8,8 @@ from PyQt6.QtGui import QImage
 from PyQt6.QtWidgets import QMessageBox
 from torchvision.io import write_png
 
-from core.activations import blank_input, mean_activations
-from core.jobs import run_job
+from padlens.core.activations import blank_input, mean_activations
+from padlens.core.jobs import run_job
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +64,7 @@ def test_grid_click_enlarges_that_channel(window):
 def test_dataset_mean_cancels_and_equals_a_direct_computation(window, qtbot, fake_data):
     """Over a class-balanced subset (an ImageFolder split is sorted by class, its first N one class),
     on a private copy of the model, so forward passes the GUI runs meanwhile do not mix in."""
-    from core.data import Dataset, stratified_subset
+    from padlens.core.data import Dataset, stratified_subset
     w = window
     order = torch.argsort(fake_data.labels, stable=True)
     w.set_datasets({"test": Dataset(fake_data.images[order], fake_data.labels[order], "sorted by class")})
@@ -115,7 +115,7 @@ def test_every_export_writes_a_readable_file(window, tmp_path):
     w = window
     w.inputs.set_kind("blank")
     w.tree.select(_layer(w, "model[2][4]").path)
-    from gui.export import write_figure, write_npy
+    from padlens.gui.export import write_figure, write_npy
     png = write_figure(w.grid.grid_widget.scene(), tmp_path / "grid.png")
     assert not QImage(str(png)).isNull() and QImage(str(png)).width() > 100
     svg = write_figure(w.grid.side_widget.scene(), tmp_path / "map.svg")
@@ -130,7 +130,7 @@ def test_every_export_writes_a_readable_file(window, tmp_path):
 
 
 def test_failed_export_leaves_no_file(tmp_path):
-    from core.files import atomic_write
+    from padlens.core.files import atomic_write
 
     def broken(tmp):
         tmp.write_bytes(b"half")
@@ -159,7 +159,7 @@ def test_closing_while_the_mean_runs(qtbot, window):
 
 
 def _png_tree(root, per_class=2, classes=3):
-    from core.data import CLASSES
+    from padlens.core.data import CLASSES
     for label, cls in enumerate(CLASSES[:classes]):
         d = root / "test" / cls
         d.mkdir(parents=True)
@@ -169,8 +169,8 @@ def _png_tree(root, per_class=2, classes=3):
 
 
 def test_loading_a_data_set_shows_progress_then_the_images(window, qtbot, tmp_path, monkeypatch):
-    import core.data
-    monkeypatch.setattr(core.data, "DECODE_CHUNK", 2)
+    import padlens.core.data
+    monkeypatch.setattr(padlens.core.data, "DECODE_CHUNK", 2)
     root = _png_tree(tmp_path / "pngs")
     seen = []
     show = window.inputs.set_loading
@@ -187,11 +187,11 @@ def test_closing_while_the_data_set_decodes(window, qtbot, tmp_path, monkeypatch
     """Decoding checks for cancel between chunks: the window closes at once and no thread is left."""
     import time
 
-    import core.data
-    from gui.worker import live_jobs
-    monkeypatch.setattr(core.data, "DECODE_CHUNK", 1)
-    read = core.data.read_image_file
-    monkeypatch.setattr(core.data, "read_image_file", lambda p: (time.sleep(0.2), read(p))[1])
+    import padlens.core.data
+    from padlens.gui.worker import live_jobs
+    monkeypatch.setattr(padlens.core.data, "DECODE_CHUNK", 1)
+    read = padlens.core.data.read_image_file
+    monkeypatch.setattr(padlens.core.data, "read_image_file", lambda p: (time.sleep(0.2), read(p))[1])
     root = _png_tree(tmp_path / "pngs", per_class=10, classes=5)      # 50 images: 10 s to decode
     window.load_data(root)
     qtbot.waitUntil(lambda: "decoding" in window.data_label.text(), timeout=5000)

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from core.activations import capture
-from core.layers import iter_paths
-from core.model import ModelConfig, build_model
-from core.spatial_bias import (border_bias, check_input_size, filter_asymmetry, format_padding_arithmetic,
+from padlens.core.activations import capture
+from padlens.core.layers import iter_paths
+from padlens.core.model import ModelConfig, build_model
+from padlens.core.spatial_bias import (border_bias, check_input_size, filter_asymmetry, format_padding_arithmetic,
                                layer_biases, mean_filters, mean_map, padding_arithmetic, ring_width)
 
 

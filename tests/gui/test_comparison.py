@@ -7,11 +7,12 @@ import torch
 from PyQt6.QtCore import QPointF
 from PyQt6.QtWidgets import QMessageBox
 
-import gui.comparison as comparison
-from core.checkpoint import save_checkpoint
-from core.data import Normalization
-from core.model import ModelConfig, build_model
-from gui.comparison import ComparisonTab
+import padlens.gui.comparison as comparison
+from padlens.core.comparison import comparison_job
+from padlens.core.checkpoint import save_checkpoint
+from padlens.core.data import Normalization
+from padlens.core.model import ModelConfig, build_model
+from padlens.gui.comparison import ComparisonTab
 
 NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
 LAYER = "model[1][0]"     # the second conv: its input is a feature map, so padding shows
@@ -177,13 +178,13 @@ def test_changing_the_list_while_running_cancels_and_keeps_the_rest(tab, qtbot, 
 
 
 def test_the_job_yields_one_partial_per_checkpoint(checkpoints, data, tmp_path, monkeypatch):
-    from core.jobs import run_job
-    from core.session import load_model
-    from core.translation import GridSpec
+    from padlens.core.jobs import run_job
+    from padlens.core.session import load_model
+    from padlens.core.translation import GridSpec
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     models = [(p, n, load_model(p, torch.device("cpu"))) for p, n in zip(checkpoints, ("zeros", "circular"))]
     partials, progress = [], []
-    out = run_job(comparison.comparison_job(models, data, GridSpec.square(-4, 4, 4), "roll", 10, precision="fp32"),
+    out = run_job(comparison_job(models, data, GridSpec.square(-4, 4, 4), "roll", 10, precision="fp32"),
                   on_progress=progress.append, on_partial=partials.append)
     assert out["complete"] and [len(p["entries"]) for p in partials] == [1, 2]
     assert progress[-1].done == progress[-1].total and all(a.done <= b.done for a, b in zip(progress, progress[1:]))

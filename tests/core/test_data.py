@@ -5,7 +5,7 @@ import pytest
 import torch
 from torchvision.io import write_png
 
-from core.data import CLASSES, DatasetError, Normalization, load_split, read_image_file, resolve_data_root
+from padlens.core.data import CLASSES, DatasetError, Normalization, load_split, read_image_file, resolve_data_root
 
 
 def _fake_batches(root, n=20):
@@ -86,20 +86,20 @@ def test_normalization_round_trip():
 
 
 def test_decoding_a_folder_reports_progress_and_stops_without_a_cache(tmp_path, cache_home, monkeypatch):
-    import core.data
-    from core.jobs import Progress, run_job
-    monkeypatch.setattr(core.data, "DECODE_CHUNK", 2)
+    import padlens.core.data
+    from padlens.core.jobs import Progress, run_job
+    monkeypatch.setattr(padlens.core.data, "DECODE_CHUNK", 2)
     for label, cls in enumerate(CLASSES[:3]):
         d = tmp_path / "test" / cls
         d.mkdir(parents=True)
         for k in range(2):
             write_png(torch.full((3, 32, 32), 20 * label + k, dtype=torch.uint8), str(d / f"{k}.png"))
     calls = []
-    assert run_job(core.data.load_split_job(tmp_path, "test", lambda: len(calls) >= 2),
+    assert run_job(padlens.core.data.load_split_job(tmp_path, "test", lambda: len(calls) >= 2),
                    on_progress=calls.append) is None
     assert not (cache_home / "padlens" / "decoded").exists()
     events = []
-    out = run_job(core.data.load_splits_job(tmp_path), on_progress=events.append)
+    out = run_job(padlens.core.data.load_splits_job(tmp_path), on_progress=events.append)
     assert set(out) == {"test"} and len(out["test"]) == 6      # no train split is fine
     assert [(e.done, e.total) for e in events] == [(0, 6), (2, 6), (4, 6)]
     assert all(isinstance(e, Progress) and "test" in e.message for e in events)
@@ -107,7 +107,7 @@ def test_decoding_a_folder_reports_progress_and_stops_without_a_cache(tmp_path, 
 
 def test_fingerprint_follows_content_and_mean_colour_is_exact():
     """Grid caches key on the fingerprint: a folder whose images were replaced must not hit old grids."""
-    from core.data import Dataset
+    from padlens.core.data import Dataset
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (20, 3, 8, 8), dtype=torch.uint8, generator=gen)
     labels = torch.arange(20) % 10

@@ -6,12 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.data import Normalization, mean_color, stratified_subset
-from core.inference import fast_model, fold_batchnorm
-from core.jobs import Partial, Progress, run_job
-from core.model import ModelConfig, build_model
-from core.shifts import shift
-from core.translation import GridResult, GridSpec, phase_table, pooling_period, translation_grid
+from padlens.core.data import Normalization, mean_color, stratified_subset
+from padlens.core.inference import fast_model, fold_batchnorm
+from padlens.core.jobs import Partial, Progress, run_job
+from padlens.core.model import ModelConfig, build_model
+from padlens.core.shifts import shift
+from padlens.core.translation import GridResult, GridSpec, phase_table, pooling_period, translation_grid
 
 NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
 SPEC = GridSpec(-6, 3, -3, 5, 3)          # dx -6 -3 0 3, dy -3 0 3: rectangular and not centred
@@ -48,7 +48,7 @@ def grid(model, images, labels, spec=SPEC, **kw):
 
 @pytest.mark.parametrize("mode", ["affine", "affine-mean", "roll"])
 def test_grid_equals_direct_computation(tiny_model, data, mode, monkeypatch):
-    monkeypatch.setattr("core.translation.SNAPSHOT_SECONDS", 1e9)    # snapshots only at chunk ends
+    monkeypatch.setattr("padlens.core.translation.SNAPSHOT_SECONDS", 1e9)    # snapshots only at chunk ends
     images, labels = data
     events = []
     gen = translation_grid(tiny_model, images, labels, NORM, SPEC, mode=mode, info={"note": "x"}, **FAST)
@@ -130,7 +130,7 @@ def test_rolls_by_whole_widths_run_once_and_equal_direct(tiny_model, data):
 
 
 def test_long_chunks_send_heatmaps_between_chunk_ends(tiny_model, data, monkeypatch):
-    monkeypatch.setattr("core.translation.SNAPSHOT_SECONDS", 0.0)
+    monkeypatch.setattr("padlens.core.translation.SNAPSHOT_SECONDS", 0.0)
     images, labels = data
     partials = [e.value for e in translation_grid(tiny_model, images, labels, NORM, SPEC, **FAST)
                 if isinstance(e, Partial)]
@@ -184,7 +184,7 @@ def test_stop_at_once_gives_empty_result(tiny_model, data):
 def test_first_heatmap_comes_from_fewer_images_on_big_grids(tiny_model, data):
     """At most FIRST_ROWS forward passes before the first Partial: the 33x33 default grid (961 shifts
     with content) starts from 3 images, a 3x4 grid from 10."""
-    from core.translation import FIRST_ROWS
+    from padlens.core.translation import FIRST_ROWS
     images, labels = data
     assert FIRST_ROWS // 961 == 3
     for spec, first in ((GridSpec(), 3), (SPEC, 10)):
@@ -421,7 +421,7 @@ def test_fold_batchnorm_general_convs():
 
 
 def test_pitfalls_numbers_match_the_grid():
-    from core.translation import pitfalls
+    from padlens.core.translation import pitfalls
     spec = GridSpec(-20, 20, 0, 0, 4)
     r = GridResult.empty(spec, {"mode": "affine"})
     r.count[:] = 10

@@ -1,8 +1,8 @@
 """The one worker every long GUI task goes through: signal order, errors, cancel, bounded stop."""
 import time
 
-from core.jobs import Partial, Progress
-from gui.worker import JobRunner, live_jobs, wait_for_jobs
+from padlens.core.jobs import Partial, Progress
+from padlens.gui.worker import JobRunner, live_jobs, wait_for_jobs
 
 
 def _counting(n, fail_at=None, step_s=0.0):

@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 
-from core.checkpoint import FLAGSHIP, SHIPPED, default_checkpoint, load_checkpoint, padding_variants
-from core.evaluate import evaluate
-from core.inference import fast_model
-from core.jobs import run_job
-from core.data import Normalization, stratified_subset
-from core.train import Recipe
-from core.translation import GridSpec, translation_grid
+from padlens.core.checkpoint import FLAGSHIP, default_checkpoint, shipped_dir, load_checkpoint, padding_variants
+from padlens.core.evaluate import evaluate
+from padlens.core.inference import fast_model
+from padlens.core.jobs import run_job
+from padlens.core.data import Normalization, stratified_subset
+from padlens.core.train import Recipe
+from padlens.core.translation import GridSpec, translation_grid
 
 
 def first_per_class(labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -23,9 +23,9 @@ def first_per_class(labels: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def test_the_default_is_the_flagship_and_the_most_accurate():
-    assert default_checkpoint() == SHIPPED / FLAGSHIP
+    assert default_checkpoint() == shipped_dir() / FLAGSHIP
     best = load_checkpoint(default_checkpoint())[1]["metrics"]["test_accuracy"]
-    others = [p for p in SHIPPED.glob("*.pt") if p.name != FLAGSHIP]
+    others = [p for p in shipped_dir().glob("*.pt") if p.name != FLAGSHIP]
     assert len(others) >= len(padding_variants()) + 1   # the variants and the previous flagship
     assert all(best > load_checkpoint(p)[1]["metrics"]["test_accuracy"] for p in others)
 
@@ -71,8 +71,8 @@ def test_padding_variant_loads_evaluates_and_is_within_a_point_of_zeros(path, te
     """Same architecture and recipe as the zero-padded model, only the padding differs; its claimed
     accuracy (all 10,000 JPEG test images, fp32) is real and within one point of the zero-padded one;
     a blank input leaves no border bias in any layer."""
-    from core.activations import blank_input, capture
-    from core.spatial_bias import layer_biases
+    from padlens.core.activations import blank_input, capture
+    from padlens.core.spatial_bias import layer_biases
     model, meta = load_checkpoint(path)
     _, zeros = load_checkpoint(padding_variants()[0])
     mode = meta["model_config"]["padding_mode"]
@@ -102,7 +102,7 @@ def test_bf16_grid_within_half_a_point_of_fp32(test_split):
 
 
 def test_eval_command_prints_parseable_json(data_root, capsys):
-    from core.cli import main
+    from padlens.cli.main import main
     assert main(["eval", "--data", str(data_root), "--limit", "200", "--json", "--device", "cpu"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["images"] == 200 and 0 <= out["accuracy"] <= 1 and out["loss"] > 0
@@ -111,7 +111,7 @@ def test_eval_command_prints_parseable_json(data_root, capsys):
 def test_app_opens_with_the_shipped_checkpoint(qtbot):
     from PyQt6.QtCore import QSettings
 
-    from gui.main_window import MainWindow
+    from padlens.gui.main_window import MainWindow
     QSettings("PadLens", "PadLens").clear()   # no remembered checkpoint from other tests
     w = MainWindow(None, None)
     qtbot.addWidget(w)

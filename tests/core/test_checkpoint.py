@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from core.data import Normalization
-from core.model import ModelConfig
+from padlens.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from padlens.core.data import Normalization
+from padlens.core.model import ModelConfig
 from tests.conftest import TINY
 
 NORM = Normalization((0.5, 0.4, 0.3), (0.2, 0.2, 0.2))

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.model import ModelConfig, build_model
-from core.padding import PADDING_MODES, make_conv, symmetric_pad
+from padlens.core.model import ModelConfig, build_model
+from padlens.core.padding import PADDING_MODES, make_conv, symmetric_pad
 
 
 @pytest.mark.parametrize("pad", [(1, 1, 1, 1), (2, 1, 0, 3), (3, 3, 2, 2)])

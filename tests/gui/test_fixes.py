@@ -84,7 +84,7 @@ def test_changing_the_input_size_cancels_a_running_dataset_mean(window, qtbot, m
     """A mean started at 32x32 that ends after a switch to 48 must not fill the 48x48 views."""
     import threading
 
-    import gui.main_window as mw
+    import padlens.gui.main_window as mw
     w, release, real = window, threading.Event(), mw.mean_activations
 
     def held(*args, should_stop, **kwargs):     # deaf to the cancel: the late result must still be dropped
@@ -154,7 +154,7 @@ def test_own_model_opens_with_its_layer_tree(window, tmp_path, monkeypatch):
 
 
 def test_own_model_with_its_own_input_normalization(window, tmp_path, monkeypatch):
-    from core.session import load_custom
+    from padlens.core.session import load_custom
     w = window
     (tmp_path / "mine.py").write_text(MODEL_PY)
     torch.save(load_custom(tmp_path / "mine.py", "build_model").model.state_dict(), tmp_path / "w.pt")
@@ -206,7 +206,7 @@ def test_spatial_bias_and_comparison_exports(window, tmp_path, monkeypatch):
     from PyQt6.QtGui import QImage
     w = window
     answers = iter([tmp_path / "bias.csv", tmp_path / "filters.png", tmp_path / "cmp.svg"])
-    monkeypatch.setattr("gui.export.QFileDialog.getSaveFileName", lambda *a, **k: (str(next(answers)), ""))
+    monkeypatch.setattr("padlens.gui.export.QFileDialog.getSaveFileName", lambda *a, **k: (str(next(answers)), ""))
     assert w.export_table(w.bias.table, "spatial_bias") == tmp_path / "bias.csv"
     rows = list(csv.reader((tmp_path / "bias.csv").open()))
     assert rows[0][0] == "Layer" and len(rows) == 1 + w.bias.table.rowCount()

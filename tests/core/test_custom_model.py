@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from core.custom_model import (CIFAR10_NORMALIZATION, CustomModelError, describe, import_file,
+from padlens.core.custom_model import (CIFAR10_NORMALIZATION, CustomModelError, describe, import_file,
                                load_custom_model)
-from core.data import Normalization
+from padlens.core.data import Normalization
 
 GOOD = """
 import torch
@@ -211,8 +211,8 @@ def test_cifar10_normalization():
 
 def test_cache_identity_covers_code_function_and_weights(tmp_path, tiny_checkpoint):
     """Grids are cached under it: the same weights under edited code or another function are another model."""
-    from core.files import file_identity
-    from core.session import load_custom, load_model
+    from padlens.core.files import file_identity
+    from padlens.core.session import load_custom, load_model
     py = tmp_path / "mine.py"
     py.write_text(GOOD + "\ndef build_again():\n    return build()\n")
     torch.save(load_custom_model(py, "build").state_dict(), tmp_path / "w.pt")
@@ -226,7 +226,7 @@ def test_cache_identity_covers_code_function_and_weights(tmp_path, tiny_checkpoi
 
 
 def test_outputs_beyond_the_cifar10_classes_get_names():
-    from core.session import Explorer, LoadedModel
+    from padlens.core.session import Explorer, LoadedModel
     lm = LoadedModel(nn.Linear(2, 12), CIFAR10_NORMALIZATION, "wide head")
     assert lm.class_name(3) == "cat" and lm.class_name(11) == "output 11"
     top = Explorer(lm).top_predictions(torch.arange(12.0))
@@ -265,10 +265,10 @@ def build():
 def test_translation_grid_of_an_own_residual_model(tmp_path):
     """The grid works on a model that is not ours (a skip connection in forward()): exact fp32 equals
     the shifts computed one by one, and the folded bf16 path runs every cell."""
-    from core.inference import fast_model
-    from core.jobs import run_job
-    from core.shifts import shift
-    from core.translation import GridSpec, translation_grid
+    from padlens.core.inference import fast_model
+    from padlens.core.jobs import run_job
+    from padlens.core.shifts import shift
+    from padlens.core.translation import GridSpec, translation_grid
     model = load_custom_model(write(tmp_path, RESIDUAL), "build")
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8, generator=gen)

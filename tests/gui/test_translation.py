@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.translation import GridResult, GridSpec
+from padlens.core.translation import GridResult, GridSpec
 
 
 @pytest.fixture
@@ -72,8 +72,8 @@ def test_cancel_keeps_partial_results(tab, qtbot, monkeypatch):
     partial one, every cell with the first chunk's images and only some cells with more."""
     import threading
 
-    import gui.translation_tab as tt
-    from core.jobs import Partial, Progress
+    import padlens.gui.translation_tab as tt
+    from padlens.core.jobs import Partial, Progress
     held_at, release, real = threading.Event(), threading.Event(), tt.translation_grid
 
     def held(*args, **kwargs):             # the worker waits one batch past the first partial
@@ -161,9 +161,9 @@ def test_export_numbers_and_figures(tab, qtbot, tmp_path, monkeypatch):
     answers = iter([(tmp_path / "grid.npz", ""), (tmp_path / "grid.csv", ""), (tmp_path / "heat.svg", ""),
                     (tmp_path / "heat.png", ""), (tmp_path / "typed", "SVG (*.svg)"),   # no suffix: the filter's
                     (tmp_path / "no_such_dir" / "x.png", "")])
-    monkeypatch.setattr("gui.export.QFileDialog.getSaveFileName", lambda *a, **k: tuple(map(str, next(answers))))
+    monkeypatch.setattr("padlens.gui.export.QFileDialog.getSaveFileName", lambda *a, **k: tuple(map(str, next(answers))))
     warnings = []
-    monkeypatch.setattr("gui.export.QMessageBox.warning", lambda *a: warnings.append(a[-1]))
+    monkeypatch.setattr("padlens.gui.export.QMessageBox.warning", lambda *a: warnings.append(a[-1]))
     tab.export_numbers()
     tab.export_numbers()
     tab.export_figure()
@@ -192,7 +192,7 @@ def test_heatmap_figures_for_the_command_line_are_written_without_a_window(qapp,
     """The real figure code behind `padlens translate` and `padlens report` (their tests stub it)."""
     from PyQt6.QtGui import QImage
 
-    from gui.figures import save_heatmap_figures
+    from padlens.gui.figures import save_heatmap_figures
     r = GridResult.empty(GridSpec(-4, 4, -4, 4, 4), {"crop_pad": 4})
     r.count[:] = 10
     r.correct[:] = np.arange(9).reshape(3, 3)
@@ -203,7 +203,7 @@ def test_heatmap_figures_for_the_command_line_are_written_without_a_window(qapp,
 
 
 def test_the_origin_marker_is_outlined_and_shows_only_where_the_grid_has_that_cell(qapp):
-    from gui.figures import HeatmapFigure
+    from padlens.gui.figures import HeatmapFigure
     fig = HeatmapFigure()
     marker = fig.markers["accuracy"]
     assert [spot.pen().color().name() for spot in marker.points()] == ["#000000", "#ffffff"], \

@@ -1,0 +1,93 @@
+"""`padlens report`: the command line around core.report's job (Ctrl-C once stops after the current step)."""
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+from padlens.cli.terminal import common_args, fmt_time, progress_line
+from padlens.core.jobs import Progress, run_job
+from padlens.core.report import DEFAULT_MODES, report
+from padlens.core.report import __doc__ as report_doc
+from padlens.core.shifts import SHIFT_MODES
+from padlens.core.translation import GridSpec
+
+
+def heatmap_writer():
+    """The app's heatmap figure writer, or None where Qt is not installed (the PNGs are written anyway)."""
+    try:
+        from padlens.gui.figures import save_heatmap_figures
+    except ImportError as e:
+        print(f"note: no Qt heatmap figures ({e}); the PNG figures are still written", file=sys.stderr)
+        return None
+    return save_heatmap_figures
+
+
+def cmd_report(a) -> int:
+    lo, hi = a.range
+    spec = GridSpec.square(min(lo, hi), max(lo, hi), a.step)
+    t = time.perf_counter()
+
+    def on_progress(ev: Progress) -> None:
+        elapsed = time.perf_counter() - t
+        eta = elapsed * (ev.total - ev.done) / ev.done if ev.done else 0
+        progress_line(ev.done / max(ev.total, 1), f"{ev.message[:70]} left {fmt_time(eta)}")
+
+    print(f"report on {len(a.checkpoints)} checkpoint(s) into {a.out} (Ctrl-C once: report what is finished; "
+          "twice: quit)", flush=True)
+    stop = []
+
+    def interrupted(*_):
+        if stop:
+            raise KeyboardInterrupt
+        stop.append(True)
+        sys.stderr.write("\npadlens: stopping after the current step; Ctrl-C again to quit at once\n")
+
+    old = signal.signal(signal.SIGINT, interrupted)
+    try:
+        md = run_job(report(a.checkpoints, a.out, a.data, a.device, a.images, spec, a.modes, a.mean_images,
+                            a.precision, a.eval_images, a.seed, a.input_size, 
+                            heatmap_figures=None if a.no_qt_figures else heatmap_writer(),
+                            should_stop=lambda: bool(stop)), on_progress=on_progress)
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        print("padlens: interrupted; finished translation grids are cached and reused by the next run",
+              file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, old)
+    sys.stderr.write("\n")
+    if md is None:
+        print("padlens: stopped before any checkpoint was finished", file=sys.stderr)
+        return 130 if stop else 1
+    print(f"wrote {md} and {Path(md).with_name('report.json')} in {fmt_time(time.perf_counter() - t)}")
+    return 0
+
+
+def add_report_parser(sub):
+    """Add the `report` subcommand to an argparse subparsers object; returns its parser."""
+    r = sub.add_parser("report", help="measure checkpoints and write report.md, report.json and figures",
+                       description=report_doc.split("\n\n")[0])
+    r.add_argument("--checkpoints", nargs="+", required=True, metavar="CKPT", help="checkpoint files to compare")
+    r.add_argument("--out", required=True, help="folder for report.md, report.json and the figures")
+    common_args(r)
+    r.add_argument("--images", type=int, default=500, help="class-balanced test images per translation grid (0: all)")
+    r.add_argument("--range", type=int, nargs=2, default=[-16, 16], metavar=("LO", "HI"),
+                   help="shift range in pixels for both dx and dy (default -16 16)")
+    r.add_argument("--step", type=int, default=4, help="grid step in pixels (default 4)")
+    r.add_argument("--modes", nargs="+", default=list(DEFAULT_MODES), choices=list(SHIFT_MODES),
+                   help="shift modes (default: all three)")
+    r.add_argument("--mean-images", type=int, default=500,
+                   help="test images averaged for the dataset-mean feature maps (0: all)")
+    r.add_argument("--eval-images", type=int, default=0,
+                   help="test images for accuracy and loss, class-balanced (default 0: the whole test split)")
+    r.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                   help="precision of the translation grids (accuracy and feature maps are always fp32)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the image subsets")
+    r.add_argument("--input-size", type=int, default=32,
+                   help="resize inputs to this size for the grids, feature maps and padding arithmetic "
+                        "(the resizing remedy; default 32)")
+    r.add_argument("--no-qt-figures", action="store_true", help="skip the Qt heatmap figures (PNGs are still written)")
+    r.set_defaults(func=cmd_report)
+    return r
