@@ -100,8 +100,8 @@ def test_pngs_are_readable(report_run):
 def test_grids_are_cached_and_reused(report_run, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(report_run.tmp / "cache"))
     assert len(list((report_run.tmp / "cache" / "padlens" / "translation").glob("*.npz"))) == 6
-    import padlens.core.translation
-    monkeypatch.setattr(padlens.core.translation, "translation_grid", lambda *a, **k: pytest.fail("not from the cache"))
+    import padlens.core.grid_cache
+    monkeypatch.setattr(padlens.core.grid_cache, "translation_grid", lambda *a, **k: pytest.fail("not from the cache"))
     md = run_job(report(report_run.ckpts[:1], report_run.tmp / "again", report_run.data, "cpu", images=20,
                         grid=GridSpec(-4, 4, -4, 4, 4), modes=("roll",), mean_images=20, precision="fp32"))
     doc = json.loads(md.with_name("report.json").read_text())
@@ -184,8 +184,8 @@ def test_resizing_row_is_the_difference_from_a_run_at_32(report_run, resized, mo
     table's changes are the resized run's numbers minus that run's."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(resized.cache))
     assert len(list((resized.cache / "padlens" / "translation").glob("*.npz"))) == 3   # 2 at 36, zeros at 32
-    import padlens.core.translation
-    monkeypatch.setattr(padlens.core.translation, "translation_grid", lambda *a, **k: pytest.fail("not from the cache"))
+    import padlens.core.grid_cache
+    monkeypatch.setattr(padlens.core.grid_cache, "translation_grid", lambda *a, **k: pytest.fail("not from the cache"))
     md = run_job(report(resized.ckpts[:1], report_run.tmp / "plain32", report_run.data, "cpu", images=10,
                         grid=GridSpec.square(-16, 16, 3), modes=("affine-mean",), mean_images=10, eval_images=20,
                         precision="fp32"))

@@ -7,6 +7,7 @@ import torch
 from PyQt6.QtCore import QPointF
 from PyQt6.QtWidgets import QMessageBox
 
+import padlens.core.grid_cache as grid_cache
 import padlens.gui.comparison as comparison
 from padlens.core.comparison import comparison_job
 from padlens.core.checkpoint import save_checkpoint
@@ -131,7 +132,7 @@ def test_second_run_takes_the_grids_from_the_cache(tab, qtbot):
 
 
 def test_cancel_mid_way_keeps_what_was_done(tab, qtbot, monkeypatch):
-    real, calls = comparison.translation_grid, []
+    real, calls = grid_cache.translation_grid, []
 
     def grid(*args, **kwargs):           # runs in the worker thread; cancel when the second grid starts
         calls.append(1)
@@ -139,7 +140,7 @@ def test_cancel_mid_way_keeps_what_was_done(tab, qtbot, monkeypatch):
             tab.cancel()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(comparison, "translation_grid", grid)
+    monkeypatch.setattr(grid_cache, "translation_grid", grid)
     tab.run()
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
     assert "Cancelled" in tab.status.text() and tab.start_btn.isEnabled()

@@ -72,9 +72,9 @@ def test_cancel_keeps_partial_results(tab, qtbot, monkeypatch):
     partial one, every cell with the first chunk's images and only some cells with more."""
     import threading
 
-    import padlens.gui.translation_tab as tt
+    import padlens.core.grid_cache as grid_cache
     from padlens.core.jobs import Partial, Progress
-    held_at, release, real = threading.Event(), threading.Event(), tt.translation_grid
+    held_at, release, real = threading.Event(), threading.Event(), grid_cache.translation_grid
 
     def held(*args, **kwargs):             # the worker waits one batch past the first partial
         gen, partials = real(*args, **kwargs), 0
@@ -88,7 +88,7 @@ def test_cancel_keeps_partial_results(tab, qtbot, monkeypatch):
                 release.wait(10)
             partials += isinstance(item, Partial)
             yield item
-    monkeypatch.setattr(tt, "translation_grid", held)
+    monkeypatch.setattr(grid_cache, "translation_grid", held)
     tab.count.setValue(60)
     tab.start()
     qtbot.waitUntil(lambda: tab.result is not None, timeout=30000)
@@ -101,7 +101,7 @@ def test_cancel_keeps_partial_results(tab, qtbot, monkeypatch):
     assert "Cancelled" in tab.status.text() and tab.start_btn.isEnabled()
     assert r.count.min() == 10 and 10 < r.count.max() < 60, "cells differ in image counts"
     np.testing.assert_allclose(tab.figure.images["accuracy"].image, r.accuracy)
-    assert "showing the 10 images per cell" in tab.status.text() and not tt.cache_file(tab.key).exists()
+    assert "showing the 10 images per cell" in tab.status.text() and not tab.req.path.exists()
     tab.hover(4, 4)                        # the last cell: the batch did not reach it
     assert "10 images" in tab.readout.text()
 
@@ -270,7 +270,7 @@ def test_opening_another_model_mid_run_cancels_without_waiting(tab, qtbot, tiny_
     tab.start()
     w.open_checkpoint(str(tiny_checkpoint))
     assert tab.runner.running and tab.runner.worker.cancel_requested, "cancelled, not waited for"
-    assert tab.loaded is not tab.run_model
+    assert tab.loaded is not tab.req.loaded
     tab.count.setValue(30)
     tab.step.setValue(4)
     assert tab.result is None, "nothing shows while the old model's grid winds down"
