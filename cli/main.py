@@ -8,27 +8,36 @@ import sys
 import time
 from pathlib import Path
 
-from padlens.cli.terminal import common_args, fmt_time, progress_line
-from padlens.core.checkpoint import CheckpointError, default_checkpoint
-from padlens.core.data import DatasetError
+from padlens.cli.models import add_model_args, model_from_args
+
+# Nothing heavier than the standard library at import: torch and the core load inside main(), whose Ctrl-C
+# handling then covers them (a Ctrl-C while torch imports was a bare KeyboardInterrupt traceback).
 
 
 def cmd_train(a) -> int:
+    from padlens.cli.terminal import fmt_time, progress_line
     from padlens.core.data import load_split
-    from padlens.core.device import pick_device
+    from padlens.core.device import describe_precision, pick_device
+    from padlens.core.files import atomic_write, writable_folder
     from padlens.core.model import ModelConfig
-    from padlens.core.train import Recipe, train
+    from padlens.core.train import Recipe, train, training_precision
     if not 0 <= a.cutout <= 32:
         raise ValueError(f"--cutout {a.cutout}: the square must fit a 32x32 image (0 to 32; 0 = off)")
+    writable_folder(a.run, "--run")   # before hours of training
+    if a.out:
+        if Path(a.out).is_dir():
+            raise ValueError(f"--out {a.out} is a folder; give the checkpoint file to copy to, e.g. {Path(a.out) / 'model.pt'}")
+        writable_folder(Path(a.out).expanduser().parent, f"--out {a.out}: its folder")
     device = pick_device(a.device)
     config = ModelConfig(widths=tuple(a.widths), padding_mode=a.padding, activation=a.activation)
     recipe = Recipe(epochs=a.epochs, batch_size=a.batch_size, crop_pad=a.crop_pad, cutout=a.cutout, seed=a.seed,
                     lr=a.lr, warmup=a.warmup, final_lr=a.final_lr, init=a.init or "",
                     teachers=tuple(a.teachers or ()), distill=a.distill,
-                    precision="fp32" if a.fp32 else "bf16")
+                    precision=a.precision)
+    precision = describe_precision(training_precision(a.precision, device), device)
     train_set, test_set = load_split(a.data, "train"), load_split(a.data, "test")
-    print(f"training on {train_set.source}, {len(train_set)} images, device {device}; run folder {a.run}",
-          flush=True)
+    print(f"training on {train_set.source}, {len(train_set)} images, device {device}, {precision}; "
+          f"run folder {a.run}", flush=True)
     for ev in train(train_set, test_set, a.run, config, recipe, device):
         if ev.kind == "teachers":
             progress_line(ev.step / ev.total_steps, "teachers' predictions for the training images")
@@ -44,54 +53,72 @@ def cmd_train(a) -> int:
     print(f"saved {out}")
     if a.out:
         import shutil
-        shutil.copyfile(out, a.out)
+        atomic_write(a.out, lambda tmp: shutil.copyfile(out, tmp))
         print(f"copied to {a.out}")
     return 0
 
 
 def cmd_eval(a) -> int:
-    from padlens.core.checkpoint import load_checkpoint
-    from padlens.core.data import Normalization, load_split
-    from padlens.core.device import pick_device, prepare_model, resolve_precision
+    from padlens.core.data import load_split, stratified_subset
+    from padlens.core.device import pick_device, resolve_precision
     from padlens.core.evaluate import evaluate
+    from padlens.core.inference import fast_model
+    if a.limit < 0:
+        raise ValueError(f"--limit {a.limit}: give a number of images, or 0 for all of them")
     device = pick_device(a.device)
-    model, meta = load_checkpoint(a.checkpoint)
+    loaded = model_from_args(a, device)
     data = load_split(a.data, a.split)
     images, labels = data.images, data.labels
-    if a.limit:
-        images, labels = images[:a.limit], labels[:a.limit]
+    if a.limit:   # not the first N: an ImageFolder split is sorted by class, so those would be all airplanes
+        idx = stratified_subset(labels, a.limit, a.seed)
+        images, labels = images[idx], labels[idx]
     precision = resolve_precision(a.precision, device)
     t = time.perf_counter()
-    r = evaluate(prepare_model(model, device), images, labels, Normalization.from_dict(meta["normalization"]),
-                 device, precision)
-    result = {"checkpoint": str(a.checkpoint), "data": data.source, "images": r.count,
+    r = evaluate(fast_model(loaded.model, device, precision), images, labels, loaded.norm, device, precision)
+    result = {"model": loaded.name, "checkpoint": loaded.meta["path"], "data": data.source, "images": r.count,
+              **({"subset": "class-balanced", "seed": a.seed} if a.limit else {"subset": "all"}),
               "accuracy": round(r.accuracy, 6), "loss": round(r.loss, 6), "precision": precision,
               "seconds": round(time.perf_counter() - t, 2)}
     print(json.dumps(result) if a.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
     return 0
 
 
+def grid_from_args(a):
+    """The GridSpec of --range, --y-range and --step, refused with the fix when the range is reversed."""
+    from padlens.core.translation import GridSpec
+    for option, lo_hi in (("--range", a.range), ("--y-range", a.y_range)):
+        if lo_hi and lo_hi[0] > lo_hi[1]:
+            raise ValueError(f"{option} {lo_hi[0]} {lo_hi[1]}: the lowest shift comes first, e.g. {option} "
+                             f"{lo_hi[1]} {lo_hi[0]}")
+    if a.step < 1:
+        raise ValueError(f"--step {a.step}: the grid step is at least 1 pixel")
+    y_range = a.y_range or a.range
+    return GridSpec(a.range[0], a.range[1], y_range[0], y_range[1], a.step)
+
+
 def cmd_translate(a) -> int:
+    from padlens.cli.terminal import CtrlC, fmt_time, progress_line
     from padlens.core.data import load_split
     from padlens.core.device import pick_device
+    from padlens.core.files import writable_folder
     from padlens.core.grid_cache import GridRequest
     from padlens.core.jobs import run_job
-    from padlens.core.session import load_model
     from padlens.core.spatial_bias import check_input_size
-    from padlens.core.translation import GridSpec
-    y_range = a.y_range or a.range
-    spec = GridSpec(a.range[0], a.range[1], y_range[0], y_range[1], a.step)
+    spec = grid_from_args(a)
     if a.images < 0:
         raise ValueError("--images must be 0 (all) or a positive number")
-    loaded = load_model(a.checkpoint, pick_device(a.device))
+    if a.until_ci is not None and not 0 < a.until_ci < 50:
+        raise ValueError(f"--until-ci {a.until_ci}: give the half-width in accuracy points, above 0 and below 50 "
+                         "(e.g. --until-ci 2 stops once every cell is within +-2 points)")
+    out = writable_folder(a.out)   # before any work: a bad --out must not cost the grid
+    loaded = model_from_args(a, pick_device(a.device))
     check_input_size(loaded.model, a.input_size)   # before the data loads: the error names a size that works
     data = load_split(a.data, "test")
     req = GridRequest(loaded, data, spec, a.mode, a.images, a.seed, a.precision, a.input_size,
-                      fold=not a.no_fuse, compile=a.compile)
-    out = Path(a.out)
-    name = Path(a.checkpoint).name
-    print(f"{name} on {data.source}: {req.images} images x {len(spec.dxs) * len(spec.dys)} shifts ({a.mode}), "
-          f"device {req.device}, {req.precision}{', batch norm folded' if req.folded else ''}"
+                      fold=not a.no_fuse, compile=a.compile,
+                      target_halfwidth=a.until_ci / 100 if a.until_ci else None)
+    print(f"{loaded.name} on {data.source}: {req.images} images x {len(spec.dxs) * len(spec.dys)} shifts ({a.mode}), "
+          f"device {req.device}, {req.precision_text}{', batch norm folded' if req.folded else ''}"
           f"{'; compiling at the first batch (about 12 s on a 2-core CPU)' if a.compile else ''}", flush=True)
     result = None if a.no_cache else req.cached()
     for note in req.notes:
@@ -106,63 +133,86 @@ def cmd_translate(a) -> int:
         eta = elapsed * (ev.total - ev.done) / ev.done if ev.done else 0
         progress_line(ev.done / max(ev.total, 1), f"{ev.message} left {fmt_time(eta)}")
 
-    job = req.job()
-    finished: list = []   # the snapshot after the last chunk, kept in case of Ctrl-C
-
-    def on_partial(r) -> None:
-        finished[:] = [r]
-
-    try:
-        result = run_job(job, on_progress=on_progress, on_partial=on_partial)
-    except KeyboardInterrupt:
+    with CtrlC("the current batch, then save the cells computed so far") as stop:
+        result = run_job(req.job(stop), on_progress=on_progress)
         sys.stderr.write("\n")
-        if not finished:
-            raise
-        finished[0].info["interrupted"] = True
-        print(f"padlens: interrupted; saving the first {finished[0].images} images per cell to {out}",
+        if not stop.pressed:
+            return report_grid(result, out, time.perf_counter() - t)
+        if not result.count.any():
+            print("padlens: interrupted before any shift was computed; nothing to save", file=sys.stderr)
+            return 130
+        per_cell = mark_partial(result, req)
+        print(f"padlens: interrupted; saving the cells computed so far ({per_cell}), marked partial",
               file=sys.stderr)
-        save_grid(finished[0], out)
+        report_grid(result, out, time.perf_counter() - t, "translation_partial")
         return 130
-    sys.stderr.write("\n")
-    return report_grid(result, out, time.perf_counter() - t)
 
 
-def report_grid(result, out: Path, seconds: float | None) -> int:
-    """Print the grid's summary, then write its numbers and figures into out."""
+def mark_partial(result, req) -> str:
+    """Mark a stopped grid partial in its info and its figures' title, with the true image counts per cell
+    (cells differ: the grid stops within a chunk); returns the counts in words."""
+    from padlens.core.grid_cache import grid_title
+    lo, hi = int(result.count.min()), int(result.count.max())
+    counts = f"{lo} of {req.images}" if lo == hi else f"{lo}-{hi} of {req.images}"
+    result.info.update(interrupted=True, partial=f"interrupted: {counts} images per cell",
+                       title=grid_title(req.loaded.name, req.mode, f"partial (interrupted), {counts}",
+                                        req.data.source, req.input_size, req.precision_text))
+    return f"{counts} images per cell"
+
+
+def report_grid(result, out: Path, seconds: float | None, stem: str = "translation") -> int:
+    """Print the grid's summary, then write its numbers and figures into out as stem.npz, stem.csv, ..."""
     import numpy as np
+
+    from padlens.cli.terminal import fmt_time
+    from padlens.core.worst_case import format_worst_case, worst_case
     if seconds is not None:
         result.info["seconds"] = round(seconds, 2)
     acc = result.accuracy
     lines = []
     try:
         r0, c0 = result.cell(0, 0)
-        lines.append(f"accuracy at (0, 0): {100 * acc[r0, c0]:.2f}%")
+        lines.append(f"accuracy at (0, 0): {100 * acc[r0, c0]:.2f}%" if result.count[r0, c0] else
+                     "accuracy at (0, 0): not computed yet")
     except KeyError:
         lines.append("accuracy at (0, 0): not on this grid")
-    worst = np.unravel_index(np.nanargmin(acc), acc.shape)
-    lines += [f"mean accuracy over {acc.size} shifts: {100 * np.nanmean(acc):.2f}%",
+    done = result.count > 0
+    worst = np.unravel_index(np.nanargmin(acc), acc.shape)   # NaN only in cells without images
+    lo, hi = int(result.count.min()), int(result.count.max())
+    lines += [f"mean accuracy over {int(done.sum())} of {acc.size} shifts: {100 * np.nanmean(acc):.2f}%"
+              if not done.all() else f"mean accuracy over {acc.size} shifts: {100 * np.nanmean(acc):.2f}%",
               f"min accuracy: {100 * acc[worst]:.2f}% at (dx, dy) = ({result.dxs[worst[1]]}, {result.dys[worst[0]]})",
-              f"images per cell: {result.images}"]
+              (f"images per cell: {lo if lo == hi else f'{lo}-{hi}'}"
+               + (f" ({result.info['partial']})" if "partial" in result.info else "")
+               + f" (widest 95% interval ±{100 * np.nanmax(result.accuracy_halfwidth):.1f} points)")]
+    lines += [result.info[k] for k in ("precision_reached", "precision_not_reached") if k in result.info]
+    lines += format_worst_case(worst_case(result))
     if seconds is not None:
         lines += [f"time: {fmt_time(seconds)} ({result.count.sum() / max(seconds, 1e-9):.0f} cells x images/s; "
                   "shifts that leave only fill or repeat another shift's input ran once); "
                   f"{result.info.get('cache', '')}"]
-    lines.append(f"writing {out / 'translation.npz'}, {out / 'translation.csv'} and the figures")
+    lines.append(f"writing {out / f'{stem}.npz'}, {out / f'{stem}.csv'} and the figures")
     print("\n".join(lines), flush=True)
-    return save_grid(result, out)
+    return save_grid(result, out, stem)
 
 
-def save_grid(result, out: Path) -> int:
-    """The numbers (NPZ, CSV), then the heatmap figures where Qt is installed; returns the exit status."""
-    result.save_npz(out / "translation.npz")
-    result.write_csv(out / "translation.csv")
+def save_grid(result, out: Path, stem: str = "translation") -> int:
+    """The numbers (NPZ, CSV), then the heatmap figures where Qt is installed; returns the exit status.
+    Numbers that cannot be written into out (a full disk, a folder gone meanwhile) are kept elsewhere
+    (keep_unsaved) and the message names the file."""
+    try:
+        result.save_npz(out / f"{stem}.npz")
+        result.write_csv(out / f"{stem}.csv")
+    except OSError as e:
+        print(f"padlens: error: writing into {out} failed ({e}); {keep_unsaved(result, stem)}", file=sys.stderr)
+        return 1
     try:   # the figures need Qt (gui); the numbers do not
         from padlens.gui.figures import save_heatmap_figures
     except ImportError as e:
         print(f"note: no heatmap figures ({e}); the numbers are in the files above")
         return 0
     try:
-        written = save_heatmap_figures(result, out)
+        written = save_heatmap_figures(result, out, name=f"{stem}_heatmaps")
     except Exception as e:  # noqa: BLE001 - the numbers are saved; say what went wrong with the pictures
         print(f"padlens: the heatmap figures failed ({type(e).__name__}: {e}); the numbers are saved",
               file=sys.stderr)
@@ -177,19 +227,20 @@ def cmd_bias(a) -> int:
     the padding arithmetic at the chosen input size."""
     import math
 
+    from padlens.cli.terminal import progress_line
     from padlens.core.activations import blank_input, capture, mean_activations
-    from padlens.core.data import Normalization, load_split, stratified_subset
-    from padlens.core.device import pick_device, prepare_model
+    from padlens.core.data import load_split, stratified_subset
+    from padlens.core.device import pick_device
+    from padlens.core.files import writable_folder
     from padlens.core.jobs import run_job
-    from padlens.core.checkpoint import load_checkpoint
-    from padlens.core.layers import describe_layers
-    from padlens.core.spatial_bias import (BORDER_BIAS_HELP, check_input_size, filter_asymmetry, layer_biases, mean_filters,
-                                   padding_arithmetic)
+    from padlens.core.spatial_bias import BORDER_BIAS_HELP, bias_table, check_input_size, mean_filters
+    if a.mean_images < 0:
+        raise ValueError(f"--mean-images {a.mean_images}: give a number of test images, or 0 for none")
+    out = writable_folder(a.out) if a.out else None   # before any work
     device = pick_device(a.device)
-    model, meta = load_checkpoint(a.checkpoint)
+    loaded = model_from_args(a, device)
+    model, norm = loaded.model, loaded.norm
     check_input_size(model, a.input_size)
-    norm = Normalization.from_dict(meta["normalization"])
-    model = prepare_model(model, device)
     acts = {k: capture(model, blank_input(k, norm, a.input_size), device)[0] for k in ("normalized", "pixel")}
     if a.mean_images:
         data = load_split(a.data, "test")
@@ -198,30 +249,48 @@ def cmd_bias(a) -> int:
                                on_progress=lambda ev: progress_line(ev.done / ev.total, ev.message))
         sys.stderr.write("\n")
         acts[f"mean of {n}"] = mean_acts
-    columns = {k: layer_biases(v) for k, v in acts.items()}
-    filters = mean_filters(model)
-    asym = {p: filter_asymmetry(k) for p, k in filters.items()}
-    arith = {tuple(r["path"]): r for r in padding_arithmetic(model, a.input_size)}
+    table = bias_table(model, acts, a.input_size)
     fmt = lambda v: "n/a" if v is None or math.isnan(v) else f"{v:.3f}"  # noqa: E731
-    heads = ["layer", "type", *[f"bias {k}" for k in columns], "filter asym", "padding arithmetic"]
-    rows = []
-    leaves = [info for info in describe_layers(model, (3, a.input_size, a.input_size)) if not info.is_container]
-    for info in leaves:
-        ar = arith.get(info.path)
-        rows.append([info.name, info.type, *[fmt(c.get(info.path)) for c in columns.values()],
-                     fmt(asym[info.path]) if info.path in asym else "",
-                     (("UNEVEN: " if ar["uneven"] else "") + ar["note"]) if ar else ""])
+    heads = ["layer", "type", *[f"bias {k}" for k in acts], "filter asym", "padding arithmetic"]
+    rows = [[x["name"], x["type"], *[fmt(x[k]) for k in acts],
+             fmt(x["filter_asymmetry"]) if x["filter_asymmetry"] is not None else "", x["padding_arithmetic"]]
+            for x in table]
     widths = [max(len(r[i]) for r in rows + [heads]) for i in range(len(heads) - 1)]
     for r in [heads] + rows:
         print("  ".join(f"{c:<{w}}" for c, w in zip(r, widths)) + "  " + r[-1])
     print(f"\n{BORDER_BIAS_HELP}")
     if a.mean_images:
         print(f"Dataset mean measured on {data.source}.")
-    if a.out:
-        leaf_acts = {k: {i.path: v[i.path] for i in leaves if i.path in v} for k, v in acts.items()}
-        for path in write_bias_files(Path(a.out), heads, rows, leaf_acts, filters, Path(a.checkpoint).stem):
-            print(f"wrote {path}")
+    if out:
+        leaf_acts = {k: {x["path"]: v[x["path"]] for x in table if x["path"] in v} for k, v in acts.items()}
+        try:
+            for path in write_bias_files(out, heads, rows, leaf_acts, mean_filters(model), loaded.name):
+                print(f"wrote {path}")
+        except OSError as e:
+            print(f"padlens: error: writing into {out} failed ({e}); the table above is the result, and the "
+                  "same command with a writable --out writes the files", file=sys.stderr)
+            return 1
     return 0
+
+
+def keep_unsaved(result, stem: str) -> str:
+    """Keep a grid that could not be written into --out: in the cache folder's unsaved/, else the temp folder.
+    Returns where, in words, for the error message."""
+    import tempfile
+
+    from padlens.core.data import cache_dir
+    name = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.npz"
+    cached = (" The complete grid is also in the cache: the same command with a writable --out writes its files "
+              "without computing." if str(result.info.get("cache", "")).startswith("cached as") else "")
+    failed = []
+    for folder in (cache_dir() / "unsaved", Path(tempfile.gettempdir())):
+        try:
+            result.save_npz(folder / name)
+        except OSError as e:
+            failed.append(str(e))
+            continue
+        return f"the grid is kept in {folder / name} (GridResult.load_npz reads it).{cached}"
+    return f"it could not be kept elsewhere either ({'; '.join(failed)}).{cached}"
 
 
 def write_bias_files(out: Path, heads, rows, acts: dict, filters: dict, label: str) -> list[Path]:
@@ -248,11 +317,101 @@ def write_bias_files(out: Path, heads, rows, acts: dict, filters: dict, label: s
     return written
 
 
+def cmd_coverage(a) -> int:
+    """Paths per input pixel (the foveation map) at --input-size and at its 2^n / 2^n + 1 partner."""
+    from padlens.core.coverage import COVERAGE_HELP, comparison_size, coverage_job, save_coverage
+    from padlens.core.device import pick_device
+    from padlens.core.files import writable_folder
+    from padlens.core.jobs import run_job
+    if a.compare_size is not None and a.compare_size < 0:
+        raise ValueError(f"--compare-size {a.compare_size}: give an input size, or 0 for no comparison")
+    out = writable_folder(a.out) if a.out else None   # before any work
+    device = pick_device(a.device)
+    loaded = model_from_args(a, device)
+    other = comparison_size(a.input_size) if a.compare_size is None else a.compare_size
+    sizes = [a.input_size] + ([other] if other and other != a.input_size else [])
+    maps = run_job(coverage_job(loaded.model, sizes, device=device))
+    print(f"{loaded.name} ({loaded.padding_mode} padding): paths from each input pixel to the output")
+    heads = ["input", "corner", "edge", "centre", "min", "max", "corner/centre", "asymmetry", "blind pixels"]
+    rows = [[f"{m.size}x{m.size}", *[f"{s[k]:.10g}" for k in ("corner", "edge", "centre", "min", "max")],
+             f"{s['corner_to_centre']:.4f}", f"{s['asymmetry']:.4f}", str(s["blind_pixels"])]
+            for m, s in ((m, m.summary) for m in maps)]
+    widths = [max(len(r[i]) for r in rows + [heads]) for i in range(len(heads))]
+    for r in [heads] + rows:
+        print("  ".join(f"{c:<{w}}" for c, w in zip(r, widths)))
+    for m in maps:
+        print(f"uneven at {m.size}x{m.size}: " + ("; ".join(m.uneven) if m.uneven else "none"))
+    print(f"\n{COVERAGE_HELP}")
+    if out:
+        for path in save_coverage(maps, out, loaded.name):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_equivariance(a) -> int:
+    """Per layer and shift, the cosine between the shifted image's features and the shifted features."""
+    from padlens.cli.terminal import CtrlC, fmt_time, progress_line
+    from padlens.core.data import load_split, stratified_subset
+    from padlens.core.device import pick_device
+    from padlens.core.equivariance import (EQUIVARIANCE_HELP, equivariance_job, equivariance_title,
+                                           save_equivariance, summarize)
+    from padlens.core.files import writable_folder
+    from padlens.core.jobs import run_job
+    from padlens.core.spatial_bias import check_input_size
+    spec = grid_from_args(a)
+    if a.images < 1:
+        raise ValueError(f"--images {a.images}: give a number of test images, at least 1")
+    out = writable_folder(a.out) if a.out else None   # before any work
+    device = pick_device(a.device)
+    loaded = model_from_args(a, device)
+    check_input_size(loaded.model, a.input_size)
+    data = load_split(a.data, "test")
+    images = data.images[stratified_subset(data.labels, a.images, a.seed)]
+    shifts = len(spec.dxs) * len(spec.dys)
+    print(f"{loaded.name} on {data.source}: {len(images)} images x {shifts} shifts ({a.mode}), device {device}, fp32",
+          flush=True)
+    t = time.perf_counter()
+
+    def on_progress(ev) -> None:
+        elapsed = time.perf_counter() - t
+        progress_line(ev.done / max(ev.total, 1),
+                      f"{ev.message} left {fmt_time(elapsed * (ev.total - ev.done) / ev.done if ev.done else 0)}")
+
+    with CtrlC("the current batch, then report the images finished") as stop:
+        result = run_job(equivariance_job(loaded.model, images, loaded.norm, spec, a.mode, device, a.input_size,
+                                          fill_color=data.mean_color, info={"data": data.source, "seed": a.seed},
+                                          should_stop=stop), on_progress=on_progress)
+    sys.stderr.write("\n")
+    if not result.counts.any():
+        print("padlens: interrupted before any image was compared; nothing to report", file=sys.stderr)
+        return 130
+    summary = summarize(result)
+    title = equivariance_title(loaded.name, result)
+    print(title + (" (interrupted: partial)" if stop.pressed else ""))
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    heads = ["layer", "type", "map", "aligned shifts", "mean", "min (at dx, dy)", "at period shifts"]
+    rows = [[r["layer"], r["type"], "x".join(map(str, r["size"])), str(r["aligned"]), fmt(r["mean"]),
+             f"{fmt(r['min'])} at {tuple(r['min_at'])}" if r["min_at"] else "n/a", fmt(r["at_period"])]
+            for r in summary["layers"]]
+    widths = [max(len(r[i]) for r in rows + [heads]) for i in range(len(heads))]
+    for r in [heads] + rows:
+        print("  ".join(f"{c:<{w}}" for c, w in zip(r, widths)))
+    drop = summary["largest_drop"]
+    print(f"period shifts (aligned at every layer): {len(summary['period_shifts'])}; output at them "
+          f"{fmt(summary['output_period'])}, at the other shifts {fmt(summary['output_other'])}"
+          + (f"; largest drop at {drop['layer']} {drop['type']}: {drop['before']:.4f} -> {drop['after']:.4f}"
+             if drop else ""))
+    print(f"time: {fmt_time(time.perf_counter() - t)}\n{EQUIVARIANCE_HELP}")
+    if out:
+        for path in save_equivariance(result, out, title):
+            print(f"wrote {path}")
+    return 130 if stop.pressed else 0
+
+
 def cmd_layers(a) -> int:
-    from padlens.core.checkpoint import load_checkpoint
+    from padlens.core.device import pick_device
     from padlens.core.layers import describe_layers, format_layers
-    model, _ = load_checkpoint(a.checkpoint)
-    print(format_layers(describe_layers(model)))
+    print(format_layers(describe_layers(model_from_args(a, pick_device("cpu")).model)))
     return 0
 
 
@@ -262,25 +421,21 @@ def cmd_download(a) -> int:
     return 0
 
 
-def default_ckpt() -> str:
-    from padlens.core.checkpoint import default_checkpoint
-    try:
-        return str(default_checkpoint())
-    except CheckpointError:
-        return "checkpoints/vgg_zeros.pt"
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from padlens.cli.terminal import common_args
+    from padlens.core.device import PRECISION_CHOICES
+    from padlens.core.padding import PADDING_MODES
     from padlens.core.train import Recipe
-    p = argparse.ArgumentParser(prog="padlens", description=__doc__)
-    p.add_argument("--checkpoint", help="open the app with this checkpoint")
+    # no abbreviations at the top: it sees every subcommand's options too, and --mode would match --model-file
+    p = argparse.ArgumentParser(prog="padlens", description=__doc__, allow_abbrev=False)
+    add_model_args(p)   # the model the app opens
     common_args(p)   # the app's own --data and --device (each subcommand takes them after its name)
     sub = p.add_subparsers(dest="command")
     t = sub.add_parser("train", help="train a model (resumable run folder)")
     common_args(t)
     t.add_argument("--run", default="runs/zeros", help="run folder; an existing one is resumed")
     t.add_argument("--out", help="also copy the final checkpoint here")
-    t.add_argument("--padding", default="zeros", choices=["zeros", "reflect", "replicate", "circular", "symmetric"])
+    t.add_argument("--padding", default="zeros", choices=PADDING_MODES)
     t.add_argument("--widths", type=int, nargs="+", default=[96, 320, 320])
     t.add_argument("--activation", default="gelu", choices=["gelu", "relu"])
     t.add_argument("--epochs", type=int, default=18)
@@ -296,29 +451,39 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--teachers", nargs="+", help="zero-padded checkpoints whose mean predictions to distill")
     t.add_argument("--distill", type=float, default=Recipe.distill,
                    help="weight of the teachers' probabilities in the targets (with --teachers)")
-    t.add_argument("--fp32", action="store_true", help="exact fp32 instead of bf16 autocast")
+    t.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                   help="auto (default): bf16 where the hardware has it natively, fp16 on other CUDA GPUs, "
+                        "else fp32")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="accuracy and mean cross-entropy on a split or any ImageFolder tree")
     common_args(e)
-    e.add_argument("--checkpoint", default=None)
+    add_model_args(e)
     e.add_argument("--split", default="test", choices=["train", "test"])
-    e.add_argument("--limit", type=int, default=0, help="only the first N images")
-    e.add_argument("--precision", default="fp32", choices=["auto", "bf16", "fp32"])
+    e.add_argument("--limit", type=int, default=0,
+                   help="only N images, a class-balanced subset (the same number of each class; 0: all)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the --limit subset (default 0)")
+    e.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES,
+                   help="fp32 (default) is exact; auto: bf16 where native, else fp16 on a CUDA GPU, else fp32-fast")
     e.add_argument("--json", action="store_true", help="one JSON line instead of key: value lines")
     e.set_defaults(func=cmd_eval)
     from padlens.core.shifts import SHIFT_MODES
     tr = sub.add_parser("translate", help="translation-robustness grid: accuracy, loss and consistency per shift")
     common_args(tr)
-    tr.add_argument("--checkpoint", default=None)
+    add_model_args(tr)
     tr.add_argument("--range", type=int, nargs=2, default=[-32, 32], metavar=("LO", "HI"),
                     help="shift range in pixels for dx, and for dy unless --y-range (default -32 32)")
     tr.add_argument("--y-range", type=int, nargs=2, metavar=("LO", "HI"),
                     help="dy range when it differs, e.g. --y-range 0 0 for horizontal shifts only")
     tr.add_argument("--step", type=int, default=2, help="grid step in pixels (default 2)")
     tr.add_argument("--images", type=int, default=1000, help="test images, class-balanced (0: all)")
+    tr.add_argument("--until-ci", type=float, metavar="POINTS",
+                    help="stop adding images once every cell's 95%% confidence interval of the accuracy is within "
+                         "+-POINTS (e.g. 2; cells near 50%% need about 2,400 images, so pair it with --images 0)")
     tr.add_argument("--mode", default="affine", choices=list(SHIFT_MODES))
     tr.add_argument("--out", required=True, help="folder for translation.npz, translation.csv and the figures")
-    tr.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    tr.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                    help="auto (default): bf16 where the hardware has it natively, fp16 on other CUDA GPUs, else "
+                         "fp32-fast (batch norm folded, within 0.1 points of fp32); fp32 is exact")
     tr.add_argument("--seed", type=int, default=0, help="seed of the image subset")
     tr.add_argument("--compile", action="store_true",
                     help="torch.compile the model first (about 12 s here, then ~1.2x faster on a CPU)")
@@ -329,15 +494,43 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_translate)
     b = sub.add_parser("bias", help="spatial bias per layer: border bias, mean-filter asymmetry, padding arithmetic")
     common_args(b)
-    b.add_argument("--checkpoint", default=None)
+    add_model_args(b)
     b.add_argument("--input-size", type=int, default=32, help="resize the input to this size (the resizing remedy)")
     b.add_argument("--mean-images", type=int, default=0, help="also the dataset mean over N test images")
     b.add_argument("--out", help="also write bias.csv, maps.npz and the map and filter figures (PNG) here")
     b.set_defaults(func=cmd_bias)
+    cv = sub.add_parser("coverage", help="coverage (foveation) map: how many paths reach each input pixel")
+    common_args(cv, data=False)
+    add_model_args(cv)
+    cv.add_argument("--input-size", type=int, default=32, help="the network's input size (the resizing remedy)")
+    cv.add_argument("--compare-size", type=int,
+                    help="a second input size beside it (default: 33 for 32, 2^n + 1 for any 2^n, else the power of "
+                         "two below; 0: none)")
+    cv.add_argument("--out", help="also write coverage.npz, coverage.csv and coverage.png here")
+    cv.set_defaults(func=cmd_coverage)
+    from padlens.core.equivariance import DEFAULT_GRID, DEFAULT_IMAGES, DEFAULT_MODE
+    eq = sub.add_parser("equivariance", help="which layer breaks shift equivariance: per layer and shift, features "
+                        "of the shifted image against the shifted features")
+    common_args(eq)
+    add_model_args(eq)
+    eq.add_argument("--range", type=int, nargs=2, default=[DEFAULT_GRID.x_min, DEFAULT_GRID.x_max],
+                    metavar=("LO", "HI"), help="shift range in pixels for dx, and for dy unless --y-range "
+                    f"(default {DEFAULT_GRID.x_min} {DEFAULT_GRID.x_max})")
+    eq.add_argument("--y-range", type=int, nargs=2, metavar=("LO", "HI"), help="dy range when it differs")
+    eq.add_argument("--step", type=int, default=DEFAULT_GRID.step, help=f"grid step (default {DEFAULT_GRID.step})")
+    eq.add_argument("--images", type=int, default=DEFAULT_IMAGES,
+                    help=f"test images, class-balanced (default {DEFAULT_IMAGES})")
+    eq.add_argument("--mode", default=DEFAULT_MODE, choices=list(SHIFT_MODES),
+                    help=f"shift mode (default {DEFAULT_MODE}: nothing leaves the frame; affine compares the region "
+                         "valid in both)")
+    eq.add_argument("--input-size", type=int, default=32, help="resize the (shifted) input to this size")
+    eq.add_argument("--seed", type=int, default=0, help="seed of the image subset")
+    eq.add_argument("--out", help="also write equivariance.npz, equivariance.csv (layer x shift) and the heatmap here")
+    eq.set_defaults(func=cmd_equivariance)
     from padlens.cli.report import add_report_parser
     add_report_parser(sub)
     la = sub.add_parser("layers", help="list every layer with its path (model[i][j] or model.block.conv), parameters and output shape")
-    la.add_argument("--checkpoint", default=None)
+    add_model_args(la)
     la.set_defaults(func=cmd_layers)
     d = sub.add_parser("download", help="download the original CIFAR-10 with torchvision")
     d.add_argument("--data")
@@ -346,21 +539,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    a = parser.parse_args(argv)
+    a = None
     try:
-        if a.command is None:   # the app (Qt is imported only now); it falls back to the flagship itself
+        a = build_parser().parse_args(argv)
+        return run(a)
+    except KeyboardInterrupt:   # translate and report save what they finished themselves; this is the rest
+        command = getattr(a, "command", None)
+        left = ("the run folder resumes from its last saved epoch: run the same command again" if command == "train"
+                else "nothing half-written is left (every file is written whole or not at all)")
+        print(f"\npadlens{f' {command}' if command else ''}: interrupted; {left}", file=sys.stderr)
+        return 130
+
+
+def run(a) -> int:
+    """Run the parsed command line; a problem with an input becomes one line naming it and the fix."""
+    from padlens.core.checkpoint import CheckpointError
+    from padlens.core.data import DatasetError
+    try:
+        if a.command is None:   # the app (Qt is imported only now); it opens --checkpoint or the flagship itself
+            from padlens.core.device import pick_device
             from padlens.gui.app import main as app_main
-            return app_main(a)
-        if getattr(a, "checkpoint", "unset") is None:
-            a.checkpoint = str(default_checkpoint())
+            return app_main(a, model_from_args(a, pick_device(a.device), own_only=True))   # a bad own model: no window
         return a.func(a)
     except (CheckpointError, DatasetError, ValueError) as e:
         print(f"padlens: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\npadlens: interrupted; a training run resumes from its last saved epoch", file=sys.stderr)
-        return 130
+    except OSError as e:   # a write that failed after the checks (a full disk); what was finished is named above
+        print(f"padlens: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

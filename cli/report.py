@@ -1,12 +1,15 @@
 """`padlens report`: the command line around core.report's job (Ctrl-C once stops after the current step)."""
 from __future__ import annotations
 
-import signal
+import json
 import sys
 import time
 from pathlib import Path
 
-from padlens.cli.terminal import common_args, fmt_time, progress_line
+from padlens.cli.models import add_model_args, model_from_args
+from padlens.cli.terminal import CtrlC, common_args, fmt_time, progress_line
+from padlens.core.device import PRECISION_CHOICES, pick_device
+from padlens.core.files import writable_folder
 from padlens.core.jobs import Progress, run_job
 from padlens.core.report import DEFAULT_MODES, report
 from padlens.core.report import __doc__ as report_doc
@@ -27,6 +30,12 @@ def heatmap_writer():
 def cmd_report(a) -> int:
     lo, hi = a.range
     spec = GridSpec.square(min(lo, hi), max(lo, hi), a.step)
+    writable_folder(a.out)   # before any work: a bad --out must not cost the measurements
+    own = model_from_args(a, pick_device(a.device), own_only=True)   # on the device the job picks from a.device
+    models = [*([own] if own else []), *(a.checkpoints or [])]
+    if not models:
+        raise ValueError("report needs a model: --checkpoints CKPT [CKPT ...], your own with --model-file F.py "
+                         "--model-fn NAME, or both")
     t = time.perf_counter()
 
     def on_progress(ev: Progress) -> None:
@@ -34,42 +43,45 @@ def cmd_report(a) -> int:
         eta = elapsed * (ev.total - ev.done) / ev.done if ev.done else 0
         progress_line(ev.done / max(ev.total, 1), f"{ev.message[:70]} left {fmt_time(eta)}")
 
-    print(f"report on {len(a.checkpoints)} checkpoint(s) into {a.out} (Ctrl-C once: report what is finished; "
+    print(f"report on {len(models)} model(s) into {a.out} (Ctrl-C once: report what is finished; "
           "twice: quit)", flush=True)
-    stop = []
-
-    def interrupted(*_):
-        if stop:
-            raise KeyboardInterrupt
-        stop.append(True)
-        sys.stderr.write("\npadlens: stopping after the current step; Ctrl-C again to quit at once\n")
-
-    old = signal.signal(signal.SIGINT, interrupted)
     try:
-        md = run_job(report(a.checkpoints, a.out, a.data, a.device, a.images, spec, a.modes, a.mean_images,
-                            a.precision, a.eval_images, a.seed, a.input_size, 
-                            heatmap_figures=None if a.no_qt_figures else heatmap_writer(),
-                            should_stop=lambda: bool(stop)), on_progress=on_progress)
+        with CtrlC() as stop:
+            md = run_job(report(models, a.out, a.data, a.device, a.images, spec, a.modes, a.mean_images,
+                                a.precision, a.eval_images, a.seed, a.input_size,
+                                heatmap_figures=None if a.no_qt_figures else heatmap_writer(),
+                                should_stop=stop), on_progress=on_progress)
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         print("padlens: interrupted; finished translation grids are cached and reused by the next run",
               file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGINT, old)
+    except OSError as e:   # a full disk, a folder removed meanwhile: the grids finished so far are in the cache
+        sys.stderr.write("\n")
+        print(f"padlens: error: writing the report into {a.out} failed ({e}); the finished translation grids are "
+              "cached, so the same command with room to write computes only the rest", file=sys.stderr)
+        return 1
     sys.stderr.write("\n")
     if md is None:
-        print("padlens: stopped before any checkpoint was finished", file=sys.stderr)
-        return 130 if stop else 1
+        print("padlens: stopped before any checkpoint was finished; nothing written", file=sys.stderr)
+        return 130 if stop.pressed else 1
+    doc = json.loads(Path(md).with_name("report.json").read_text(encoding="utf-8"))
+    for note in doc["settings"].get("cache_notes") or []:
+        print(f"note: {note}", file=sys.stderr)
     print(f"wrote {md} and {Path(md).with_name('report.json')} in {fmt_time(time.perf_counter() - t)}")
+    if stop.pressed:
+        print(f"padlens: interrupted; the report is partial, marked so in it: {len(doc['checkpoints'])} of "
+              f"{len(models)} model(s) finished", file=sys.stderr)
+        return 130
     return 0
 
 
 def add_report_parser(sub):
     """Add the `report` subcommand to an argparse subparsers object; returns its parser."""
-    r = sub.add_parser("report", help="measure checkpoints and write report.md, report.json and figures",
+    r = sub.add_parser("report", help="measure checkpoints or your own model; write report.md, report.json, figures",
                        description=report_doc.split("\n\n")[0])
-    r.add_argument("--checkpoints", nargs="+", required=True, metavar="CKPT", help="checkpoint files to compare")
+    r.add_argument("--checkpoints", nargs="+", metavar="CKPT", help="checkpoint files to compare")
+    add_model_args(r, checkpoint=False)   # your own model, reported first, beside any checkpoints
     r.add_argument("--out", required=True, help="folder for report.md, report.json and the figures")
     common_args(r)
     r.add_argument("--images", type=int, default=500, help="class-balanced test images per translation grid (0: all)")
@@ -82,8 +94,9 @@ def add_report_parser(sub):
                    help="test images averaged for the dataset-mean feature maps (0: all)")
     r.add_argument("--eval-images", type=int, default=0,
                    help="test images for accuracy and loss, class-balanced (default 0: the whole test split)")
-    r.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                   help="precision of the translation grids (accuracy and feature maps are always fp32)")
+    r.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                   help="precision of the translation grids: auto (default) is bf16 where the hardware has it "
+                        "natively, fp16 on other CUDA GPUs, else fp32-fast; accuracy and feature maps are always fp32")
     r.add_argument("--seed", type=int, default=0, help="seed of the image subsets")
     r.add_argument("--input-size", type=int, default=32,
                    help="resize inputs to this size for the grids, feature maps and padding arithmetic "

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+
+from padlens.core.timing import fmt_duration
 
 
 def progress_line(frac: float, text: str, width: int = 28) -> None:
@@ -13,11 +16,36 @@ def progress_line(frac: float, text: str, width: int = 28) -> None:
 
 
 def fmt_time(s: float) -> str:
-    s = int(max(0, s))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    """Times at the terminal read as in the window: one format, core.timing's."""
+    return fmt_duration(s)
 
 
 def common_args(p: argparse.ArgumentParser, data: bool = True) -> None:
     if data:
         p.add_argument("--data", help="data root (default: $PADLENS_DATA, else ~/.cache/padlens/data)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ...")
+
+
+class CtrlC:
+    """Ctrl-C once: the job stops after its current step (pass the object as its should_stop) and the command
+    saves what is finished; twice: KeyboardInterrupt at once. A context manager; the old handler comes back."""
+
+    def __init__(self, step: str = "the current step"):
+        self.step = step
+        self.pressed = False
+
+    def __call__(self) -> bool:
+        return self.pressed
+
+    def __enter__(self) -> CtrlC:
+        self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self._old)
+
+    def _handler(self, *_) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+        sys.stderr.write(f"\npadlens: stopping after {self.step}; Ctrl-C again to quit at once\n")

@@ -61,12 +61,13 @@ def mean_activations(model: nn.Module, images: torch.Tensor, norm: Normalization
                      size: int = 32, should_stop: Callable[[], bool] = never):
     """Job: every layer's response averaged over images (not the response to the mean image).
 
-    Returns (sums / count, count); when stopped early the mean covers the images done so far.
+    Returns (sums / count, count); when stopped early the mean covers the images done so far. The images
+    go to the device as uint8 and the sums stay there: each comes back to the CPU once, at the end.
     """
     sums: Activations = {}
 
     def add(p, out):
-        s = out.detach().float().sum(0).cpu()
+        s = out.detach().float().sum(0)
         sums[p] = sums[p] + s if p in sums else s
 
     done = 0
@@ -75,7 +76,7 @@ def mean_activations(model: nn.Module, images: torch.Tensor, norm: Normalization
         for i in range(0, len(images), batch_size):
             if should_stop():
                 break
-            x = resize_input(norm.apply(images[i:i + batch_size]), size).to(device)
+            x = resize_input(norm.apply(images[i:i + batch_size].to(device)), size)
             with torch.inference_mode(), autocast(device, precision):
                 model(x.contiguous(memory_format=torch.channels_last))
             done += len(x)
@@ -83,4 +84,4 @@ def mean_activations(model: nn.Module, images: torch.Tensor, norm: Normalization
     finally:
         for h in hooks:
             h.remove()
-    return {p: s / max(done, 1) for p, s in sums.items()}, done
+    return {p: (s / max(done, 1)).cpu() for p, s in sums.items()}, done

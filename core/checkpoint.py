@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -39,15 +40,49 @@ def save_checkpoint(path, model: nn.Module, config: ModelConfig, norm: Normaliza
                  "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}, path)
 
 
+def load_weights_file(path, what: str = "checkpoint file"):
+    """torch.load(path, weights_only=True) with every failure a CheckpointError that names it: no such file,
+    a folder, no permission, empty, damaged (truncated), unsafe (Python objects beyond tensors) or not a torch
+    file at all. Never suggests weights_only=False: PadLens loads weights only."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.pt*"))[:5]
+        raise CheckpointError(f"{path} is a folder, not a {what}; choose the .pt file itself"
+                              + (f" (it holds {', '.join(inside)})." if inside else "."))
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such {what}.")
+    head = b""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            if not head:
+                raise CheckpointError(f"{path} is empty (0 bytes), not a {what}: an interrupted copy or download? "
+                                      "Copy it again.")
+            f.seek(0)
+            return torch.load(f, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except PermissionError:
+        raise CheckpointError(f"{path} cannot be read: permission denied. Make it readable (chmod u+r) or copy "
+                              "it somewhere you may read.") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged or foreign file
+        text = str(e)
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if unsafe:
+            why = (f"it holds Python objects besides tensors ({unsafe.group(1)}), which could run code when loaded; "
+                   "PadLens loads weights only (torch.load with weights_only=True) and refuses such files. Save "
+                   "plain tensors: torch.save(model.state_dict(), path)")
+        elif head == b"PK\x03\x04":   # torch.save's zip format, but the archive does not read
+            why = "it is damaged (a truncated or partly copied torch file); copy or save it again"
+        else:
+            why = (f"it is not a file written by torch.save ({type(e).__name__}); PadLens loads weights only, "
+                   "saved with torch.save")
+        raise CheckpointError(f"{path} is not a {what} PadLens can read: {why}.") from None
+
+
 def read_checkpoint(path) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file.")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged file
-        raise CheckpointError(f"{path} is corrupt or not a torch file ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:200]}).") from None
+    ckpt = load_weights_file(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a PadLens checkpoint (no '{FORMAT}' marker); a bare state dict "
                               "of your own model opens through File > Open custom model.")
@@ -57,8 +92,9 @@ def read_checkpoint(path) -> dict:
     return ckpt
 
 
-def load_state(model: nn.Module, state: dict, what: str) -> None:
-    """Load weights strictly, turning key or shape mismatches into one readable message."""
+def load_state(model: nn.Module, state: dict, what: str, mismatch_hint: str = "") -> None:
+    """Load weights strictly, turning key or shape mismatches, whole-number weights and NaN or infinite
+    values into one readable message (mismatch_hint follows 'does not fit the model')."""
     not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         raise CheckpointError(f"{what} is not a state dict: {not_tensors[:5]} hold no tensors.")
@@ -75,8 +111,27 @@ def load_state(model: nn.Module, state: dict, what: str) -> None:
     if wrong:
         problems.append(f"shape mismatches {wrong[:3]}{' ...' if len(wrong) > 3 else ''}")
     if problems:
-        raise CheckpointError(f"{what} does not fit the model: " + "; ".join(problems) + ".")
+        raise CheckpointError(f"{what} does not fit the model{mismatch_hint}: " + "; ".join(problems) + ".")
+    not_float = [f"{k} ({str(state[k].dtype).removeprefix('torch.')})" for k in own
+                 if own[k].is_floating_point() and not state[k].is_floating_point()]
+    if not_float:   # load_state_dict would round-trip them into floats: weights that lost everything
+        more = f" and {len(not_float) - 3} more" if len(not_float) > 3 else ""
+        raise CheckpointError(f"{what} holds whole numbers where the model has float weights: "
+                              f"{', '.join(not_float[:3])}{more}. Use the weights as trained (float32, bfloat16 or "
+                              "float16), not a converted copy.")
+    check_finite(state, what)
     model.load_state_dict(state)
+
+
+def check_finite(tensors: dict, what: str) -> None:
+    """Refuse weights holding NaN or infinity (a diverged training run, a damaged file): every number the
+    model gives would be meaningless, and accuracies computed from them look plausible."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{what} holds NaN or infinite weights in {', '.join(bad[:3])}"
+                              f"{' ...' if len(bad) > 3 else ''} "
+                              f"({len(bad)} of {len(tensors)} tensors): the training diverged or the file was "
+                              "damaged. Use weights saved before that.")
 
 
 def load_checkpoint(path) -> tuple[nn.Sequential, dict]:
@@ -88,7 +143,7 @@ def load_checkpoint(path) -> tuple[nn.Sequential, dict]:
         Normalization.from_dict(ckpt["normalization"])
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path} has an invalid model config or normalization: {e}") from None
-    load_state(model, ckpt["state_dict"], f"{path} (another architecture?)")
+    load_state(model, ckpt["state_dict"], str(path), " (another architecture?)")
     model.eval()
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     meta["path"] = str(path)

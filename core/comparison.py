@@ -145,10 +145,14 @@ def comparison_job(models: list[tuple[str, str, LoadedModel]], data: Dataset, sp
 
 
 def common_layers(infos: list[list[LayerInfo]]) -> list[LayerInfo]:
-    """Layers (not containers) with a [C,H,W] output that every model has at the same path and shape."""
+    """Layers (not containers) with a [C,H,W] output that every model has at the same path, of the same type
+    and map size H x W. The channel counts may differ (the flagship is wider than the padding variants): the
+    maps compared are channel means."""
     if not infos:
         return []
-    keys = [{(i.path, i.output_shape) for i in one if not i.is_container and len(i.output_shape) == 3}
-            for one in infos]
+
+    def key(i: LayerInfo):
+        return i.path, i.type, tuple(i.output_shape[1:])
+    keys = [{key(i) for i in one if not i.is_container and len(i.output_shape) == 3} for one in infos]
     shared = set.intersection(*keys)
-    return [i for i in infos[0] if (i.path, i.output_shape) in shared]
+    return [i for i in infos[0] if not i.is_container and len(i.output_shape) == 3 and key(i) in shared]

@@ -35,8 +35,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from padlens.core.checkpoint import CheckpointError, load_state
+from padlens.core.checkpoint import CheckpointError, check_finite, load_state, load_weights_file
 from padlens.core.data import Normalization
+from padlens.core.jobs import Job, Progress, never, run_job
 from padlens.core.layers import iter_paths
 
 CIFAR10_NORMALIZATION = Normalization(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
@@ -95,12 +96,12 @@ def import_file(py_file) -> object:
         where = f"line {e.lineno}" + (f", column {e.offset}" if e.offset else "")
         raise CustomModelError(f"{path} has a syntax error at {where}: {e.msg}. Fix the file "
                                f"(`python {path.name}` shows the same error).") from None
-    except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the user's file raises at import
+    except (Exception, SystemExit, KeyboardInterrupt) as e:  # noqa: BLE001 - whatever the user's file raises
         del sys.modules[name]
         hint = ("Install the missing package into PadLens' Python environment, or put the module next to "
                 "the file." if isinstance(e, ImportError) else
-                "Keep script code under `if __name__ == '__main__':`." if isinstance(e, SystemExit) else
-                "Fix the file so that it imports without error.")
+                "Keep script code under `if __name__ == '__main__':`." if isinstance(e, (SystemExit, KeyboardInterrupt))
+                else "Fix the file so that it imports without error.")
         raise CustomModelError(f"Importing {path} failed with {_first_line(e)}. {hint}") from None
     return module
 
@@ -113,15 +114,10 @@ def _defined_callables(module) -> list[str]:
 
 def _state_dict_from(state_dict_file) -> dict:
     path = Path(state_dict_file).expanduser()
-    if not path.is_file():
-        raise CustomModelError(f"{path}: no such weights file. Choose the file written by "
-                               "torch.save(model.state_dict(), path), or open the model without weights.")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged or unsafe file
-        raise CustomModelError(f"{path} could not be read as a torch weights file ({_first_line(e)}). Save the "
-                               "weights with torch.save(model.state_dict(), path): only tensors and plain "
-                               "containers load safely (weights_only=True).") from None
+        obj = load_weights_file(path, "weights file")
+    except CheckpointError as e:
+        raise CustomModelError(f"{e} Or open the model without a weights file.") from None
     for key in STATE_KEYS:   # training checkpoints keep the weights beside the optimizer and epoch
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
@@ -156,6 +152,10 @@ def check_model(model: nn.Module, what: str = "The model") -> int:
     p = next(model.parameters(), None)
     device = p.device if p is not None else torch.device("cpu")
     x = torch.zeros(INPUT_SHAPE, device=device)
+    try:
+        check_finite(model.state_dict(), what)
+    except CheckpointError as e:
+        raise CustomModelError(str(e)) from None
     model.eval()
     try:
         with torch.inference_mode():
@@ -172,6 +172,10 @@ def check_model(model: nn.Module, what: str = "The model") -> int:
                if out.dim() > 2 and out.shape[0] == 1 else "")
         raise CustomModelError(f"{what} returns shape {list(out.shape)} for a [1, 3, 32, 32] batch; PadLens "
                                f"needs [1, K] logits (one score per class).{fix}")
+    if not bool(torch.isfinite(out).all()):
+        raise CustomModelError(f"{what} outputs NaN or infinity for a zero [1, 3, 32, 32] batch: every accuracy and "
+                               "map would be meaningless. Look in forward for a division by zero or a log of 0, "
+                               "or load weights that are not broken.")
     try:
         with torch.inference_mode():
             model(x.contiguous(memory_format=torch.channels_last))
@@ -182,15 +186,20 @@ def check_model(model: nn.Module, what: str = "The model") -> int:
     return int(out.shape[1])
 
 
-def load_custom_model(py_file, function_name: str, state_dict_file=None) -> nn.Module:
-    """Import py_file, call function_name() for an nn.Module, load the weights, check it; eval mode.
+def load_custom_model_job(py_file, function_name: str, state_dict_file=None,
+                          should_stop=never) -> Job:
+    """Job: import py_file, call function_name() for an nn.Module, load the weights, check it; returns the
+    model in eval mode, or None when stopped between those steps. Yields Progress before each step, so a
+    window can say which one a slow or stuck model is in (Python cannot stop a step once it runs).
 
     See the module docstring for what is accepted; every failure is a CustomModelError.
     """
     path = Path(py_file).expanduser()
+    steps = 4 if state_dict_file is not None else 3
     if not isinstance(function_name, str) or not function_name.isidentifier():
         raise CustomModelError(f"{function_name!r} is not a function name; give the name of the function in "
                                f"{path.name} that builds the model, e.g. build_model.")
+    yield Progress(0, steps, f"importing {path.name}")
     module = import_file(path)
     fn = getattr(module, function_name, None)
     if fn is None:
@@ -201,16 +210,22 @@ def load_custom_model(py_file, function_name: str, state_dict_file=None) -> nn.M
     if not callable(fn):
         raise CustomModelError(f"{function_name!r} in {path} is a {type(fn).__name__}, not a function. Give "
                                "the name of the function that returns the model.")
+    if should_stop():
+        return None
+    yield Progress(1, steps, f"calling {function_name}() from {path.name}")
     try:
         with _SysPath(path.resolve().parent):
             model = fn()
-    except Exception as e:  # noqa: BLE001 - whatever the user's function raises
+    except (Exception, SystemExit, KeyboardInterrupt) as e:  # noqa: BLE001 - whatever the user's function raises
         raise CustomModelError(f"Calling {function_name}() from {path} failed with {_first_line(e)}. The "
                                "function must run without arguments and return the model.") from None
     if not isinstance(model, nn.Module):
         raise CustomModelError(f"{function_name}() in {path} returned {type(model).__name__}, not a "
                                "torch.nn.Module. Return the network itself (e.g. `return MyNet()`).")
     if state_dict_file is not None:
+        if should_stop():
+            return None
+        yield Progress(2, steps, f"loading the weights {Path(state_dict_file).name}")
         state = _state_dict_from(state_dict_file)
         state = _strip_module_prefix(state, model.state_dict())
         try:
@@ -220,8 +235,16 @@ def load_custom_model(py_file, function_name: str, state_dict_file=None) -> nn.M
                                    "builds (same layers, same sizes).") from None
         except RuntimeError as e:   # e.g. a dtype the parameter cannot take
             raise CustomModelError(f"Loading {Path(state_dict_file).name} failed: {_first_line(e)}.") from None
+    if should_stop():
+        return None
+    yield Progress(steps - 1, steps, "checking a forward pass on a [1, 3, 32, 32] batch")
     check_model(model, f"The model from {function_name}()")
     return model.eval()
+
+
+def load_custom_model(py_file, function_name: str, state_dict_file=None) -> nn.Module:
+    """load_custom_model_job, blocking."""
+    return run_job(load_custom_model_job(py_file, function_name, state_dict_file))
 
 
 @dataclass(frozen=True)

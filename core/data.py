@@ -35,11 +35,12 @@ def cache_dir() -> Path:
 
 
 def resolve_data_root(arg: str | os.PathLike | None = None) -> Path:
-    """--data flag, else $PADLENS_DATA, else the default cache folder."""
+    """--data flag, else $PADLENS_DATA, else the default cache folder; absolute, so that what a data set's
+    source and a saved setting name is the folder actually read, from wherever it is read back."""
     if arg:
-        return Path(arg).expanduser()
+        return Path(os.path.abspath(Path(arg).expanduser()))
     if os.environ.get("PADLENS_DATA"):
-        return Path(os.environ["PADLENS_DATA"]).expanduser()
+        return Path(os.path.abspath(Path(os.environ["PADLENS_DATA"]).expanduser()))
     return cache_dir() / "data"
 
 
@@ -92,8 +93,18 @@ def find_source(root: Path, split: str) -> tuple[str, Path]:
         return "folder", root / split
     if _is_image_folder(root):
         return "folder", root
+    named = next((f"{d} has folders named {', '.join(others[:5])}{' ...' if len(others) > 5 else ''}, not "
+                  "CIFAR-10's class names. " for d in (root / split, root) if (others := _other_folders(d))), "")
     raise DatasetError(f"No CIFAR-10 {split} split found under {root} (looked for {root / BATCHES_DIR}/, "
-                       f"{root / split}/<class>/ and {root}/<class>/). " + how_to_get(root))
+                       f"{root / split}/<class>/ and {root}/<class>/). " + named + how_to_get(root)
+                       + f" The class folders must be named {', '.join(CLASSES)}.")
+
+
+def _other_folders(path: Path) -> list[str]:
+    """Subfolders of path that are no CIFAR-10 class (hidden and _-prefixed ones aside)."""
+    if not path.is_dir():
+        return []
+    return sorted(d.name for d in path.iterdir() if d.is_dir() and d.name not in CLASSES and d.name[0] not in "._")
 
 
 def _load_batches(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -114,6 +125,11 @@ def _load_batches(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
                                "download it again.") from None
         if len(xs[-1]) != len(ys[-1]):
             raise DatasetError(f"{path} holds {len(xs[-1])} images but {len(ys[-1])} labels.")
+        bad = np.flatnonzero((ys[-1] < 0) | (ys[-1] >= len(CLASSES)))
+        if len(bad):
+            raise DatasetError(f"{path} has {len(bad)} label(s) outside CIFAR-10's 0-{len(CLASSES) - 1} (label "
+                               f"{ys[-1][bad[0]]} at image {bad[0]}): not a CIFAR-10 batch, or a damaged one. "
+                               "Delete the folder and download it again.")
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -140,13 +156,26 @@ def read_image_file(path: str | os.PathLike) -> torch.Tensor:
 
 
 def _folder_files(folder: Path) -> list[tuple[Path, int]]:
-    files = []
+    """(image file, label) of every class folder present (a subset of the classes is fine). A class folder
+    without images, or a folder that is no class, is refused: its images would be silently left out."""
+    others = _other_folders(folder)
+    if others:
+        raise DatasetError(f"{folder} has folders that are no CIFAR-10 class: {', '.join(others[:5])}"
+                           f"{' ...' if len(others) > 5 else ''}. Rename them to the class names "
+                           f"({', '.join(CLASSES)}) or move them out.")
+    files, empty = [], []
     for label, cls in enumerate(CLASSES):
         d = folder / cls
         if d.is_dir():
-            files += [(p, label) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+            found = [(p, label) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+            files += found
+            empty += [cls] if not found else []
+    suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
     if not files:
-        raise DatasetError(f"{folder} has class folders but no images in them ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        raise DatasetError(f"{folder} has class folders but no images in them ({suffixes}).")
+    if empty:
+        raise DatasetError(f"{folder}: the class folder(s) {', '.join(empty)} hold no images ({suffixes}); "
+                           "copy their images in, or remove the empty folders to use the other classes only.")
     return files
 
 
@@ -290,7 +319,10 @@ def download_job(root: str | os.PathLike | None, should_stop=lambda: False):
 
 
 def stratified_subset(labels: torch.Tensor, n: int | None, seed: int = 0) -> torch.Tensor:
-    """n indices balanced over classes, seeded, ordered so every prefix is balanced too (round-robin)."""
+    """n indices balanced over classes, seeded, ordered so every prefix is balanced too (round-robin);
+    n 0 or None: all of them. A negative n is refused, not sliced from the end."""
+    if n is not None and n < 0:
+        raise ValueError(f"{n} images: give a number of images, or 0 for all of them")
     gen = torch.Generator().manual_seed(seed)
     classes = labels.unique()
     per_class = [torch.nonzero(labels == c).flatten() for c in classes]

@@ -13,23 +13,26 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from padlens.core.data import Dataset, cache_dir, stratified_subset
-from padlens.core.device import resolve_precision
-from padlens.core.inference import fast_model, folds
+from padlens.core.device import describe_precision, resolve_precision
+from padlens.core.inference import fast_model, folds, grid_batch
 from padlens.core.jobs import Job, never
 from padlens.core.session import LoadedModel
-from padlens.core.translation import GridResult, GridSpec, translation_grid
+from padlens.core.translation import GridResult, GridSpec, check_target_halfwidth, translation_grid
 
 GRID_VERSION = 3   # bump when the same settings would compute a different grid (2: axes anchored at 0;
                    # 3: affine-mean fills with the data set's mean colour, data keyed by content)
 
 
-def grid_title(model_name: str, mode: str, n: int, data_source: str, input_size: int = 32) -> str:
+def grid_title(model_name: str, mode: str, n: int, data_source: str, input_size: int = 32,
+               precision_text: str = "") -> str:
     jpeg = " (lossy JPEG copy)" if "JPEG" in data_source else ""
     resized = f", input resized to {input_size}x{input_size}" if input_size != 32 else ""
-    return f"{model_name}: {mode} shifts, {n} test images of CIFAR-10{jpeg}{resized}"
+    ran = f"; {precision_text}" if precision_text else ""
+    return f"{model_name}: {mode} shifts, {n} test images of CIFAR-10{jpeg}{resized}{ran}"
 
 
 def cache_file(key: str) -> Path:
@@ -51,10 +54,12 @@ class GridRequest:
     input_size: int = 32
     fold: bool = True            # batch norm folded where the precision allows (core.inference.folds)
     compile: bool = False
+    target_halfwidth: float | None = None   # stop once every cell's 95% interval is this narrow (0.02: +-2 points)
     notes: list[str] = field(default_factory=list, compare=False)   # what happened to cache files, for the user
 
     def __post_init__(self):
         self.precision = resolve_precision(self.precision, self.device)
+        check_target_halfwidth(self.target_halfwidth)
 
     @property
     def device(self) -> torch.device:
@@ -74,7 +79,9 @@ class GridRequest:
 
     def _settings(self) -> list:
         run = self.precision if self.folded == folds(self.precision) else f"{self.precision}, batch norm unfolded"
-        return [self.data.fingerprint, asdict(self.spec), self.mode, self.images, self.seed, run, self.input_size]
+        target = [self.target_halfwidth] if self.target_halfwidth else []   # grids without one keep their keys
+        return [self.data.fingerprint, asdict(self.spec), self.mode, self.images, self.seed, run, self.input_size,
+                *target]
 
     def same_grid(self, other: GridRequest | None) -> bool:
         """Whether other asks for the same numbers of the same loaded model (also one never cached)."""
@@ -99,12 +106,29 @@ class GridRequest:
 
     @property
     def title(self) -> str:
-        return grid_title(self.loaded.name, self.mode, self.images, self.data.source, self.input_size)
+        return self._title(self.images)
+
+    def _title(self, n: int) -> str:
+        return grid_title(self.loaded.name, self.mode, n, self.data.source, self.input_size, self.precision_text)
+
+    @property
+    def precision_text(self) -> str:
+        """Which precision runs and why, in words (the captions and the command line say it)."""
+        return describe_precision(self.precision, self.device)
+
+    def complete(self, result: GridResult) -> bool:
+        """Every cell has all the images asked for, or, with a target, the same images and every cell's
+        interval within it (the grid stopped there because precision was reached)."""
+        if not result.count.size or result.flip_radius is None:   # None: saved before the per-image record
+            return False
+        n = int(result.count.min())
+        return n == self.images or bool(self.target_halfwidth and n == int(result.count.max())
+                                        and np.nanmax(result.accuracy_halfwidth) <= self.target_halfwidth)
 
     def info(self) -> dict:
         return {"checkpoint": self.loaded.meta.get("path", self.loaded.name), "data": self.data.source,
                 "images": self.images, "seed": self.seed, "crop_pad": self.crop_pad, "fused": self.folded,
-                "device": str(self.device), "title": self.title}
+                "device": str(self.device), "precision_text": self.precision_text, "title": self.title}
 
     def cached(self) -> GridResult | None:
         """The complete grid from the cache, else None; an unreadable or incomplete file is deleted and
@@ -117,7 +141,7 @@ class GridRequest:
         except Exception as e:  # noqa: BLE001 - numpy raises many kinds for a truncated or damaged file
             problem = f"unreadable ({type(e).__name__})"
         else:
-            if result.count.size and int(result.count.min()) == self.images:
+            if self.complete(result):
                 return result
             problem = "incomplete"
         path.unlink(missing_ok=True)
@@ -129,7 +153,7 @@ class GridRequest:
         path = self.path
         if path is None:
             return "not cached (a model without weights is a new random init each time)"
-        if result.images < self.images:
+        if not self.complete(result):
             return "not cached (incomplete)"
         try:
             result.save_npz(path)
@@ -147,8 +171,11 @@ class GridRequest:
         def work(should_stop: Callable[[], bool] = never):
             result = yield from translation_grid(
                 model, self.data.images[subset], self.data.labels[subset], self.loaded.norm, self.spec, self.mode,
-                self.device, self.precision, self.input_size, fill_color=self.data.mean_color, info=self.info(),
-                should_stop=should_stop)
+                self.device, self.precision, self.input_size, batch_images=grid_batch(self.device, self.precision),
+                fill_color=self.data.mean_color, info=self.info(),
+                should_stop=should_stop, target_halfwidth=self.target_halfwidth)
+            if "precision_reached" in result.info:   # fewer images than asked for: the title says how many ran
+                result.info["title"] = self._title(result.images)
             result.info["cache"] = self.save(result)
             return result
         return work

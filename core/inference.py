@@ -61,9 +61,19 @@ def compile_for_inference(model: nn.Module) -> nn.Module:
 
 
 def folds(precision: str, fold: bool = True) -> bool:
-    """Whether fast_model folds batch norm: never in exact fp32 (folding changes the rounding, and fp32
-    promises the model's own numbers)."""
+    """Whether fast_model folds batch norm: in fp32-fast, bf16 and fp16, never in exact fp32 (folding
+    changes the rounding, and fp32 promises the model's own numbers)."""
     return fold and precision != "fp32"
+
+
+def grid_batch(device: torch.device, precision: str) -> int:
+    """Rows per forward pass of the translation grid. On a CPU small batches keep each layer's activations
+    in the caches: 128 rows in bf16, 64 in fp32, whose activations take twice the bytes (on the 2-core
+    AVX2 CPU, the flagship's fp32-fast grid ran 97 images/s at 64 rows, 92 at 128;
+    bench/translation.py sweeps the sizes). A GPU needs thousands of rows to keep its cores busy."""
+    if device.type != "cpu":
+        return 4096
+    return 128 if precision in ("bf16", "fp16") else 64
 
 
 def fast_model(model: nn.Module, device: torch.device, precision: str, fold: bool = True,

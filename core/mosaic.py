@@ -10,6 +10,14 @@ import math
 import numpy as np
 
 SCALES = ("per map", "per layer", "fixed")
+RELATIVE_FLOOR = 1e-6   # a map whose range is below this share of its magnitude is constant up to float rounding
+
+
+def is_constant(lo, hi):
+    """Whether values from lo to hi are one value plus float noise: stretching such a range to the full colour
+    scale would paint rounding errors (a 1e-7 wobble) as a strong pattern."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    return (hi - lo) <= RELATIVE_FLOOR * np.maximum(np.abs(lo), np.abs(hi))
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -19,7 +27,7 @@ def grid_shape(n: int) -> tuple[int, int]:
 
 
 def scale_maps(maps: np.ndarray, scale: str = "per layer", fixed: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
-    """[C,H,W] -> same shape in [0,1] (NaN-free); a constant map becomes 0.5."""
+    """[C,H,W] -> same shape in [0,1] (NaN-free); a constant map (`is_constant`) becomes 0.5."""
     maps = np.asarray(maps, dtype=np.float32)
     if scale == "per map":
         lo = maps.min(axis=(1, 2), keepdims=True)
@@ -31,7 +39,8 @@ def scale_maps(maps: np.ndarray, scale: str = "per layer", fixed: tuple[float, f
     else:
         raise ValueError(f"scale must be one of {SCALES}")
     span = np.asarray(hi - lo, dtype=np.float32)
-    out = np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1), 0.5)
+    varies = (span > 0) & ~is_constant(lo, hi) if scale != "fixed" else span > 0
+    out = np.where(varies, (maps - lo) / np.where(varies, span, 1), 0.5)
     return np.clip(out, 0, 1).astype(np.float32)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -16,6 +17,7 @@ from padlens.core.checkpoint import load_checkpoint
 from padlens.core.data import CLASSES, Normalization
 from padlens.core.device import pick_device, prepare_model, resolve_precision
 from padlens.core.files import file_identity
+from padlens.core.jobs import Job, never, run_job
 from padlens.core.layers import LayerInfo, describe_layers
 from padlens.core.spatial_bias import check_input_size
 
@@ -45,7 +47,9 @@ class LoadedModel:
         m = self.meta.get("metrics", {})
         if m.get("test_accuracy") is None:
             return "accuracy unknown"
-        return f"{100 * m['test_accuracy']:.2f}% on {m.get('test_images', '?')} images of {m.get('test_data', '?')}"
+        # the data set by name, not the folder the training machine read it from
+        data = str(m.get("test_data", "?")).split(" (")[0].replace(" JPEG", " (lossy JPEG copy)")
+        return f"{100 * m['test_accuracy']:.2f}% on {m.get('test_images', '?')} images of {data}"
 
 
 def load_model(path: str | Path, device: torch.device | None = None) -> LoadedModel:
@@ -55,15 +59,19 @@ def load_model(path: str | Path, device: torch.device | None = None) -> LoadedMo
                        Path(path).stem, meta, cache_id=file_identity(path))
 
 
-def load_custom(py_file, function: str, weights=None, device: torch.device | None = None,
-                normalization: str = "cifar10") -> LoadedModel:
-    """A user's own model (see core.custom_model), fed inputs normalized as it was trained
-    (core.custom_model.NORMALIZATIONS)."""
-    from padlens.core.custom_model import NORMALIZATIONS, CustomModelError, describe, load_custom_model
+def load_custom_job(py_file, function: str, weights=None, device: torch.device | None = None,
+                    normalization: str = "cifar10", should_stop: Callable[[], bool] = never) -> Job:
+    """Job: a user's own model (see core.custom_model), fed inputs normalized as it was trained
+    (core.custom_model.NORMALIZATIONS); Progress names each step (import, build, weights, a checking
+    forward pass), so the app can run it off its window's thread and say where a stuck model hangs.
+    Returns the LoadedModel, or None when stopped between steps."""
+    from padlens.core.custom_model import NORMALIZATIONS, CustomModelError, describe, load_custom_model_job
     if normalization not in NORMALIZATIONS:
         raise CustomModelError(f"unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
     what, norm = NORMALIZATIONS[normalization]
-    model = load_custom_model(py_file, function, weights)
+    model = yield from load_custom_model_job(py_file, function, weights, should_stop)
+    if model is None:
+        return None
     info = describe(model)
     name = f"{Path(py_file).stem}.{function}"
     meta = {"path": str(weights or py_file), "custom": True, "summary": f"{info.summary} Inputs: {what}.",
@@ -73,6 +81,12 @@ def load_custom(py_file, function: str, weights=None, device: torch.device | Non
     cache_id = (f"{file_identity(py_file)}:{function}:{file_identity(weights)}:{normalization}" if weights
                 else None)
     return LoadedModel(prepare_model(model, device or pick_device()), norm, name, meta, cache_id=cache_id)
+
+
+def load_custom(py_file, function: str, weights=None, device: torch.device | None = None,
+                normalization: str = "cifar10") -> LoadedModel:
+    """load_custom_job, blocking (the command line)."""
+    return run_job(load_custom_job(py_file, function, weights, device, normalization))
 
 
 @dataclass

@@ -8,7 +8,6 @@ wraps content around (torch.roll), so nothing leaves the frame.
 from __future__ import annotations
 
 import torch
-from torchvision.transforms.v2 import functional as TF
 
 SHIFT_MODES = {
     "affine": "torchvision affine, uncovered pixels black (the assignment's evaluation)",
@@ -28,7 +27,9 @@ def _fill(images: torch.Tensor, mode: str, mean_color) -> float | list[float]:
 
 
 def affine_shift(images: torch.Tensor, dx: float, dy: float, fill: float | list[float] = 0.0) -> torch.Tensor:
-    """The canonical definition: torchvision's affine with only a translation (nearest, constant fill)."""
+    """The canonical definition: torchvision's affine with only a translation (nearest, constant fill).
+    torchvision is imported here, not with the module: it takes seconds, and integer shifts never need it."""
+    from torchvision.transforms.v2 import functional as TF
     return TF.affine(images, angle=0.0, translate=[dx, dy], scale=1.0, shear=[0.0, 0.0], fill=fill)
 
 

@@ -40,7 +40,7 @@ import math
 import torch
 from torch import nn
 
-from padlens.core.layers import Path, hook_outputs, iter_paths, key_params, path_name
+from padlens.core.layers import Path, hook_outputs, is_container, iter_paths, key_params, path_name
 
 BORDER_BIAS_HELP = (
     "Border bias: |mean of the border ring - mean of the center| / RMS of the map, for the feature map "
@@ -48,6 +48,8 @@ BORDER_BIAS_HELP = (
     "at the left and right. 0: the border looks like the center; 1: they differ by the map's typical "
     "magnitude. Maps smaller than 3x3 have no center: n/a."
 )
+REGIONS = ("top edge", "bottom edge", "left edge", "right edge",
+           "top-left corner", "top-right corner", "bottom-left corner", "bottom-right corner")
 CANCEL_RATIO = 1e-3   # a mean kernel below this times the layer's mean |weight|: the filters cancel
 FILTER_ASYMMETRY_HELP = (
     "Filter asymmetry: (|mean left column - mean right column| + |mean top row - mean bottom row|) / RMS "
@@ -88,6 +90,36 @@ def border_bias(map2d: torch.Tensor, signed: bool = False) -> float:
     rms = m.square().mean().sqrt()
     value = float(diff / rms)
     return value if signed else abs(value)
+
+
+def region_deviations(map2d: torch.Tensor) -> dict[str, float]:
+    """(mean of each border edge / corner - mean of the center) / RMS of the map, signed.
+
+    The regions follow border_bias's ring: corners are the ring_width x ring_width blocks, edges the
+    ring strips between them. Empty for maps below 3x3; all 0 for a constant map.
+    """
+    h, w = map2d.shape
+    if h < 3 or w < 3:
+        return {}
+    m = map2d.detach().to("cpu", torch.float64)
+    rms = m.square().mean().sqrt()
+    if bool(m.max() == m.min()) or rms == 0:
+        return {r: 0.0 for r in REGIONS}
+    a, b = ring_width(h), ring_width(w)
+    center = m[a:h - a, b:w - b].mean()
+    parts = {"top edge": m[:a, b:w - b], "bottom edge": m[h - a:, b:w - b],
+             "left edge": m[a:h - a, :b], "right edge": m[a:h - a, w - b:],
+             "top-left corner": m[:a, :b], "top-right corner": m[:a, w - b:],
+             "bottom-left corner": m[h - a:, :b], "bottom-right corner": m[h - a:, w - b:]}
+    return {k: float((v.mean() - center) / rms) for k, v in parts.items()}
+
+
+def worst_region(devs: dict[str, float]) -> str | None:
+    """The region of region_deviations farthest from the center; None when none differs."""
+    finite = {k: v for k, v in devs.items() if math.isfinite(v)}
+    if not finite or max(abs(v) for v in finite.values()) == 0:
+        return None
+    return max(finite, key=lambda k: abs(finite[k]))
 
 
 def layer_biases(acts: dict[Path, torch.Tensor], signed: bool = False) -> dict[Path, float]:
@@ -316,3 +348,43 @@ def format_padding_arithmetic(rows: list[dict]) -> str:
     w1 = max(len(r["name"]) for r in rows)
     w2 = max(len(r["type"]) for r in rows)
     return "\n".join(f"{r['name']:<{w1}}  {r['type']:<{w2}}  {r['note']}" for r in rows)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The per-layer table (the CLI prints it, the report stores it, the Spatial bias tab shows it)
+
+def bias_table(model: nn.Module, acts_by_input: dict[str, dict[Path, torch.Tensor]], input_size: int) -> list[dict]:
+    """One row per layer (containers excluded, in iter_paths order) that some input reached.
+
+    acts_by_input: {input name: {path: [C,H,W] activation, or its [H,W] channel mean}}; other shapes
+    (a Linear's logits) get nan. Row keys: path, name, type, shape (of the first input's tensor),
+    size ([H, W] of the map, None when not spatial); per input name: the border bias, f"{name}_signed",
+    f"{name}_regions" (region_deviations) and f"{name}_worst_region"; filter_asymmetry of the mean
+    kernel (None for a layer that is not a conv); uneven and padding_arithmetic, the padding
+    arithmetic at input_size ("UNEVEN: " first when uneven; "" for a layer without one).
+    """
+    kernels = mean_filters(model)
+    arith = {tuple(r["path"]): r for r in padding_arithmetic(model, input_size)}
+    maps = {k: {p: mean_map(a) if a.dim() == 3 else a for p, a in acts.items() if a.dim() in (2, 3)}
+            for k, acts in acts_by_input.items()}
+    rows = []
+    for p, m in iter_paths(model):
+        given = next((acts[p] for acts in acts_by_input.values() if p in acts), None)
+        if given is None or is_container(m):
+            continue
+        first = next((mp[p] for mp in maps.values() if p in mp), None)
+        row = {"path": p, "name": path_name(p), "type": type(m).__name__, "shape": list(given.shape),
+               "size": list(first.shape) if first is not None else None}
+        for what, by_path in maps.items():
+            mp = by_path.get(p)
+            row[what] = border_bias(mp) if mp is not None else math.nan
+            row[f"{what}_signed"] = border_bias(mp, signed=True) if mp is not None else math.nan
+            devs = region_deviations(mp) if mp is not None else {}
+            row[f"{what}_regions"] = devs
+            row[f"{what}_worst_region"] = worst_region(devs)
+        row["filter_asymmetry"] = filter_asymmetry(kernels[p]) if p in kernels else None
+        ar = arith.get(p)
+        row["uneven"] = ar["uneven"] if ar else None
+        row["padding_arithmetic"] = (("UNEVEN: " if ar["uneven"] else "") + ar["note"]) if ar else ""
+        rows.append(row)
+    return rows

@@ -28,3 +28,20 @@ def wilson_halfwidth(k, n, z: float = Z95):
     """Half the width of the Wilson interval: the '+-' a heatmap cell can be read with."""
     lo, hi = wilson(k, n, z)
     return (np.asarray(hi) - np.asarray(lo)) / 2
+
+
+def diff_interval(k1, n1, k2, n2, z: float = Z95) -> tuple[float, float]:
+    """Interval for p1 - p2 (p = k / n) by Newcombe's hybrid score method ("method 10", Newcombe 1998,
+    "Interval estimation for the difference between independent proportions"), built from the two
+    Wilson intervals so that it stays honest at 0% and 100%; nan where n1 or n2 is 0.
+
+    It assumes independent samples. Two accuracies on the same images are positively correlated, and
+    then it is wider than needed (conservative), never narrower."""
+    (l1, u1), (l2, u2) = wilson(k1, n1, z), wilson(k2, n2, z)
+    k1, n1, k2, n2 = (np.asarray(v, dtype=float) for v in (k1, n1, k2, n2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p1, p2 = k1 / n1, k2 / n2
+    d = p1 - p2
+    lo = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    hi = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return (float(lo), float(hi)) if lo.ndim == 0 else (lo, hi)

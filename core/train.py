@@ -8,7 +8,7 @@ resumable state, so an interrupted run continues where it stopped.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -18,7 +18,7 @@ from torch import nn
 
 from padlens.core.checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
 from padlens.core.data import Dataset, Normalization
-from padlens.core.device import autocast, prepare_model
+from padlens.core.device import autocast, prepare_model, resolve_precision
 from padlens.core.distillation import soft_targets, teacher_probabilities
 from padlens.core.evaluate import evaluate
 from padlens.core.files import atomic_save
@@ -44,7 +44,7 @@ class Recipe:
     teachers: tuple[str, ...] = ()  # checkpoints whose mean predictions the run distills (core.distillation)
     distill: float = 0.7           # weight of the teachers' probabilities in the targets, when there are teachers
     seed: int = 0
-    precision: str = "bf16"
+    precision: str = "auto"        # core.device's rule: native bf16, else fp16 on a CUDA GPU, else fp32
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,13 @@ def lr_factor(step: int, total: int, warmup: float, final: float = 0.07) -> floa
     return 1.0 - (1.0 - final) * (step - w) / max(1, total - w)
 
 
+def training_precision(precision: str, device: torch.device) -> str:
+    """core.device's rule for training: fp32-fast is plain fp32 here, there is no batch norm to fold while
+    it learns. "auto" stays in the saved recipe, so a run resumes on another machine."""
+    precision = resolve_precision(precision, device)
+    return "fp32" if precision == "fp32-fast" else precision
+
+
 def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.SGD:
     kilostep = 1024 * (1 + 1 / (1 - r.momentum))
     lr = r.lr / kilostep
@@ -119,6 +126,7 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
           recipe: Recipe = Recipe(), device: torch.device = torch.device("cpu"),
           should_stop: Callable[[], bool] = lambda: False, report_every: int = 5) -> Iterator[TrainEvent]:
     """Train (or resume) into run_dir; yields TrainEvents; writes run_dir/model.pt when done."""
+    precision = training_precision(recipe.precision, device)
     run_dir = Path(run_dir)
     state_path = run_dir / "state.pt"
     torch.manual_seed(recipe.seed)
@@ -129,13 +137,15 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
     init_meta = None
     if recipe.init:   # restart from a finished run's weights (SGDR-style second cycle), its normalization too
         init_model, init_meta = load_checkpoint(recipe.init)
-        if ModelConfig.from_dict(init_meta["model_config"]) != config:
+        # the padding may change (the weights fit every mode: how a partial-padded model starts from a zero-padded one)
+        if replace(ModelConfig.from_dict(init_meta["model_config"]), padding_mode=config.padding_mode) != config:
             raise CheckpointError(f"--init {recipe.init} is a {init_meta['model_config']} model, not the "
-                                  f"{config.to_dict()} asked for; pass the same --widths and --padding.")
+                                  f"{config.to_dict()} asked for; pass the same --widths and --activation.")
         model.load_state_dict(init_model.state_dict())
         norm = Normalization.from_dict(init_meta["normalization"])
     model = prepare_model(model, device)
     opt = make_optimizer(model, recipe)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")   # fp16 gradients would underflow
     ema = {k: v.clone() for k, v in model.state_dict().items()}
     steps_per_epoch = len(train_set) // recipe.batch_size
     total = recipe.epochs * steps_per_epoch
@@ -143,6 +153,9 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
     if state_path.is_file():
         s = torch.load(state_path, map_location="cpu", weights_only=True)
         saved = Recipe(**{**s["recipe"], "teachers": tuple(s["recipe"].get("teachers", ()))})
+        if saved != recipe and recipe == Recipe(**{**asdict(saved), "precision": recipe.precision}):
+            raise RuntimeError(f"{state_path} belongs to a run trained in precision {saved.precision!r}; "
+                               f"resume it with --precision {saved.precision}, or use a new --run folder.")
         if saved != recipe or s["model_config"] != config.to_dict():
             raise RuntimeError(f"{state_path} belongs to a run with another recipe or model; "
                                "use a new --run folder or the same settings.")
@@ -160,7 +173,7 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
         if kept.get("teachers") == list(recipe.teachers) and len(kept["probabilities"]) == len(train_set):
             targets = kept["probabilities"]
         else:
-            job = teacher_probabilities(list(recipe.teachers), train_set.images, device, recipe.precision,
+            job = teacher_probabilities(list(recipe.teachers), train_set.images, device, precision,
                                         should_stop)
             targets = yield from forward(job, lambda p: TrainEvent("teachers", 0, p.done, p.total, 0.0, 0.0,
                                                                    elapsed, 0.0))
@@ -191,7 +204,7 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
             f = lr_factor(step, total, recipe.warmup, recipe.final_lr)
             for g in opt.param_groups:
                 g["lr"] = g["initial_lr"] * f
-            with autocast(device, recipe.precision):
+            with autocast(device, precision):
                 out = model(x)
                 if targets is None:
                     loss = loss_fn(out.float(), y)
@@ -200,8 +213,9 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
                                         recipe.label_smoothing)
                     loss = F.cross_entropy(out.float(), soft, reduction="sum")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             step += 1
             if step % 5 == 0 or step == total:   # lookahead: pull weights toward a slow average
                 decay = 1.0 if step == total else ema_schedule[step].item()
@@ -218,7 +232,7 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
                 yield TrainEvent("step", epoch + 1, step, total, run_loss / run_n, run_correct / run_n,
                                  elapsed + time.perf_counter() - t0, rate * (total - step))
         elapsed += time.perf_counter() - t0
-        test = evaluate(model, test_set.images, test_set.labels, norm, device, recipe.precision) if test_set else None
+        test = evaluate(model, test_set.images, test_set.labels, norm, device, precision) if test_set else None
         history.append({"epoch": epoch + 1, "loss": run_loss / run_n, "train_accuracy": run_correct / run_n,
                         "test_accuracy": test.accuracy if test else None, "elapsed": elapsed})
         atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "ema": ema,
@@ -231,7 +245,7 @@ def train(train_set: Dataset, test_set: Dataset | None, run_dir: str | Path, con
     model.eval()
     final = evaluate(model, test_set.images, test_set.labels, norm, device, "fp32") if test_set else None
     metrics = {"training_seconds": round(elapsed, 1), "history": history,
-               "device": str(device), "train_data": train_set.source}
+               "device": str(device), "train_data": train_set.source, "train_precision": precision}
     if final:
         metrics.update(test_accuracy=final.accuracy, test_loss=final.loss, test_data=test_set.source,
                        test_images=final.count, test_precision="fp32")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -21,9 +22,11 @@ from torch import nn
 from padlens.core.activations import resize_input
 from padlens.core.data import Normalization, mean_color
 from padlens.core.device import autocast
+from padlens.core.evaluate import check_finite_outputs
 from padlens.core.files import atomic_text, atomic_write
 from padlens.core.jobs import Partial, Progress, never
 from padlens.core.shifts import shifted_copies
+from padlens.core.stats import wilson, wilson_halfwidth
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,11 @@ class GridSpec:
 
 @dataclass
 class GridResult:
-    """Sums per cell [ny, nx]; rates are derived so partial results merge by addition."""
+    """Sums per cell [ny, nx]; rates are derived so partial results merge by addition.
+
+    flip_radius: one number per image of the finished chunks, in order, which the per-cell sums cannot
+    give: the smallest Chebyshev radius max(|dx|, |dy|) of a grid shift whose prediction differs from the
+    unshifted one, inf where none does (core.worst_case reads it). None for a grid saved without it."""
     dxs: np.ndarray
     dys: np.ndarray
     correct: np.ndarray
@@ -73,6 +80,7 @@ class GridResult:
     consistent: np.ndarray
     count: np.ndarray
     info: dict = field(default_factory=dict)
+    flip_radius: np.ndarray | None = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def empty(cls, spec: GridSpec, info: dict | None = None) -> "GridResult":
@@ -96,6 +104,20 @@ class GridResult:
         return self._rate(self.consistent)
 
     @property
+    def accuracy_ci(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-cell 95% Wilson interval (low, high) of the accuracy: how far the true rate can be from a cell."""
+        return wilson(self.correct, self.count)
+
+    @property
+    def consistency_ci(self) -> tuple[np.ndarray, np.ndarray]:
+        return wilson(self.consistent, self.count)
+
+    @property
+    def accuracy_halfwidth(self) -> np.ndarray:
+        """The '+-' of each cell's accuracy (95%); nan where a cell has no images."""
+        return wilson_halfwidth(self.correct, self.count)
+
+    @property
     def images(self) -> int:
         return int(self.count.min()) if self.count.size else 0
 
@@ -107,23 +129,29 @@ class GridResult:
         return int(iy[0]), int(ix[0])
 
     def save_npz(self, path) -> None:
+        (acc_low, acc_high), (cons_low, cons_high) = self.accuracy_ci, self.consistency_ci
         atomic_write(path, lambda tmp: np.savez_compressed(
             tmp, dx=self.dxs, dy=self.dys, accuracy=self.accuracy, loss=self.loss, consistency=self.consistency,
             count=self.count, correct=self.correct, loss_sum=self.loss_sum, consistent=self.consistent,
-            info=np.array(json.dumps(self.info, default=str))))
+            accuracy_low=acc_low, accuracy_high=acc_high, consistency_low=cons_low, consistency_high=cons_high,
+            info=np.array(json.dumps(self.info, default=str)),
+            **({} if self.flip_radius is None else {"flip_radius": self.flip_radius})))
 
     @classmethod
     def load_npz(cls, path) -> "GridResult":
         with np.load(path) as d:
             return cls(d["dx"], d["dy"], d["correct"], d["loss_sum"], d["consistent"], d["count"],
-                       json.loads(str(d["info"])))
+                       json.loads(str(d["info"])), d["flip_radius"] if "flip_radius" in d.files else None)
 
     def write_csv(self, path) -> None:
-        rows = ["dx,dy,accuracy,loss,consistency,images"]
+        """One row per cell; the 95% intervals come last, so the first six columns read as before."""
+        rows = ["dx,dy,accuracy,loss,consistency,images,acc_low,acc_high,cons_low,cons_high"]
         acc, loss, cons = self.accuracy, self.loss, self.consistency
+        (acc_lo, acc_hi), (cons_lo, cons_hi) = self.accuracy_ci, self.consistency_ci
         for r, dy in enumerate(self.dys):
             for c, dx in enumerate(self.dxs):
-                rows.append(f"{dx},{dy},{acc[r, c]:.6f},{loss[r, c]:.6f},{cons[r, c]:.6f},{int(self.count[r, c])}")
+                rows.append(f"{dx},{dy},{acc[r, c]:.6f},{loss[r, c]:.6f},{cons[r, c]:.6f},{int(self.count[r, c])},"
+                            f"{acc_lo[r, c]:.6f},{acc_hi[r, c]:.6f},{cons_lo[r, c]:.6f},{cons_hi[r, c]:.6f}")
         atomic_text(path, "\n".join(rows) + "\n")
 
 
@@ -163,11 +191,45 @@ FIRST_ROWS = 3000   # forward passes before the first heatmap: about 4 s at this
 SNAPSHOT_SECONDS = 2.0   # within a long chunk, a heatmap update at most this often
 
 
+def shift_inputs(shifts: list[tuple[int, int]], mode: str, h: int, w: int) -> tuple[list[int], dict]:
+    """Which shifts need forward passes of their own, as (blank, same): blank lists the shifts that push the
+    whole h x w image out of the frame (only the fill is left, one input for every image); same groups the
+    others by the input they give, each group run once (rolls by dx and dx + w are the same image)."""
+    gone = [mode != "roll" and (abs(dx) >= w or abs(dy) >= h) for dx, dy in shifts]
+    same: dict[tuple[int, int], list[int]] = {}
+    for k, (dx, dy) in enumerate(shifts):
+        if not gone[k]:
+            same.setdefault((dx % w, dy % h) if mode == "roll" else (dx, dy), []).append(k)
+    return [k for k, g in enumerate(gone) if g], same
+
+
+def first_chunk_images(live_shifts: int) -> int:
+    """Images before the first heatmap: one per class, fewer on big grids (at most FIRST_ROWS forward passes)."""
+    return max(1, min(10, FIRST_ROWS // max(1, live_shifts)))
+
+
+@dataclass(frozen=True)
+class GridCost:
+    """Forward passes (rows through the model) a grid runs: what a measured rate turns into a time."""
+    first_rows: int   # before the first complete heatmap
+    rows: int         # in all
+
+
+def grid_cost(spec: GridSpec, mode: str, images: int, size: int = 32) -> GridCost:
+    """The forward passes translation_grid runs for `images` images: one per image and distinct shifted
+    input, one per image for the unshifted reference, and one for the blank fill when a shift leaves the frame."""
+    shifts = [(int(dx), int(dy)) for dy in spec.dys for dx in spec.dxs]
+    blank, same = shift_inputs(shifts, mode, size, size)
+    per_image, once = len(same) + 1, int(bool(blank))
+    return GridCost(min(first_chunk_images(len(same)), images) * per_image + once, images * per_image + once)
+
+
 def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: Normalization,
                      spec: GridSpec, mode: str = "affine", device: torch.device = torch.device("cpu"),
                      precision: str = "fp32", input_size: int = 32, first_chunk: int | None = None,
                      chunk: int = 500, batch_images: int = 128, fill_color: tuple[float, ...] | None = None,
-                     info: dict | None = None, should_stop: Callable[[], bool] = never):
+                     info: dict | None = None, should_stop: Callable[[], bool] = never,
+                     target_halfwidth: float | None = None):
     """Job over uint8 images (already a subset, in the order to evaluate); returns a GridResult.
 
     fill_color: the affine-mean fill in [0, 1], the data set's mean colour (`Dataset.mean_color`);
@@ -188,27 +250,38 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     Yields Progress per forward batch and Partial(a copy of the GridResult) after each image chunk, and
     within a chunk at most every SNAPSHOT_SECONDS (cells then differ in image counts). When
     stopped, returns the cells and images finished so far (counts say how many images each cell has).
+    Each finished chunk appends its images' flip_radius (see GridResult), found on the fly from every batch's
+    predictions: no prediction is kept.
+
+    target_halfwidth (0.02: +-2 points): stop after the first chunk at which every cell's 95% Wilson
+    interval of the accuracy is at most this wide either side; info['precision_reached'] then says so. The
+    full default grid over 10,000 images takes hours on a laptop CPU; cells near 50% need about 2,400
+    images for +-2 points, cells near 0% or 100% far fewer.
     """
+    check_target_halfwidth(target_halfwidth)
     model = model.eval()
     fill = (fill_color or mean_color(images)) if mode == "affine-mean" else None
     result = GridResult.empty(spec, {"mode": mode, "precision": precision, "input_size": input_size,
-                                     **({"fill_color": list(fill)} if fill else {}), **(info or {})})
+                                     **({"fill_color": list(fill)} if fill else {}),
+                                     **({"target_halfwidth": target_halfwidth} if target_halfwidth else {}),
+                                     **(info or {})})
     shifts = [(int(dx), int(dy)) for dy in spec.dys for dx in spec.dxs]
     cells = [result.cell(dx, dy) for dx, dy in shifts]
     h, w = images.shape[-2:]
-    out_of_frame = [mode != "roll" and (abs(dx) >= w or abs(dy) >= h) for dx, dy in shifts]
-    blank = [k for k, gone in enumerate(out_of_frame) if gone]
-    # shifts that give identical inputs run once: rolls by dx and dx + w are the same image
-    same: dict[tuple[int, int], list[int]] = {}
-    for k, (dx, dy) in enumerate(shifts):
-        if not out_of_frame[k]:
-            same.setdefault((dx % w, dy % h) if mode == "roll" else (dx, dy), []).append(k)
+    blank, same = shift_inputs(shifts, mode, h, w)
     live = [ks[0] for ks in same.values()]
     members = {ks[0]: ks for ks in same.values()}
+
+    def radius(ks: list[int]) -> float:
+        return min(max(abs(shifts[j][0]), abs(shifts[j][1])) for j in ks)
+    # per input the smallest radius that gives it; the unshifted input itself (also a roll by whole widths)
+    # never counts as a flip, whatever the batch's rounding does to it
+    live_radius = torch.tensor([math.inf if key == (0, 0) else radius(ks) for key, ks in same.items()],
+                               dtype=torch.float64, device=device)
     total = len(images) * len(shifts)
     done = 0
     if first_chunk is None:
-        first_chunk = max(1, min(10, FIRST_ROWS // max(1, len(live))))
+        first_chunk = first_chunk_images(len(live))
     bounds = [0, min(first_chunk, len(images))]
     while bounds[-1] < len(images):   # chunks double (10, 20, 40, ...) up to `chunk`
         step = min(chunk, max(1, 2 * (bounds[-1] - bounds[-2])))
@@ -218,7 +291,9 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         n = len(x_pixels)   # torch.compile specializes batch 1: a lone row goes twice, not into a recompile
         x = resize_input(norm.apply(x_pixels.expand(2, -1, -1, -1) if n == 1 else x_pixels), input_size).to(device)
         with torch.inference_mode(), autocast(device, precision):
-            return model(x.contiguous(memory_format=torch.channels_last)).float()[:n]
+            out = model(x.contiguous(memory_format=torch.channels_last)).float()[:n]
+        check_finite_outputs(out, precision)   # NaN logits would still give an argmax, and a plausible heatmap
+        return out
 
     def add(ks: list[int], correct, loss_sum, consistent, counts: list[int]) -> int:
         """Per-shift sums (tensors over ks) and image counts into the cells of every shift with that
@@ -242,9 +317,11 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         x0, y0 = images[lo:hi].to(device), labels[lo:hi].to(device)   # shift where the model runs
         n = len(x0)
         base_pred = torch.cat([forward(x0[i:i + batch_images]).argmax(1) for i in range(0, n, batch_images)])
+        flips = torch.full((n,), math.inf, dtype=torch.float64, device=device)   # this chunk's flip_radius
         if blank:
             logits = blank_logits.expand(n, -1)
             pred = logits.argmax(1)
+            flips[pred != base_pred] = radius(blank)
             one = torch.stack([(pred == y0).sum().double(), F.cross_entropy(logits, y0, reduction="sum").double(),
                                (pred == base_pred).sum().double()])
             done += add(blank, *(v.repeat(len(blank)) for v in one), [n] * len(blank))
@@ -259,6 +336,8 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             r = torch.arange(a, b, device=logits.device)
             img, sid = r % n, r // n - k0
             pred = logits.argmax(1)
+            flipped = pred != base_pred[img]
+            flips.scatter_reduce_(0, img[flipped], live_radius[k0 + sid[flipped]], "amin")
 
             def per_shift(v: torch.Tensor) -> torch.Tensor:
                 return torch.zeros(k1 - k0 + 1, dtype=torch.float64, device=v.device).index_add_(0, sid, v.double())
@@ -274,8 +353,26 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
                 last_snapshot = time.monotonic()   # big chunks take minutes: show what they have so far
                 yield Partial(copy.deepcopy(result))
         last_snapshot = time.monotonic()
+        result.flip_radius = np.concatenate([result.flip_radius, flips.cpu().numpy()])
+        if target_halfwidth and hi < len(images) and np.nanmax(result.accuracy_halfwidth) <= target_halfwidth:
+            result.info["precision_reached"] = (f"precision reached: every cell within ±{100 * target_halfwidth:.1f} "
+                                                f"points (95% interval) after {hi} of {len(images)} images")
+            return result
         yield Partial(copy.deepcopy(result))   # a snapshot: a GUI reads it while the job goes on
+    if target_halfwidth and len(images):
+        widest = float(np.nanmax(result.accuracy_halfwidth))
+        if widest > target_halfwidth:
+            result.info["precision_not_reached"] = (f"precision not reached: the widest cell is ±{100 * widest:.1f} "
+                                                    f"points (95% interval) after all {len(images)} images; more "
+                                                    "images narrow it")
     return result
+
+
+def check_target_halfwidth(target: float | None) -> None:
+    """A stop-at-precision target is a share of accuracy between 0 and 0.5 (None: all images)."""
+    if target is not None and not 0 < target < 0.5:
+        raise ValueError(f"the target half-width {target!r} must be a share of accuracy above 0 and below 0.5, "
+                         "e.g. 0.02 to stop at +-2 points")
 
 
 def pitfalls(result: GridResult, crop_pad: int | None, period: int | None, size: int = 32) -> dict:

@@ -14,7 +14,9 @@ def report_uncaught(kind, value, tb) -> None:
                          "console; please include it in a bug report.")
 
 
-def main(args=None) -> int:
+def main(args=None, model=None) -> int:
+    """Open the window on args' --checkpoint (else the last or the flagship), then on model when given: a
+    core.session.LoadedModel the command line already opened (your own model), so a bad one never opens a window."""
     from PyQt6.QtWidgets import QApplication
 
     from padlens.core.device import pick_device
@@ -25,5 +27,7 @@ def main(args=None) -> int:
     app.setOrganizationName("PadLens")
     device = pick_device(getattr(args, "device", None))
     win = MainWindow(getattr(args, "checkpoint", None), getattr(args, "data", None), device)
+    if model is not None:
+        win.set_model(model)
     win.show()
     return app.exec()

@@ -16,23 +16,24 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QRectF, Qt
+import torch
+from PyQt6.QtCore import QRectF, QSettings, Qt
 from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView,
                              QLabel, QListWidget, QListWidgetItem, QMessageBox, QProgressBar, QPushButton,
                              QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from padlens.core.checkpoint import CheckpointError, checkpoint_labels, padding_variants
+from padlens.core.checkpoint import FLAGSHIP, CheckpointError, checkpoint_labels, padding_variants, shipped_dir
 from padlens.core.data import Dataset
 from padlens.core.layers import LayerInfo, describe_layers
 from padlens.core.session import LoadedModel, load_model
 from padlens.core.spatial_bias import BORDER_BIAS_HELP, check_input_size
 from padlens.core.translation import GridSpec
 from padlens.core.comparison import SEED, CheckpointEntry, common_layers, comparison_job
-from padlens.gui.figures import augment_box, grid_cell, grid_rect, has_origin, origin_marker
-from padlens.gui.grid_settings import GridSettings
+from padlens.gui.figures import augment_box, grid_cell, grid_rect, origin_marker, show_origin
+from padlens.gui.style import (RANGES, PanelFigure, color_bar, figure_caption, image_panel, jpeg_note,
+                               set_label, set_levels, set_title, value_levels)
+from padlens.gui.grid_settings import GridSettings, scroll_column
 from padlens.gui.worker import JobRunner
-
-pg.setConfigOptions(imageAxisOrder="row-major")
 
 MIN_CHECKPOINTS, MAX_CHECKPOINTS = 2, 4
 ACC_CMAP, DIFF_CMAP, MAP_CMAP = "viridis", "CET-D1", "viridis"
@@ -66,38 +67,26 @@ def _fmt_bias(v: float | None, computed: bool) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:.3f}"
 
 
-def _levels(arrays, symmetric: bool = False, floor: float = 1e-6) -> tuple[float, float]:
-    vals = [a[np.isfinite(a)] for a in arrays if a is not None]
-    vals = [v for v in vals if v.size]
-    if not vals:
-        return (-floor, floor) if symmetric else (0.0, 1.0)
-    allv = np.concatenate([v.ravel() for v in vals])
-    if symmetric:
-        m = max(float(np.abs(allv).max()), floor)
-        return -m, m
-    lo, hi = float(allv.min()), float(allv.max())
-    return lo, (hi if hi > lo else lo + floor)
+def default_checkpoints() -> list[str]:
+    """The flagship (the most accurate model, zero padding) and the padding variants, at most MAX_CHECKPOINTS."""
+    found = [p for p in [shipped_dir() / FLAGSHIP, *padding_variants()] if p.is_file()]
+    return [str(p) for p in found[:MAX_CHECKPOINTS]]
 
 
-def _plot(layout: pg.GraphicsLayoutWidget, row: int, col: int, title: str = "") -> tuple[pg.PlotItem, pg.ImageItem]:
-    plot = layout.addPlot(row=row, col=col, title=title)
-    plot.invertY(True)
-    plot.setAspectLocked(True)
-    plot.hideButtons()
-    plot.setMenuEnabled(False)
-    for axis in ("left", "bottom"):
-        plot.getAxis(axis).enableAutoSIPrefix(False)
-    img = pg.ImageItem()
-    plot.addItem(img)
-    return plot, img
+def map_rect(m: np.ndarray) -> QRectF:
+    """A channel-mean map's extent with pixel centres on whole numbers (ticks name pixels, not their edges)."""
+    return QRectF(-0.5, -0.5, m.shape[1], m.shape[0])
 
 
 # ---- the tab -----------------------------------------------------------------------------------
 
 class ComparisonTab(QWidget):
-    def __init__(self, window=None):
-        super().__init__(window)
-        self.window_ = window
+    """Holds only what the main window pushes to it (settings and device at construction, then data and
+    input size): it never reads its parent. Without settings it starts on the shipped padding variants."""
+    def __init__(self, settings: QSettings | None = None, device: torch.device | None = None, parent=None):
+        super().__init__(parent)
+        self.device = device   # where the compared checkpoints load
+        self.input_size = 32   # the explorer's (View > Input size)
         self.runner = JobRunner(self)
         self._size_changed_while_running = False
         self.data: Dataset | None = None
@@ -129,8 +118,8 @@ class ComparisonTab(QWidget):
         cv.addWidget(self.message)
 
         # grid settings
-        self.grid = GridSettings(-16, 16, 4, 200, "Precision of the grid: auto is bf16 where the hardware has "
-                                 "it. The maps and border biases are always computed in fp32.")
+        self.grid = GridSettings(-16, 16, 4, 200, "The maps and border biases are always computed in fp32.",
+                                 self.device)
         g = self.grid
         self.lo, self.hi, self.step, self.count, self.mode, self.precision = (g.lo, g.hi, g.step, g.count, g.mode,
                                                                              g.precision)
@@ -164,7 +153,7 @@ class ComparisonTab(QWidget):
         QVBoxLayout(help_box).addWidget(help_label)
         lv.addWidget(help_box)
         lv.addStretch(1)
-        left.setFixedWidth(300)
+        left_column = scroll_column(left, 320)
 
         # heatmaps
         self.diff_a, self.diff_b = QComboBox(), QComboBox()
@@ -180,9 +169,15 @@ class ComparisonTab(QWidget):
         diff_row.addWidget(self.diff_b)
         diff_row.addSpacing(16)
         diff_row.addWidget(self.readout, 1)
-        self.heat = pg.GraphicsLayoutWidget()
-        self.heat.setBackground("w")
-        self.heat.setMinimumHeight(220)
+        self.range_box = QComboBox()
+        self.range_box.addItems(RANGES)
+        self.range_box.setToolTip("Accuracy colour scale: the range of the values shown (default: a spread of a "
+                                  "few points is not one colour) or 0 to 1")
+        diff_row.insertWidget(0, self.range_box)
+        diff_row.insertWidget(0, QLabel("Colour scale:"))
+        diff_row.insertSpacing(2, 16)
+        self.heat = PanelFigure()
+        self.heat.setMinimumHeight(180)
         self.heat_plots: list[pg.PlotItem] = []
         self.heat_images: list[pg.ImageItem] = []
         self.heat_boxes: list = []
@@ -198,14 +193,14 @@ class ComparisonTab(QWidget):
         # channel-mean maps of one layer
         self.layer_box = QComboBox()
         self.layer_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.layer_box.setToolTip("Layers every checkpoint has at the same path with the same output shape")
+        self.layer_box.setToolTip("Layers every checkpoint has at the same path, of the same type and map size "
+                                  "(the channel counts may differ: the maps are channel means)")
         self.layer_info = QLabel()
         layer_row = QHBoxLayout()
         layer_row.addWidget(QLabel("Layer:"))
         layer_row.addWidget(self.layer_box)
         layer_row.addWidget(self.layer_info, 1)
-        self.maps = pg.GraphicsLayoutWidget()
-        self.maps.setBackground("w")
+        self.maps = PanelFigure()
         self.maps.setMinimumHeight(220)
         self.maps.setToolTip("Channel-mean maps of the chosen layer; each row on one color scale.\n\n"
                              + BORDER_BIAS_HELP)
@@ -234,13 +229,14 @@ class ComparisonTab(QWidget):
         self.split = QSplitter(Qt.Orientation.Vertical)
         for w in (heat_w, maps_w):
             self.split.addWidget(w)
+        self.split.setChildrenCollapsible(False)
         right = QWidget()
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
         rv.addWidget(self.split, 1)
         rv.addWidget(self.table)
         outer = QHBoxLayout(self)
-        outer.addWidget(left)
+        outer.addWidget(left_column)
         outer.addWidget(right, 1)
 
         self.add_btn.clicked.connect(self.choose_checkpoint)
@@ -250,27 +246,29 @@ class ComparisonTab(QWidget):
         self.layer_box.currentIndexChanged.connect(lambda *_: self.show_layer())
         self.diff_a.currentIndexChanged.connect(lambda *_: self.show_difference())
         self.diff_b.currentIndexChanged.connect(lambda *_: self.show_difference())
+        self.range_box.currentTextChanged.connect(lambda *_: self.result is not None and self._show_result())
 
-        saved_layer = None
-        if window is not None:
-            saved_layer = self._restore(window.settings)
-            test = (getattr(window, "datasets", None) or {}).get("test")
-            self.set_data(test)
-        else:
-            self._set_paths([str(p) for p in padding_variants()[:MAX_CHECKPOINTS]], quiet=True)
-            self.set_data(None)
-        if saved_layer:
-            self.set_layer(saved_layer)
+        # the checkpoints (and layer) to open when the tab first shows: loading four takes seconds, which the
+        # window's start does not wait for
+        self._pending: tuple[list[str], str | None] | None = (
+            self._restore(settings) if settings is not None
+            else (default_checkpoints(), None))
+        self.set_data(None)
+
+    def showEvent(self, event) -> None:
+        self.open_pending()
+        super().showEvent(event)
+
+    def open_pending(self) -> None:
+        """Load the checkpoints chosen at construction, once (see _pending)."""
+        if self._pending is None:
+            return
+        (paths, layer), self._pending = self._pending, None
+        self._set_paths(paths, quiet=True)
+        if layer:
+            self.set_layer(layer)
 
     # ---- inputs --------------------------------------------------------------------------------
-    @property
-    def device(self):
-        return getattr(self.window_, "device", None) if self.window_ is not None else None
-
-    def input_size(self) -> int:
-        explorer = getattr(self.window_, "explorer", None) if self.window_ is not None else None
-        return int(explorer.input_size) if explorer is not None else 32
-
     def set_data(self, data: Dataset | None) -> None:
         self.data = data
         if data is None:
@@ -290,6 +288,7 @@ class ComparisonTab(QWidget):
 
     def _set_paths(self, paths, quiet: bool = False) -> list[str]:
         """Load the checkpoints (a bad one is skipped with a warning); returns the ones refused."""
+        self._pending = None   # these replace what was to open on first show
         self.paths, refused = [], []
         self.models = {}
         for p in paths:
@@ -384,9 +383,10 @@ class ComparisonTab(QWidget):
         done = {e.path: e for e in self.result["entries"]}
         self.result = dict(self.result, entries=[done.get(e.path, e) for e in self._planned()])
 
-    def input_size_changed(self) -> None:
+    def set_input_size(self, size: int) -> None:
         """View > Input size moved: the layer list follows, a result of the old size says so (after a
         running job, which keeps its size)."""
+        self.input_size = size
         if self.runner.running:
             self._size_changed_while_running = True
             return
@@ -395,7 +395,7 @@ class ComparisonTab(QWidget):
             self._show_result()
 
     def _refresh_layers(self) -> None:
-        size = self.input_size()
+        size = self.input_size
         infos = []
         for p in self.paths:
             key = (p, size)
@@ -410,13 +410,13 @@ class ComparisonTab(QWidget):
         self.layer_box.blockSignals(True)
         self.layer_box.clear()
         for info in self.layers:
-            self.layer_box.addItem(info.name)
+            self.layer_box.addItem(f"{info.name} {info.type}", info.name)   # the name is what settings keep
             c, h, w = info.output_shape
             self.layer_box.setItemData(self.layer_box.count() - 1, f"{info.type}, {info.params}; {c} channels "
                                        f"of {h}x{w}", Qt.ItemDataRole.ToolTipRole)
         self.layer_box.blockSignals(False)
-        if keep and self.layer_box.findText(keep) >= 0:
-            self.layer_box.setCurrentIndex(self.layer_box.findText(keep))
+        if keep and self.layer_box.findData(keep) >= 0:
+            self.layer_box.setCurrentIndex(self.layer_box.findData(keep))
         elif self.layers:
             self.layer_box.setCurrentIndex(self._default_layer())
         self.show_layer()
@@ -427,10 +427,11 @@ class ComparisonTab(QWidget):
         return convs[1] if len(convs) > 1 else (convs[0] if convs else 0)
 
     def layer_name(self) -> str:
-        return self.layer_box.currentText()
+        k = self.layer_box.currentIndex()
+        return self.layers[k].name if 0 <= k < len(self.layers) else ""
 
     def set_layer(self, name: str) -> bool:
-        k = self.layer_box.findText(name)
+        k = self.layer_box.findData(name)
         if k >= 0:
             self.layer_box.setCurrentIndex(k)
         return k >= 0
@@ -471,7 +472,7 @@ class ComparisonTab(QWidget):
             return False
         self._refresh_layers()
         names = checkpoint_labels(self.paths)
-        size = self.input_size()
+        size = self.input_size
         for p, name in zip(self.paths, names):   # before any work, not as a torch error half-way through
             try:
                 check_input_size(self.models[p].model, size)
@@ -528,7 +529,8 @@ class ComparisonTab(QWidget):
         self.bar.setFormat("%p%")
         self.status.setText(f"Done in {time.perf_counter() - self.t0:.1f} s"
                             + (f"; {cached} grid{'s' * (cached != 1)} from the cache." if cached else
-                               "; grids cached for next time (shared with the Translation tab)."))
+                               "; grids cached for next time (shared with the Translation tab).")
+                            + "".join(f" Note: {n}." for n in value.get("notes", ())))   # damaged cache files
 
     def _cancelled(self, value) -> None:
         if value is not None:
@@ -565,82 +567,91 @@ class ComparisonTab(QWidget):
         self._n_built = n
         self.heat.clear()
         self.heat_plots, self.heat_images, self.heat_boxes, self.heat_markers = [], [], [], []
-        self.heat_title = self.heat.addLabel("", row=0, col=0, colspan=max(n, 1) + 3, color="k")
+        self.heat_title = self.heat.addLabel("", row=0, col=0, colspan=max(n, 1) + 3)
         for k in range(n):
-            plot, img = _plot(self.heat, 1, k)
-            plot.setLabel("bottom", "dx (px, + = right)")
-            if k == 0:
-                plot.setLabel("left", "dy (px, + = down)")
+            plot, img = image_panel(self.heat, 1, k)
+            if k == 0:   # the first panel names the axes for all
+                set_label(plot, "bottom", "dx (px, + = right)")
+                set_label(plot, "left", "dy (px, + = down)")
+            else:   # every panel shows the same dy range: the first one's ticks say it
+                plot.getAxis("left").setStyle(showValues=False)
             box = pg.QtWidgets.QGraphicsRectItem()
             box.setPen(pg.mkPen((255, 80, 80), width=1.5, style=Qt.PenStyle.DashLine))
             box.setVisible(False)
             plot.addItem(box)
-            marker = origin_marker(12)
+            marker = origin_marker()
             plot.addItem(marker)
             self.heat_plots.append(plot)
             self.heat_markers.append(marker)
             self.heat_images.append(img)
             self.heat_boxes.append(box)
-        self.heat_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(ACC_CMAP), interactive=False,
-                                        width=12, label="accuracy (all checkpoints)")
+        self.heat_bar = color_bar(ACC_CMAP, label="accuracy, every checkpoint")
         self.heat_bar.setImageItem(self.heat_images)
         self.heat.addItem(self.heat_bar, row=1, col=n)
-        self.diff_plot, self.diff_image = _plot(self.heat, 1, n + 1, "A - B")
-        self.diff_plot.setLabel("bottom", "dx (px)")
-        self.diff_marker = origin_marker(12)
+        self.diff_plot, self.diff_image = image_panel(self.heat, 1, n + 1, "A - B")
+        self.diff_plot.getAxis("left").setStyle(showValues=False)
+        self.diff_marker = origin_marker()
         self.diff_plot.addItem(self.diff_marker)
-        self.diff_bar = pg.ColorBarItem(values=(-0.01, 0.01), colorMap=pg.colormap.get(DIFF_CMAP), interactive=False,
-                                        width=12, label="accuracy difference")
+        self.diff_bar = color_bar(DIFF_CMAP, (-0.01, 0.01), label="accuracy difference")
         self.diff_bar.setImageItem(self.diff_image)
         self.heat.addItem(self.diff_bar, row=1, col=n + 2)
 
         self.maps.clear()
-        self.maps_title = self.maps.addLabel("", row=0, col=0, colspan=n + 2, color="k")
+        self.maps_title = self.maps.addLabel("", row=0, col=0, colspan=n + 2)
         for r, (key, label, tip) in enumerate(ROWS, start=1):
             self.maps.addLabel(label, row=r, col=0, angle=-90, color="k").setToolTip(tip)
             self.map_plots[key], self.map_images[key] = [], []
             for k in range(n):
-                plot, img = _plot(self.maps, r, k + 1)
+                plot, img = image_panel(self.maps, r, k + 1)
+                if k:   # one map size for all: pixel ticks once per row and once per column
+                    plot.hideAxis("left")
+                if r < len(ROWS):
+                    plot.hideAxis("bottom")
                 self.map_plots[key].append(plot)
                 self.map_images[key].append(img)
-            bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(MAP_CMAP), interactive=False, width=12)
+            bar = color_bar(MAP_CMAP)
             bar.setImageItem(self.map_images[key])
             self.maps.addItem(bar, row=r, col=n + 1)
             self.map_bars[key] = bar
-            self.maps.ci.layout.setRowStretchFactor(r, 1)     # both rows get the same height
 
     def _show_result(self) -> None:
         entries = self.entries()
         self._build(len(entries))
         r = self.result
-        size, now = (r["input_size"], self.input_size()) if r else (32, 32)
+        size, now = (r["input_size"], self.input_size) if r else (32, 32)
         sized = f", input resized to {size}x{size}" if size != 32 else ""
         stale = (f"<b>Computed at {size}x{size}; the app's input size is now {now}x{now}: Compute again.</b> "
                  if size != now else "")   # first: a long data-set name must not push it out of view
-        self.heat_title.setText(f"{stale}Accuracy over shifts, one color scale for all: {r['mode']} shifts, "
-                                f"{r['images']} images ({r['data']}){sized}" if r else
-                                "Accuracy over shifts: press Compute")
+        mode = self.range_box.currentText()
+        set_title(self.heat_title, f"{stale}Accuracy over shifts" + (
+                  f": {r['mode']} shifts, {r['images']} test images{jpeg_note(r['data'])}{sized}" if r else
+                  ": press Compute"), f"one colour scale for all, {mode}" if r else "")
         grids = [e.grid.accuracy if e.grid_done else None for e in entries]
-        lo, hi = _levels(grids)
+        lo, hi = value_levels(grids, mode)
+        ref = None
         for e, plot, img, box, marker in zip(entries, self.heat_plots, self.heat_images, self.heat_boxes,
                                              self.heat_markers):
-            marker.setVisible(e.grid_done and has_origin(e.grid))
+            show_origin(marker, e.grid if e.grid_done else None)
             if not e.grid_done:
                 img.clear()
-                plot.setTitle(f"{e.name}<br><small>not computed</small>")
+                set_title(plot, e.name, "not computed")
                 box.setVisible(False)
                 continue
-            g = e.grid
+            g = ref = e.grid
             img.setImage(g.accuracy, autoLevels=False)
             img.setRect(grid_rect(g))
+            plot.vb.setRange(grid_rect(g), padding=0)
             partial = "" if r is None or g.images >= r["images"] else f", {g.images} images"
-            plot.setTitle(f"{e.name}<br><small>mean {100 * e.grid_mean('accuracy'):.1f}%"
-                          f"{' (cached)' if e.from_cache else ''}{partial}</small>")
+            set_title(plot, e.name, f"mean {100 * e.grid_mean('accuracy'):.1f}%{partial}")   # cache: the status
             if e.crop_pad:
                 box.setRect(augment_box(g, e.crop_pad))
                 box.setToolTip(f"training augmentation: random crops up to {e.crop_pad} px")
             box.setVisible(bool(e.crop_pad))
-        self.heat_bar.setLevels((lo, hi))
+        set_levels(self.heat_bar, (lo, hi))
+        rect = grid_rect(ref) if ref is not None else QRectF(0, 0, 1, 1)
+        self.heat.set_panels(self.heat_plots + [self.diff_plot], len(self.heat_plots) + 1, 1,
+                             rect.width() / rect.height())
+        self.heat.caption = self._caption(r)
         self._fill_diff_boxes(entries)
         self.show_difference()
         self.show_layer()
@@ -675,16 +686,17 @@ class ComparisonTab(QWidget):
         a, b = self.diff_a.currentText(), self.diff_b.currentText()
         if d is None:
             self.diff_image.clear()
-            self.diff_marker.setVisible(False)
-            self.diff_plot.setTitle(f"{a} - {b}<br><small>not computed</small>")
+            show_origin(self.diff_marker, None)
+            set_title(self.diff_plot, f"{a} - {b}", "not computed")
             return
         grid = self.entries()[self.diff_a.currentIndex()].grid
         self.diff_image.setImage(d, autoLevels=False)
         self.diff_image.setRect(grid_rect(grid))
-        self.diff_marker.setVisible(has_origin(grid))
-        self.diff_bar.setLevels(_levels([d], symmetric=True, floor=0.01))
+        self.diff_plot.vb.setRange(grid_rect(grid), padding=0)   # the axes end with the grid
+        show_origin(self.diff_marker, grid)
+        set_levels(self.diff_bar, value_levels([d], symmetric=True, floor=0.01))
         mean = np.nanmean(d) if np.isfinite(d).any() else math.nan
-        self.diff_plot.setTitle(f"{a} - {b}<br><small>mean {100 * mean:+.1f} points</small>")
+        set_title(self.diff_plot, f"{a} - {b}", f"mean {100 * mean:+.1f} points")
 
     def show_layer(self) -> None:
         """Channel-mean maps of the chosen layer, the table's layer columns."""
@@ -692,14 +704,14 @@ class ComparisonTab(QWidget):
         path = self.layer_path()
         info = self.layers[self.layer_box.currentIndex()] if path is not None else None
         if info is not None:
-            c, h, w = info.output_shape
-            self.layer_info.setText(f"{info.type}, {c} channels of {h}x{w}; channel-mean maps, one color scale "
+            _, h, w = info.output_shape
+            self.layer_info.setText(f"{h}x{w} maps, each the mean over the layer's channels; one colour scale "
                                     "per row")
         else:
-            self.layer_info.setText("no layer that every checkpoint has at the same path and shape"
-                                    if self.paths else "")
+            self.layer_info.setText("no layer that every checkpoint has at the same path, of the same type and "
+                                    "map size" if self.paths else "")
         self._build(len(entries))
-        self.maps_title.setText(f"{info.name} {info.type}: channel mean" if info else "")
+        set_title(self.maps_title, f"{info.name} {info.type}: channel-mean maps" if info else "")
         for key, *_ in ROWS:
             maps = [(e.blank_maps if key == "blank" else e.mean_maps) for e in entries]
             shown = [m.get(path) if m is not None and path is not None else None for m in maps]
@@ -707,15 +719,32 @@ class ComparisonTab(QWidget):
                 if m is None:
                     img.clear()
                     why = "not computed" if all_maps is None else "no layer in common"
-                    plot.setTitle(f"{e.name}<br><small>{why}</small>")
+                    set_title(plot, e.name if key == ROWS[0][0] else "", why)
                     continue
                 img.setImage(m, autoLevels=False)
-                img.setRect(QRectF(0, 0, m.shape[1], m.shape[0]))
+                img.setRect(map_rect(m))
+                plot.vb.setRange(map_rect(m), padding=0)   # the map fills its axes
                 bias = (e.blank_bias if key == "blank" else e.mean_bias).get(path, math.nan)
-                extra = f", {e.mean_images} images" if key == "mean" else ""
-                plot.setTitle(f"{e.name}<br><small>border bias {_fmt_bias(bias, True)}{extra}</small>")
-            self.map_bars[key].setLevels(_levels(shown))
+                extra = f" ({e.mean_images} images)" if key == "mean" else ""
+                note = f"bias {_fmt_bias(bias, True)}{extra}"   # the checkpoint's name heads the column
+                set_title(plot, e.name if key == ROWS[0][0] else "", note)
+            set_levels(self.map_bars[key], value_levels(shown))
+        hw = info.output_shape[1:] if info is not None else (1, 1)
+        plots = [p for key, *_ in ROWS for p in self.map_plots[key]]
+        self.maps.set_panels(plots, len(entries), len(ROWS), hw[1] / hw[0])
+        self.maps.caption = self._caption(self.result, f"layer {info.name} {info.type}" if info else "")
         self._fill_table(entries)
+
+    def _caption(self, r: dict | None, extra: str = "") -> str:
+        """An exported comparison figure's caption: which checkpoints, shifts, data and images."""
+        models = ", ".join(f"{e.name} ({e.padding} padding)" for e in self.entries())
+        if r is None:
+            return figure_caption(extra=f"Checkpoints {models}" + (f"; {extra}" if extra else ""))
+        spec = r["spec"]
+        return figure_caption(
+            input=f"{r['mode']} shifts dx {spec.x_min:+d} to {spec.x_max:+d}, dy {spec.y_min:+d} to {spec.y_max:+d}, "
+                  f"step {spec.step} px; input {r['input_size']}x{r['input_size']}",
+            data=r["data"], images=r["images"], extra=f"checkpoints {models}" + (f"; {extra}" if extra else ""))
 
     def _fill_table(self, entries: list[CheckpointEntry]) -> None:
         path = self.layer_path()
@@ -763,20 +792,21 @@ class ComparisonTab(QWidget):
             return
 
     # ---- settings ------------------------------------------------------------------------------
-    def _restore(self, s) -> str | None:
+    def _restore(self, s) -> tuple[list[str], str | None]:
+        """The grid settings now; the checkpoints and layer to open on first show, returned."""
         self.grid.restore(s, "cmp")
         saved = s.value("cmp_checkpoints")
         if isinstance(saved, str):
             saved = [saved] if saved else []
         paths = [str(p) for p in (saved or []) if Path(str(p)).is_file()]
         if not paths:
-            paths = [str(p) for p in padding_variants()[:MAX_CHECKPOINTS]]
-        self._set_paths(paths, quiet=True)
+            paths = default_checkpoints()
         layer = s.value("cmp_layer")
-        return str(layer) if layer else None
+        return paths, (str(layer) if layer else None)
 
     def save_settings(self, s) -> None:
         self.grid.save(s, "cmp")
-        s.setValue("cmp_checkpoints", list(self.paths))
-        s.setValue("cmp_layer", self.layer_name())
+        paths, layer = self._pending or (self.paths, self.layer_name())   # never shown: what it would have opened
+        s.setValue("cmp_checkpoints", list(paths))
+        s.setValue("cmp_layer", layer or "")
 

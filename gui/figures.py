@@ -9,14 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QRectF, Qt, pyqtSignal
+from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtGui import QPainterPath, QPolygonF
+from PyQt6.QtWidgets import QGraphicsPathItem
 
 from padlens.core.translation import GridResult
+from padlens.gui.style import (DATA_RANGE, PanelFigure, color_bar, configure_pyqtgraph, figure_caption,
+                               image_panel, set_label, set_levels, set_title, value_levels)
 
-pg.setConfigOptions(imageAxisOrder="row-major")
-METRICS = (("accuracy", "accuracy", (0.0, 1.0), "viridis"),
-           ("loss", "mean cross-entropy", None, "inferno"),
-           ("consistency", "consistency with unshifted", (0.0, 1.0), "viridis"))
+METRICS = (("accuracy", "accuracy", True, "viridis"),          # key, title, a share (0 to 1)?, colour map
+           ("loss", "mean cross-entropy", False, "inferno"),
+           ("consistency", "consistency with unshifted", True, "viridis"))
 
 
 def grid_rect(r: GridResult) -> QRectF:
@@ -43,11 +46,48 @@ def grid_cell(r: GridResult, p) -> tuple[int, int] | None:
     return int(np.abs(r.dxs - p.x()).argmin()), int(np.abs(r.dys - p.y()).argmin())
 
 
-def origin_marker(size: int = 14) -> pg.ScatterPlotItem:
-    """The (0, 0) marker: a white cross on a wider black one, so it shows on every color of every map."""
-    return pg.ScatterPlotItem(spots=[dict(pos=(0, 0), symbol="+", size=size + 2, pen=pg.mkPen("k", width=4)),
-                                     dict(pos=(0, 0), symbol="+", size=size, pen=pg.mkPen("w", width=2))],
-                              brush=None)
+def grid_caption(r: GridResult, padding: str = "") -> str:
+    """The exported heatmaps' caption: what was shifted how, on which model and data, over how many images."""
+    info = r.info
+    model = Path(str(info.get("checkpoint", ""))).stem
+    size = int(info.get("input_size", 32))
+    step = int(r.dxs[1] - r.dxs[0]) if len(r.dxs) > 1 else int(r.dys[1] - r.dys[0]) if len(r.dys) > 1 else 0
+    shifts = (f"{info.get('mode', 'affine')} shifts dx {int(r.dxs[0]):+d} to {int(r.dxs[-1]):+d}, dy {int(r.dys[0]):+d} "
+              f"to {int(r.dys[-1]):+d}" + (f", step {step} px" if step else ""))
+    return figure_caption(model=model, padding=padding, input=f"CIFAR-10 test images ({size}x{size}), {shifts}",
+                          data=str(info.get("data", "")), images=r.images,
+                          extra=str(info.get("precision_text", "")))
+
+
+def _plus(arm: float, half: float) -> QPainterPath:
+    path = QPainterPath()
+    path.addPolygon(QPolygonF([QPointF(x, y) for x, y in ((-half, -arm), (half, -arm), (half, -half), (arm, -half),
+                                                           (arm, half), (half, half), (half, arm), (-half, arm),
+                                                           (-half, half), (-arm, half), (-arm, -half),
+                                                           (-half, -half))]))
+    path.closeSubpath()
+    return path
+
+
+def origin_marker() -> QGraphicsPathItem:
+    """The (0, 0) marker: a white plus on a wider black one, so it shows on every colour of every map. Filled
+    shapes in grid units (`show_origin` scales it to one cell), so a 300 dpi PNG, an SVG and the window
+    draw it alike."""
+    outer = QGraphicsPathItem(_plus(0.45, 0.14))
+    inner = QGraphicsPathItem(_plus(0.36, 0.05), outer)
+    for item, color in ((outer, "k"), (inner, "w")):
+        item.setBrush(pg.mkBrush(color))
+        item.setPen(pg.mkPen(None))
+    outer.setVisible(False)
+    return outer
+
+
+def show_origin(marker: QGraphicsPathItem, r: GridResult | None) -> None:
+    """The marker on the grid's (0, 0) cell, one cell in size; hidden without one."""
+    if r is not None:
+        rect = grid_rect(r)
+        marker.setScale(min(rect.width() / len(r.dxs), rect.height() / len(r.dys)))
+    marker.setVisible(r is not None and has_origin(r))
 
 
 def has_origin(r: GridResult) -> bool:
@@ -55,32 +95,28 @@ def has_origin(r: GridResult) -> bool:
     return 0 in r.dxs and 0 in r.dys
 
 
-class HeatmapFigure(pg.GraphicsLayoutWidget):
-    """Three heatmaps with color bars, pixel axes, a (0,0) marker and the training augmentation box."""
+class HeatmapFigure(PanelFigure):
+    """Three heatmaps of one size with square cells, colour bars, pixel axes, a (0,0) marker and the training
+    augmentation box. Accuracy and consistency show their data range (default: an 84-95% spread is not one
+    colour) or 0 to 1; each panel says which."""
     cellHovered = pyqtSignal(int, int)    # dx, dy
     cellClicked = pyqtSignal(int, int)
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setBackground("w")
         self.result: GridResult | None = None
         self.framed: QRectF | None = None
-        self.title = self.addLabel("", row=0, col=0, colspan=len(METRICS), color="k")
+        self.range_mode = DATA_RANGE
+        self.title = self.addLabel("", row=0, col=0, colspan=len(METRICS))
         self.plots, self.images, self.bars, self.boxes, self.markers = {}, {}, {}, {}, {}
-        for col, (key, label, levels, cmap) in enumerate(METRICS):
-            plot = self.addPlot(row=1, col=col, title=label)
-            plot.setLabel("bottom", "dx (pixels, + = right)")
-            plot.setLabel("left", "dy (pixels, + = down)")
-            plot.invertY(True)
-            plot.setAspectLocked(True)
-            plot.hideButtons()
-            plot.setMenuEnabled(False)
-            img = pg.ImageItem()
-            plot.addItem(img)
-            bar = pg.ColorBarItem(values=levels or (0, 1), colorMap=pg.colormap.get(cmap), interactive=False, width=12)
+        for col, (key, label, _, cmap) in enumerate(METRICS):
+            plot, img = image_panel(self, 1, col, label)
+            set_label(plot, "bottom", "dx (pixels, + = right)")
+            set_label(plot, "left", "dy (pixels, + = down)")
+            plot.getAxis("left").setWidth(54)   # one width for every panel, whatever its tick labels
+            bar = color_bar(cmap)
             bar.setImageItem(img, insert_in=plot)
             marker = origin_marker()
-            marker.setVisible(False)
             box = pg.QtWidgets.QGraphicsRectItem()
             box.setPen(pg.mkPen((255, 80, 80), width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine))
             box.setVisible(False)
@@ -88,44 +124,61 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
             plot.addItem(marker)
             self.plots[key], self.images[key], self.bars[key], self.boxes[key] = plot, img, bar, box
             self.markers[key] = marker
+        self.set_panels(list(self.plots.values()), len(METRICS), 1, 1.0)
         self.scene().sigMouseMoved.connect(self._moved)
         self.scene().sigMouseClicked.connect(self._clicked)
 
     def set_result(self, result: GridResult, title: str = "", augment_range: int | None = None) -> None:
         self.result = result
-        self.title.setText(title)
+        set_title(self.title, title)
         rect = grid_rect(result)
         reframe = rect != self.framed   # a new grid; partial results of the same one keep the user's zoom
         self.framed = rect
-        # square cells, unless the grid is a strip (a dx sweep at dy = 0): then the strip fills the plot
-        square = max(rect.width(), rect.height()) <= 4 * min(rect.width(), rect.height())
-        for key, _, levels, _ in METRICS:
+        for key, *_ in METRICS:
             if reframe:
-                self.plots[key].setAspectLocked(square)
-                self.plots[key].vb.setRange(rect, padding=0.02)
-            data = getattr(result, key)
+                self.plots[key].vb.setRange(rect, padding=0)
             img = self.images[key]
-            img.setImage(data, autoLevels=False)   # cells not computed yet (NaN) stay transparent
+            img.setImage(getattr(result, key), autoLevels=False)   # cells not computed yet (NaN) stay transparent
             img.setRect(rect)
-            if levels is None:
-                finite = data[np.isfinite(data)]
-                levels = (float(finite.min()), float(max(finite.max(), finite.min() + 1e-6))) if finite.size else (0, 1)
-            self.bars[key].setLevels(levels)
             box = self.boxes[key]
             if augment_range:
                 box.setRect(augment_box(result, augment_range))
                 box.setToolTip(f"training augmentation range: shifts up to {augment_range} px")
             box.setVisible(bool(augment_range))
-            self.markers[key].setVisible(has_origin(result))
+            show_origin(self.markers[key], result)
+        self._levels()
+        self.set_panels(list(self.plots.values()), len(METRICS), 1, self.aspect())
+
+    def set_range_mode(self, mode: str) -> None:
+        """DATA_RANGE or UNIT_RANGE for the accuracy and consistency colour bars."""
+        self.range_mode = mode
+        self._levels()
+
+    def _levels(self) -> None:
+        for key, label, share, _ in METRICS:
+            data = getattr(self.result, key) if self.result is not None else None
+            mode = self.range_mode if share else DATA_RANGE
+            set_levels(self.bars[key], value_levels([data], mode))
+            set_title(self.plots[key], label, f"colour scale: {mode}" if self.result is not None else "")
+
+    def aspect(self) -> float | None:
+        """Width / height of the grid, so cells come out square; None (fill the panel) for a strip such
+        as a dx sweep at dy = 0, whose square cells would be a thin line."""
+        if self.result is None:
+            return 1.0
+        rect = grid_rect(self.result)
+        return rect.width() / rect.height() if max(rect.width(), rect.height()) <= 4 * min(
+            rect.width(), rect.height()) else None
 
     def show_nothing(self, message: str = "") -> None:
         """No grid on screen (e.g. none computed for the current model and settings)."""
         self.result = None
-        self.title.setText(message)
+        set_title(self.title, message)
         for key in self.images:
             self.images[key].clear()
             self.boxes[key].setVisible(False)
-            self.markers[key].setVisible(False)
+            show_origin(self.markers[key], None)
+        self._levels()
 
     def cell_at(self, scene_pos):
         if self.result is None:
@@ -148,12 +201,14 @@ class HeatmapFigure(pg.GraphicsLayoutWidget):
             self.cellClicked.emit(*cell)
 
 
-def save_heatmap_figures(result: GridResult, out_dir, title: str = "", augment_range: int | None = None) -> list[Path]:
-    """Write translation_heatmaps.png and .svg without showing a window: from the command line Qt runs
+def save_heatmap_figures(result: GridResult, out_dir, title: str = "", augment_range: int | None = None,
+                         name: str = "translation_heatmaps") -> list[Path]:
+    """Write name.png and name.svg without showing a window: from the command line Qt runs
     offscreen (no display needed, a stale one does not matter); inside the app nothing flashes up."""
     from PyQt6.QtWidgets import QApplication
 
     from padlens.gui.export import write_figure
+    configure_pyqtgraph()   # no window has set them when the command line draws
     if QApplication.instance() is None:   # kept alive on the module: Qt needs it while drawing
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         save_heatmap_figures.app = QApplication([])
@@ -165,8 +220,9 @@ def save_heatmap_figures(result: GridResult, out_dir, title: str = "", augment_r
     fig.set_result(result, title or result.info.get("title", ""), augment_range)
     fig.show()
     QApplication.processEvents()
+    fig.fit()
     out = Path(out_dir)
-    written = [write_figure(fig.scene(), out / f"translation_heatmaps{ext}", "PadLens translation heatmaps")
+    written = [write_figure(fig.scene(), out / f"{name}{ext}", "PadLens translation heatmaps", grid_caption(result))
                for ext in (".png", ".svg")]
     fig.close()
     return written

@@ -2,10 +2,32 @@
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QHBoxLayout, QLabel, QScrollArea, QSpinBox,
+                             QWidget)
 
+from padlens.core.device import PRECISION_CHOICES, PRECISIONS, describe_precision, pick_device, resolve_precision
 from padlens.core.shifts import SHIFT_MODES
 from padlens.core.translation import GridSpec
+
+
+def auto_precision(device) -> str:
+    """What precision auto runs the grids in on this device, and why (the status bar and tooltips say it)."""
+    return describe_precision(resolve_precision("auto", device), device)
+
+
+def scroll_column(panel: QWidget, width: int | None = None) -> QScrollArea:
+    """A tab's settings column that scrolls when the window is too short for it (1280x720), instead of
+    squeezing its spin boxes into one another; width fixes the column's width (the scroll bar included)."""
+    area = QScrollArea()
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    if width is not None:
+        area.setFixedWidth(width)
+    else:
+        area.setMinimumWidth(panel.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
+    return area
 
 
 def spin(lo, hi, value, suffix="") -> QSpinBox:
@@ -20,7 +42,7 @@ class GridSettings:
     """Builds the controls and a form holding them, and saves / restores them under a key prefix; the
     owning tab keeps references to each."""
 
-    def __init__(self, lo: int, hi: int, step: int, count: int, precision_tip: str):
+    def __init__(self, lo: int, hi: int, step: int, count: int, precision_tip: str = "", device=None):
         self.defaults = dict(lo=lo, hi=hi, step=step, count=count)
         self.lo, self.hi = spin(-64, 64, lo, " px"), spin(-64, 64, hi, " px")
         self.y_same = QCheckBox("dy range same as dx")
@@ -35,8 +57,9 @@ class GridSettings:
             self.mode.setItemData(self.mode.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
         self.mode.setCurrentText("affine")
         self.precision = QComboBox()
-        self.precision.addItems(["auto", "bf16", "fp32"])
-        self.precision.setToolTip(precision_tip)
+        self.precision.addItems(PRECISION_CHOICES)
+        self.precision_tip = precision_tip
+        self.set_device(device or pick_device())
         self.form = QFormLayout()
         rng = QHBoxLayout()
         rng.addWidget(self.lo)
@@ -56,6 +79,14 @@ class GridSettings:
         self.form.addRow("Images (stratified)", self.count)
         self.form.addRow("Shift mode", self.mode)
         self.form.addRow("Precision", self.precision)
+
+    def set_device(self, device) -> None:
+        """The precision tooltip says what auto picks on this device, and what each choice means."""
+        lines = [f"auto: here {auto_precision(device)}", *(f"{p}: {text}" for p, text in PRECISIONS.items()),
+                 self.precision_tip]
+        self.precision.setToolTip("\n".join(line for line in lines if line))
+        for i, p in enumerate(PRECISION_CHOICES):
+            self.precision.setItemData(i, lines[0] if p == "auto" else PRECISIONS[p], Qt.ItemDataRole.ToolTipRole)
 
     def _sync_y(self, *_) -> None:
         same = self.y_same.isChecked()

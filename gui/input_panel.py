@@ -14,6 +14,33 @@ from padlens.core.activations import BLANK_KINDS
 from padlens.core.data import CLASSES, Dataset
 
 KINDS = ("Dataset image", "Blank tensor", "Dataset mean", "Image file")
+NEEDS_DATA = ("dataset", "mean")
+NO_DATA = ("No data set: the blank tensors and your own image files work without it (feature maps, spatial "
+           "bias); the translation grids, Compare and the dataset mean need CIFAR-10.")
+MEAN_HINT = "Each layer's response averaged over N images (not the response to an average image)."
+
+
+def dataset_label(split: str, index: int, class_name: str | None = None, position: int = 0, count: int = 0) -> str:
+    """What the maps' title calls a data-set image: its index in the split and, under a class filter, its place
+    among that class's images as the index box counts it ('test image 3999 (cat 999 / 999)')."""
+    label = f"{split} image {index}"
+    return label if class_name is None else f"{label} ({class_name} {position} / {count - 1})"
+
+
+def index_suffix(count: int) -> str:
+    """The index box's suffix: the last index it reaches, counted from 0 as the title counts ('999 / 999')."""
+    return f" / {count - 1}" if count else " (no images)"
+
+
+def mean_status_text(has_data: bool, loading: bool, running: bool, outcome: str, advice: str) -> str:
+    """The dataset-mean page's status line, from the data set's state and the last mean's outcome."""
+    if loading:
+        return "Waiting for the data set to load."
+    if not has_data:
+        return f"Needs the data set. {advice}".strip()
+    if running:
+        return "Computing the mean: Cancel keeps the images done so far."
+    return outcome or MEAN_HINT
 
 
 @dataclass(frozen=True)
@@ -24,6 +51,7 @@ class InputChoice:
     blank: str = "normalized"
     count: int = 1000
     path: str = ""
+    label: str = ""           # a data-set image's title (dataset_label)
 
 
 def pixmap_of(pixels: torch.Tensor, size: int = 128) -> QPixmap:
@@ -46,6 +74,11 @@ class InputPanel(QWidget):
         super().__init__(parent)
         self.datasets: dict[str, Dataset] = {}
         self.file_path = ""
+        self.loading = False          # a data set is being loaded
+        self.mean_running = False
+        self.mean_outcome = ""        # what the last dataset mean came to ("" before any)
+        self.advice = ""              # how to get the data set
+        self.blank_for_no_data = False   # switched to the blank tensor because the data set is missing
         self.kind_box = QComboBox()
         self.kind_box.addItems(KINDS)
         self.pages = QStackedWidget()
@@ -61,8 +94,11 @@ class InputPanel(QWidget):
         self.caption = QLabel(" ")
         self.caption.setWordWrap(True)
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.no_data_hint = QLabel(NO_DATA)
+        self.no_data_hint.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<b>Input</b>"))
+        layout.addWidget(self.no_data_hint)
         layout.addWidget(self.kind_box)
         layout.addWidget(self.pages)
         row = QHBoxLayout()
@@ -70,6 +106,7 @@ class InputPanel(QWidget):
         row.addWidget(self.caption, 1)
         layout.addLayout(row)
         self.set_datasets({}, "")
+        self.blank_for_no_data = False   # no data set yet, but none looked for either: the window restores the kind
 
     # ---- pages ---------------------------------------------------------------------------------
     def _dataset_page(self) -> QWidget:
@@ -143,7 +180,7 @@ class InputPanel(QWidget):
         self.mean_btn, self.mean_cancel = QPushButton("Compute"), QPushButton("Cancel")
         self.mean_cancel.setEnabled(False)
         self.mean_bar = QProgressBar()
-        self.mean_status = QLabel("Each layer's response averaged over N images (not the response to an average image).")
+        self.mean_status = QLabel(MEAN_HINT)
         self.mean_status.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Split", self.mean_split)
@@ -183,24 +220,47 @@ class InputPanel(QWidget):
         self.kind_box.setCurrentIndex(("dataset", "blank", "mean", "file").index(kind))
 
     def set_datasets(self, datasets: dict[str, Dataset], advice: str) -> None:
-        self.datasets = datasets
+        """The data set loaded (or none). Without one, an input that needs it gives way to the blank tensor,
+        which works without data; the data set's arrival brings the data-set image back."""
+        self.datasets, self.advice, self.loading = datasets, advice, False
         have = bool(datasets)
         self.data_controls.setVisible(have)
         self.no_data.setVisible(not have)
+        self.no_data_hint.setVisible(not have)
         self.download_btn.setVisible(not have)
         self.no_data.setText(advice)
-        self.mean_btn.setEnabled(have)
-        if not have:
-            self.mean_status.setText("Needs the data set. " + advice)
+        self.mean_btn.setEnabled(have and not self.mean_running)
+        self._show_mean_status()
         self._filter_changed()
+        if not have and self.kind in NEEDS_DATA:
+            self.set_kind("blank")
+            self.blank_for_no_data = True
+        elif have and self.blank_for_no_data and self.kind == "blank":
+            self.set_kind("dataset")
 
     def set_loading(self, text: str) -> None:
         """While the data set loads: say so, and offer no download."""
+        self.loading = True
         self.data_controls.setVisible(False)
         self.download_btn.setVisible(False)
+        self.no_data_hint.setVisible(False)
         self.no_data.setVisible(True)
         self.no_data.setText(text)
         self.mean_btn.setEnabled(False)
+        self._show_mean_status()
+
+    @property
+    def wanted_kind_index(self) -> int:
+        """The input kind to remember: the data-set image where the blank tensor only stands in for it."""
+        return 0 if self.blank_for_no_data else self.kind_box.currentIndex()
+
+    def set_mean_outcome(self, text: str) -> None:
+        self.mean_outcome = text
+        self._show_mean_status()
+
+    def _show_mean_status(self) -> None:
+        self.mean_status.setText(mean_status_text(bool(self.datasets), self.loading, self.mean_running,
+                                                  self.mean_outcome, self.advice))
 
     def _indices(self) -> torch.Tensor:
         ds = self.datasets.get(self.split_box.currentText())
@@ -214,7 +274,7 @@ class InputPanel(QWidget):
         self.index_spin.blockSignals(True)
         self.index_spin.setRange(0, max(0, n - 1))
         self.index_spin.blockSignals(False)
-        self.index_spin.setSuffix(f" of {n}")
+        self.index_spin.setSuffix(index_suffix(n))
         if self.kind == "dataset":
             self.emit_choice()
 
@@ -229,6 +289,7 @@ class InputPanel(QWidget):
             self.index_spin.setValue(int(torch.randint(0, n, (1,)).item()))
 
     def _kind_changed(self, i: int) -> None:
+        self.blank_for_no_data = False   # a choice of the user's (set_datasets sets it again after its own)
         self.pages.setCurrentIndex(i)
         self.blank_note.setText(BLANK_KINDS[self.blank_kind()])
         if self.kind != "mean":
@@ -241,10 +302,12 @@ class InputPanel(QWidget):
     def current_choice(self) -> InputChoice | None:
         kind = self.kind
         if kind == "dataset":
-            idx = self._indices()
+            idx, split, pos = self._indices(), self.split_box.currentText(), self.index_spin.value()
             if not len(idx):
                 return None
-            return InputChoice("dataset", self.split_box.currentText(), int(idx[self.index_spin.value()]))
+            c = self.class_box.currentIndex() - 1
+            label = dataset_label(split, int(idx[pos]), CLASSES[c] if c >= 0 else None, pos, len(idx))
+            return InputChoice("dataset", split, int(idx[pos]), label=label)
         if kind == "blank":
             self.blank_note.setText(BLANK_KINDS[self.blank_kind()])
             return InputChoice("blank", blank=self.blank_kind())
@@ -266,5 +329,7 @@ class InputPanel(QWidget):
         self.caption.setText(caption)
 
     def set_mean_running(self, running: bool) -> None:
+        self.mean_running = running
         self.mean_btn.setEnabled(not running and bool(self.datasets))
         self.mean_cancel.setEnabled(running)
+        self._show_mean_status()

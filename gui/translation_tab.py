@@ -3,25 +3,30 @@ hover read-out, shifted examples on click, on-disk cache and export."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
+from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
                              QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from padlens.core.activations import resize_input
 from padlens.core.data import Dataset, stratified_subset
-from padlens.core.device import autocast
+from padlens.core.device import autocast, hardware
 from padlens.core.files import atomic_write
 from padlens.core.session import LoadedModel
 from padlens.core.shifts import SHIFT_MODES, shift, visible_fraction
 from padlens.core.grid_cache import GridRequest
-from padlens.core.translation import (GridResult, GridSpec, pitfalls, shift_period)
-from padlens.gui.export import ask_save_path, run_export, write_figure
-from padlens.gui.figures import HeatmapFigure
-from padlens.gui.grid_settings import GridSettings, spin
+from padlens.core.inference import fast_model, grid_batch
+from padlens.core.timing import fmt_duration, known_rate, measure_rate, rate_key
+from padlens.core.translation import GridResult, GridSpec, grid_cost, pitfalls, shift_period
+from padlens.core.worst_case import format_worst_case, worst_case
+from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure
+from padlens.gui.figures import HeatmapFigure, grid_caption
+from padlens.gui.grid_settings import GridSettings, scroll_column, spin
 from padlens.gui.input_panel import pixmap_of
+from padlens.gui.style import RANGES
 from padlens.gui.worker import JobRunner
 
 N_EXAMPLES = 6
@@ -35,35 +40,165 @@ def example_indices(labels: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.cat([first_round, order[classes:]])[:N_EXAMPLES]
 
 
+NEEDS_DATA = "Needs the CIFAR-10 test split: open a data folder (Ctrl+D) or download it on the Feature maps tab."
+NOT_COMPUTED = "Not computed for these settings yet: Start (Ctrl+Return) computes it."
+RUNNING = "Running: a first heatmap from a few images (up to one per class), refined as more are done."
+READOUT_HINT = "Hover a cell for its numbers; click it for shifted examples."
+FEW_MINUTES = 300.0   # a run longer than this gets an image count that fits in it beside the estimate
+
+
+@dataclass(frozen=True)
+class TabState:
+    """What the Translation tab's status lines describe; each line is a function of it."""
+    has_data: bool
+    running: bool                 # a grid job is under way
+    current: bool                 # ... and it computes what the tab is set to now
+    shown: bool                   # a grid is on screen
+    event: str = ""               # the last thing that happened to the grid of these settings, in words
+    notes: tuple[str, ...] = ()   # what happened to cache files
+
+
+def translation_status(s: TabState) -> str:
+    """The line under the progress bar."""
+    if not s.has_data:
+        return NEEDS_DATA
+    if s.running and not s.current:
+        return "Running for earlier settings (Cancel stops it); the grid for these is not computed yet."
+    if s.event:
+        return s.event
+    if s.running:
+        return RUNNING
+    return "" if s.shown else NOT_COMPUTED
+
+
+def figure_message(s: TabState) -> str:
+    """What the heatmaps say while they show no grid."""
+    if not s.has_data:
+        return NEEDS_DATA
+    if s.running:
+        return ("Computing: the first heatmap shows once the first images (one per class) are done." if s.current
+                else "Running for earlier settings; the grid for these is not computed yet.")
+    return " ".join([*(n[0].upper() + n[1:] + "." for n in s.notes), NOT_COMPUTED])
+
+
+def images_per_cell(r: GridResult) -> str:
+    """'10 images per cell', or '10 to 20 images per cell' where a stop left the cells with different counts."""
+    lo, hi = int(r.count.min()), int(r.count.max())
+    return f"{lo} images per cell" if lo == hi else f"{lo} to {hi} images per cell"
+
+
+def heatmap_title(r: GridResult) -> str:
+    """The grid's own title and, while it holds fewer images than asked for (running, cancelled), how many, in
+    the status line's words."""
+    title, asked = r.info.get("title", ""), r.info.get("images")
+    if not asked or "precision_reached" in r.info or r.images >= int(asked):
+        return title
+    return f"{title}<br>so far {images_per_cell(r)} of the {int(asked)}"
+
+
+def readout_text(r: GridResult | None, cell: tuple[int, int] | None, running: bool = False) -> str:
+    """The hover read-out: the numbers of the cell under the mouse in the grid on screen, else the hint."""
+    if r is None or cell is None:
+        return READOUT_HINT
+    dx, dy = cell
+    try:
+        i, j = r.cell(dx, dy)
+    except KeyError:
+        return READOUT_HINT
+    if not r.count[i, j]:
+        why = "the run has not reached this cell yet" if running else "the run was cancelled before this cell"
+        return f"dx={dx:+d}, dy={dy:+d}: not computed ({why})"
+    mode = r.info.get("mode", "affine")
+    (acc_lo, acc_hi), (cons_lo, cons_hi) = r.accuracy_ci, r.consistency_ci
+    return (f"dx={dx:+d}, dy={dy:+d}: accuracy {100 * r.accuracy[i, j]:.1f}% (95% CI {100 * acc_lo[i, j]:.1f}-"
+            f"{100 * acc_hi[i, j]:.1f}%, {int(r.count[i, j])} images), loss {r.loss[i, j]:.3f}, "
+            f"consistency {100 * r.consistency[i, j]:.1f}% "
+            f"(95% CI {100 * cons_lo[i, j]:.1f}-{100 * cons_hi[i, j]:.1f}%), "
+            f"{100 * visible_fraction(dx, dy, 32, mode):.0f}% of the image still in frame")
+
+
+def eta_text(done: int, total: int, elapsed: float, bounded: bool) -> str:
+    """The progress bar's text: the share done and the time left at the rate so far ('at most' where a
+    precision target can stop the grid sooner)."""
+    if not done:
+        return "%p%  starting"
+    left = elapsed / done * (total - done)
+    return f"%p%  {'at most' if bounded else 'about'} {fmt_duration(left)} left"
+
+
+def estimate_text(spec: GridSpec, mode: str, images: int, size: int, rate: float | None, where: str,
+                  bounded: bool = False) -> str:
+    """The line beside Start: what the grid takes here, from a quick timing of this model on this device
+    (`rate`, forward passes per second; None while it is measured); a long grid comes with an image count
+    that fits in a few minutes."""
+    if rate is None:
+        return f"Timing this model on this {where}..."
+    cost = grid_cost(spec, mode, images, size)
+    bound = "At most" if bounded else "About"
+    text = (f"{bound} {fmt_duration(cost.rows / rate)} on this {where}; the first heatmap after about "
+            f"{fmt_duration(cost.first_rows / rate)}")
+    if cost.rows / rate > FEW_MINUTES:
+        fits = [n for n in (500, 200, 100, 50, 20, 10) if n < images
+                and grid_cost(spec, mode, n, size).rows / rate <= FEW_MINUTES]
+        if fits:
+            text += f". {fits[0]} images: about {fmt_duration(grid_cost(spec, mode, fits[0], size).rows / rate)}"
+        else:
+            text += ". A coarser step or a smaller range is quicker"
+    return text + "."
+
+
 class TranslationTab(QWidget):
-    def __init__(self, window=None):
-        super().__init__(window)
-        self.window_ = window
+    """Holds only what the main window pushes to it (model, data, input size, settings): it never reads
+    its parent."""
+    def __init__(self, settings: QSettings | None = None, parent=None):
+        super().__init__(parent)
+        self.settings = settings
         self.runner = JobRunner(self)
         self.loaded: LoadedModel | None = None
+        self.input_size = 32   # the explorer's (View > Input size): grids resize their shifted inputs to it too
         self.data: Dataset | None = None
         self.result: GridResult | None = None
         self.subset: torch.Tensor | None = None
         self.req: GridRequest | None = None   # the grid of the job started last
+        self.shown_req: GridRequest | None = None   # the grid on screen
+        self.event = ""                              # translation_status's TabState.event
+        self.hovered: tuple[int, int] | None = None  # the cell the read-out describes
+        self.timer = JobRunner(self)                 # times the model for the estimate beside Start
         self.t0 = 0.0
 
-        self.grid = GridSettings(-32, 32, 2, 1000, "auto: bf16 where the hardware has it (within 0.5 points of "
-                                 "fp32); fp32 is exact")
+        # default +-16 px step 4 over 100 images: 8,200 forward passes of the flagship, 820 before the first
+        # heatmap; at the 100-120 a second measured on the 2-core AVX2 CPU, under 10 s to the first heatmap and
+        # about 75 s in all. The estimate beside Start prices a finer or larger grid before it runs. The main
+        # window tells it the device (set_device).
+        self.grid = GridSettings(-16, 16, 4, 100)
         g = self.grid
         self.lo, self.hi, self.step, self.count, self.mode, self.precision = (g.lo, g.hi, g.step, g.count, g.mode,
                                                                              g.precision)
         self.seed = spin(0, 10_000, 0)
+        self.until_ci = QDoubleSpinBox()   # 0 = off: every image
+        self.until_ci.setRange(0, 20)
+        self.until_ci.setSingleStep(0.5)
+        self.until_ci.setDecimals(1)
+        self.until_ci.setPrefix("± ")
+        self.until_ci.setSuffix(" points")
+        self.until_ci.setSpecialValueText("off (all images)")
+        self.until_ci.setToolTip("Stop adding images once every cell's 95% confidence interval of the accuracy is "
+                                 "this narrow either side (e.g. ± 2 points): cells near 50% need about 2,400 "
+                                 "images for that, cells near 0% or 100% far fewer")
         self.start_btn, self.cancel_btn = QPushButton("Start"), QPushButton("Cancel")
         self.start_btn.setShortcut("Ctrl+Return")
         self.start_btn.setToolTip("Compute the grid (Ctrl+Enter); a cached grid opens at once")
         self.cancel_btn.setEnabled(False)
         self.export_fig_btn, self.export_data_btn = QPushButton("Export figure..."), QPushButton("Export numbers...")
         self.bar = QProgressBar()
-        self.status = QLabel("Set the grid and press Start.")
+        self.status = QLabel(NEEDS_DATA)
         self.status.setWordWrap(True)
+        self.estimate = QLabel()
+        self.estimate.setWordWrap(True)
 
         form = g.form
         form.addRow("Seed", self.seed)
+        form.addRow("Stop at", self.until_ci)
         buttons = QHBoxLayout()
         for b in (self.start_btn, self.cancel_btn):
             buttons.addWidget(b)
@@ -74,13 +209,18 @@ class TranslationTab(QWidget):
         sv = QVBoxLayout(settings)
         sv.addLayout(form)
         sv.addLayout(buttons)
+        sv.addWidget(self.estimate)
         sv.addWidget(self.bar)
         sv.addWidget(self.status)
         sv.addLayout(exports)
 
-        self.readout = QLabel("Hover a cell for its numbers; click it for shifted examples.")
+        self.readout = QLabel(READOUT_HINT)
         self.readout.setWordWrap(True)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.worst = QLabel()   # worst case over shifts, under the heatmaps (core.worst_case)
+        self.worst.setTextFormat(Qt.TextFormat.PlainText)
+        self.worst.setWordWrap(True)
+        self.worst.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.pitfalls = QLabel()
         self.pitfalls.setWordWrap(True)
         self.pitfalls.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -104,14 +244,26 @@ class TranslationTab(QWidget):
         lv.addWidget(pit_box)
         lv.addStretch(1)
         self.figure = HeatmapFigure()
+        self.range_box = QComboBox()
+        self.range_box.addItems(RANGES)
+        self.range_box.setToolTip("Accuracy and consistency colour scale: the range of the values shown (default: "
+                                  "an 84-95% spread is not one colour) or 0 to 1; each panel says which")
+        self.range_box.currentTextChanged.connect(self.figure.set_range_mode)
+        scale_row = QHBoxLayout()
+        scale_row.addWidget(QLabel("Colour scale"))
+        scale_row.addWidget(self.range_box)
+        scale_row.addStretch(1)
         right = QWidget()
         rv = QVBoxLayout(right)
+        rv.addLayout(scale_row)
         rv.addWidget(self.figure, 1)
         rv.addWidget(self.readout)
+        rv.addWidget(self.worst)
         rv.addWidget(self.examples_box)
         self.split = QSplitter()
-        self.split.addWidget(left)
+        self.split.addWidget(scroll_column(left))   # scrolls rather than squeezing the form at 1280x720
         self.split.addWidget(right)
+        self.split.setChildrenCollapsible(False)
         self.split.setStretchFactor(1, 3)
         QHBoxLayout(self).addWidget(self.split)
 
@@ -121,28 +273,38 @@ class TranslationTab(QWidget):
         self.export_data_btn.clicked.connect(self.export_numbers)
         self.figure.cellHovered.connect(self.hover)
         self.figure.cellClicked.connect(self.show_examples)
-        self.runner.idle.connect(lambda: self.result is None and self.try_cache())   # a stale job left the screen empty
-        for w in (*self.grid.value_widgets, self.seed):
-            w.valueChanged.connect(self.try_cache)
+        self.runner.idle.connect(self._idle)
+        self.timer.idle.connect(lambda: self._refresh_estimate(measure=False))   # a stopped timing is not redone
+        for w in (*self.grid.value_widgets, self.seed, self.until_ci):
+            w.valueChanged.connect(self._settings_changed)
         for w in (self.mode, self.precision):
-            w.currentTextChanged.connect(self.try_cache)
-        if window is not None:
-            self._restore(window.settings)
+            w.currentTextChanged.connect(self._settings_changed)
+        if self.settings is not None:
+            self._restore(self.settings)
 
     # ---- inputs --------------------------------------------------------------------------------
-    def set_model(self, loaded: LoadedModel) -> None:
-        """A grid of the previous model is cancelled, not waited for: the window stays responsive, and
-        what it still delivers is kept off the screen (`_current`)."""
+    def set_model(self, loaded: LoadedModel, input_size: int) -> None:
+        """The model with the input size it runs at (a model can refuse the saved size), in one step: one
+        cache look-up, never one of the new model at the old size. A grid of the previous model is
+        cancelled, not waited for: the window stays responsive, and what it still delivers is kept off
+        the screen (`_current`)."""
         self.runner.cancel()
-        self.loaded = loaded
-        self.try_cache()
+        self.loaded, self.input_size = loaded, input_size
+        self._settings_changed()
+
+    def set_input_size(self, size: int) -> None:
+        """The grid for this size, or none: never one of another size."""
+        self.input_size = size
+        self._settings_changed()
 
     def set_data(self, data: Dataset | None) -> None:
         self.data = data
         self.start_btn.setEnabled(data is not None and not self.runner.running)   # _finished enables it after
-        if data is None:
-            self.status.setText("Needs the CIFAR-10 test split: open a data folder (Ctrl+D) or download it on "
-                                "the Feature maps tab.")
+        self._settings_changed()
+
+    def _settings_changed(self, *_) -> None:
+        """Another grid asked for: what was said about the last one goes, and the cache is asked for this one."""
+        self.event = ""
         self.try_cache()
 
     def spec(self) -> GridSpec:
@@ -155,33 +317,65 @@ class TranslationTab(QWidget):
     def request(self) -> GridRequest:
         """The grid the tab is set to now."""
         return GridRequest(self.loaded, self.data, self.spec(), self.mode.currentText(), self.count.value(),
-                           self.seed.value(), self.precision.currentText(), self.input_size())
+                           self.seed.value(), self.precision.currentText(), self.input_size,
+                           target_halfwidth=self.until_ci.value() / 100 or None)
 
     def try_cache(self, *_) -> bool:
         """Show the cached grid for the current model and settings at once, if there is one; otherwise
         no grid (an older one would answer another question, and a click would mix the two)."""
         if self.runner.running:
-            if not self._current() and self.result is not None:
-                self._show_nothing("Running for earlier settings; the grid for these is not computed yet.")
+            if self.result is None or not self._current():
+                self._show_nothing()
+            self._refresh()
             return False
-        notes = []
+        self._bar_idle()
+        notes = ()
         if self.loaded is not None and self.data is not None:
             req = self.request()
-            result, notes = req.cached(), req.notes
+            result, notes = req.cached(), tuple(req.notes)
             if result is not None:
+                self._note_grid(req)
                 self.show_result(result, final=True)
-                self.status.setText(f"From cache ({req.path.name}).")
+                reached = result.info.get("precision_reached")
+                self.event = f"From cache ({req.path.name})" + (f"; {reached}." if reached else ".")
+                self._refresh()
                 return True
-        if self.result is not None or notes:
-            self._show_nothing(" ".join(n[0].upper() + n[1:] + "." for n in notes) +
-                               ("" if notes else "Not computed for these settings yet: Start (Ctrl+Return) computes it."))
+        self._show_nothing(notes)
+        self._refresh()
         return False
 
-    def _show_nothing(self, message: str) -> None:
-        self.result = None
-        self.figure.show_nothing(message)
+    def _state(self, notes: tuple[str, ...] = ()) -> TabState:
+        return TabState(self.data is not None, self.runner.running, self._current(), self.result is not None,
+                        self.event, notes)
+
+    def _refresh(self) -> None:
+        """The status line and the estimate, from the state they describe."""
+        self.status.setText(translation_status(self._state()))
+        self._refresh_estimate()
+
+    def _show_nothing(self, notes: tuple[str, ...] = ()) -> None:
+        """No grid on screen, and nothing read off one: the heatmaps say why (figure_message)."""
+        self.result = self.shown_req = self.hovered = None
+        self.figure.show_nothing(figure_message(self._state(notes)))
         self.pitfalls.setText("")
-        self.readout.setText("")
+        self.worst.setText("")
+        self.worst.setText("")
+        self.readout.setText(READOUT_HINT)
+        self._clear_examples()
+
+    def _note_grid(self, req: GridRequest) -> None:
+        """The grid of req goes on screen: if it is another grid than the one shown, the cell read off that
+        one and its examples go (a partial result of the same grid keeps them)."""
+        if not req.same_grid(self.shown_req):
+            self.hovered = None
+            self._clear_examples()
+        self.shown_req = req
+
+    def _bar_idle(self) -> None:
+        """No job: the bar shows no share and no time left (a cached grid took none)."""
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.bar.setFormat("")
 
     def _current(self) -> bool:
         """Whether the running (or just finished) job computes what the tab is set to now: the same model
@@ -194,56 +388,120 @@ class TranslationTab(QWidget):
             return
         if self.try_cache():
             return
+        self.timer.cancel()   # the grid's own progress times it from here
         self.req = req = self.request()
         self.subset = req.subset
         job = req.make_job()   # the model copy is taken here, on the GUI thread
         self.t0 = time.perf_counter()
         self.start_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
-        self.status.setText("Running: a first heatmap from a few images (up to one per class) within seconds, "
-                            "refined as more are done.")
-        self.runner.start(job, on_progress=self._progress, on_partial=lambda r: self.show_result(r) if self._current() else None,
+        self.event = ""
+        self.bar.setRange(0, 0)   # busy until the first batch says how far it is
+        self.runner.start(job, on_progress=self._progress, on_partial=self._partial,
                           on_result=self._done, on_cancelled=self._cancelled, on_error=self._failed,
                           on_finished=self._finished)
+        self._show_nothing()
+        self._refresh()
+
+    def _partial(self, result: GridResult) -> None:
+        if self._current():
+            self._note_grid(self.req)
+            self.show_result(result)
 
     def _progress(self, done: int, total: int, msg: str) -> None:
         self.bar.setMaximum(total)
         self.bar.setValue(done)
-        elapsed = time.perf_counter() - self.t0
-        left = elapsed / max(done, 1) * (total - done)
-        self.bar.setFormat(f"%p%  about {int(left // 60)}:{int(left % 60):02d} left")
-        self.status.setText(msg)
+        bounded = bool(self.req is not None and self.req.target_halfwidth)   # may stop sooner
+        self.bar.setFormat(eta_text(done, total, time.perf_counter() - self.t0, bounded))
+        self.event = msg if self._current() else self.event
+        self._refresh()
 
     def _done(self, result: GridResult) -> None:
         note = f"; {result.info.get('cache', 'not cached')}."
         if not self._current():
-            self.status.setText(f"A grid for earlier settings finished{note} Choose them again to see it.")
+            self.event = f"A grid for earlier settings finished{note} Choose them again to see it."
+            self._refresh()
             return
+        self._note_grid(self.req)
         self.show_result(result, final=True)
-        self.status.setText(f"Done in {time.perf_counter() - self.t0:.1f} s{note}")
+        reached = result.info.get("precision_reached")
+        self.bar.setRange(0, max(1, self.bar.maximum()))
+        self.bar.setValue(self.bar.maximum())
+        # stopped before the last image: the bar says why, not a stall at some percent
+        self.bar.setFormat("precision reached" if reached else "done")
+        self.event = (f"Done in {fmt_duration(time.perf_counter() - self.t0)}" + (f"; {reached}" if reached else "")
+                      + note)
+        self._refresh()
 
     def _cancelled(self, result) -> None:
         if not self._current():
-            self.status.setText("Cancelled the grid of the previous model or settings.")
+            self.event = "Cancelled the grid of the previous model or settings."
+            self._refresh()
             return
-        if result is not None:
+        if self.bar.maximum():
+            self.bar.setFormat("cancelled at %p%")
+        else:   # before the first batch: no share to show
+            self._bar_idle()
+        if result is not None and result.count.max() > 0:
+            self._note_grid(self.req)
             self.show_result(result)
-        self.status.setText(f"Cancelled; showing the {result.images if result else 0} images per cell done so far "
-                            "(not cached).")
+            self.event = f"Cancelled: {images_per_cell(result)} of the {self.req.images} asked for (not cached)."
+        else:
+            self.event = "Cancelled before the first images were done."
+        self._refresh()
 
     def _failed(self, msg: str) -> None:
-        self.status.setText(f"Failed: {msg}")
+        self.event = f"Failed: {msg}"
+        self._refresh()
         QMessageBox.warning(self, "Translation grid failed", msg)
 
     def _finished(self) -> None:
         self.start_btn.setEnabled(self.data is not None)
         self.cancel_btn.setEnabled(False)
 
+    def _idle(self) -> None:
+        """The job's thread is gone: a stale job may have left the screen empty (its grid's cache may fill it)."""
+        if self.result is None:
+            self.try_cache()
+        self._refresh()
+
+    # ---- estimate ------------------------------------------------------------------------------
+    def _refresh_estimate(self, measure: bool = True) -> None:
+        """The estimate beside Start; with measure, the model is timed (in the background, once per model,
+        device, precision and input size) while the tab shows and no rate is known."""
+        if self.loaded is None or self.data is None:
+            self.estimate.setText("")
+            return
+        req = self.request()
+        if self.result is not None and req.same_grid(self.shown_req) and req.complete(self.result):
+            self.estimate.setText("Computed: on screen.")
+            return
+        key = rate_key(self.loaded.cache_id or id(self.loaded), req.device, req.precision, self.input_size)
+        rate = known_rate(key)
+        if measure and rate is None and self.isVisible() and not self.runner.running and not self.timer.running:
+            model = fast_model(self.loaded.model, req.device, req.precision, fold=req.fold)   # on the GUI thread
+            norm, device, precision, size = self.loaded.norm, req.device, req.precision, self.input_size
+            self.timer.start(lambda stop: measure_rate(model, norm, device, precision, size,
+                                                       grid_batch(device, precision),
+                                                       key, should_stop=stop))
+        if rate is None and not self.timer.running:
+            self.estimate.setText("")
+            return
+        self.estimate.setText(estimate_text(req.spec, req.mode, req.images, self.input_size, rate,
+                                            hardware(req.device), bool(req.target_halfwidth)))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._refresh_estimate()
+
     # ---- showing -------------------------------------------------------------------------------
     def show_result(self, result: GridResult, final: bool = False) -> None:
         self.result = result
-        self.figure.set_result(result, result.info.get("title", ""), self.crop_pad)
+        self.figure.set_result(result, heatmap_title(result), self.crop_pad)
+        self.figure.caption = grid_caption(result, self.loaded.padding_mode if self.loaded else "")
         self.pitfalls.setText(self.pitfall_text(result))
+        self.worst.setText("\n".join(format_worst_case(worst_case(result))))
+        self.readout.setText(readout_text(result, self.hovered, self.runner.running))
 
     def pitfall_text(self, r: GridResult) -> str:
         period = shift_period(self.loaded.model, int(r.info.get("input_size", 32))) if self.loaded else 1
@@ -277,29 +535,23 @@ class TranslationTab(QWidget):
         return "<br>".join(lines)
 
     def hover(self, dx: int, dy: int) -> None:
-        r = self.result
-        if r is None:
+        if self.result is None:
             return
-        i, j = r.cell(dx, dy)
-        mode = r.info.get("mode", "affine")
-        if not r.count[i, j]:
-            self.readout.setText(f"dx={dx:+d}, dy={dy:+d}: not computed (the run was cancelled before this cell)")
-            return
-        self.readout.setText(
-            f"dx={dx:+d}, dy={dy:+d}: accuracy {100 * r.accuracy[i, j]:.2f}%, loss {r.loss[i, j]:.3f}, "
-            f"consistency {100 * r.consistency[i, j]:.1f}%, {int(r.count[i, j])} images, "
-            f"{100 * visible_fraction(dx, dy, 32, mode):.0f}% of the image still in frame")
+        self.hovered = (dx, dy)
+        self.readout.setText(readout_text(self.result, self.hovered, self.runner.running))
 
-    def input_size(self) -> int:
-        """The explorer's input size (View > Input size): grids resize their shifted inputs to it too."""
-        return self.window_.explorer.input_size if self.window_ is not None and self.window_.explorer else 32
+    def _clear_examples(self) -> None:
+        for img, cap in self.example_labels:
+            img.clear()
+            cap.setText("")
+        self.examples_box.setTitle("Shifted examples: click a cell")
 
     def show_examples(self, dx: int, dy: int) -> None:
         """A few shifted images with their predictions, made as the grid on screen was (its mode and size)."""
         if self.data is None or self.loaded is None:
             return
         lm, info = self.loaded, (self.result.info if self.result is not None else {})
-        mode, size = info.get("mode", self.mode.currentText()), int(info.get("input_size", self.input_size()))
+        mode, size = info.get("mode", self.mode.currentText()), int(info.get("input_size", self.input_size))
         idx = example_indices(self.data.labels, int(info.get("seed", self.seed.value())))
         pixels = shift(self.data.images[idx], dx, dy, mode, info.get("fill_color", self.data.mean_color))
         device = next(lm.model.parameters()).device
@@ -315,31 +567,38 @@ class TranslationTab(QWidget):
 
     # ---- export and settings -------------------------------------------------------------------
     def _ask(self, title, name, filters) -> Path | None:
-        return ask_save_path(self, getattr(self.window_, "settings", None), title, name, filters)
+        return ask_save_path(self, self.settings, title, name, filters)
 
-    def export_figure(self) -> None:
+    def export_figure(self) -> Path | None:
+        """The heatmaps on screen as PNG or SVG; the path written, else None."""
         if self.result is None:
-            return
-        path = self._ask("Export heatmaps", "translation_heatmaps.png", "PNG (*.png);;SVG (*.svg)")
-        if path:
-            run_export(self, path, lambda: write_figure(self.figure.scene(), path, "PadLens translation heatmaps"))
+            return None
+        path = self._ask("Export heatmaps", "translation_heatmaps.png", FIGURE_FILTERS)
+        if path and run_export(self, path, lambda: write_figure(self.figure.scene(), path,
+                                                                "PadLens translation heatmaps", self.figure.caption)):
+            return path
+        return None
 
-    def export_numbers(self) -> None:
+    def export_numbers(self) -> Path | None:
+        """The grid's numbers as CSV or NPZ; the path written, else None."""
         if self.result is None:
-            return
+            return None
         path = self._ask("Export numbers", "translation.csv", "CSV (*.csv);;NumPy archive (*.npz)")
         if path is None:
-            return
+            return None
         if path.suffix.lower() == ".npz":
-            run_export(self, path, lambda: self.result.save_npz(path))
+            ok = run_export(self, path, lambda: self.result.save_npz(path))
         else:
             path = path.with_suffix(".csv")
-            run_export(self, path, lambda: atomic_write(path, self.result.write_csv))
+            ok = run_export(self, path, lambda: atomic_write(path, self.result.write_csv))
+        return path if ok else None
 
     def _restore(self, s) -> None:
         self.grid.restore(s, "tr")
         self.seed.setValue(int(s.value("tr_seed", 0)))
+        self.until_ci.setValue(float(s.value("tr_until_ci", 0.0)))
 
     def save_settings(self, s) -> None:
         self.grid.save(s, "tr")
         s.setValue("tr_seed", self.seed.value())
+        s.setValue("tr_until_ci", self.until_ci.value())

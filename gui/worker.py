@@ -59,6 +59,7 @@ class JobWorker(QObject):
 
 
 _live: dict[QThread, "JobWorker"] = {}   # every started thread until it has ended, whoever owns the runner
+_abandoned: dict[QThread, "JobWorker"] = {}   # given up on (JobRunner.abandon): kept alive, never waited for
 
 
 def live_jobs() -> int:
@@ -67,12 +68,15 @@ def live_jobs() -> int:
 
 
 def wait_for_jobs(timeout_ms: int = 30000) -> bool:
-    """Cancel every job still running and wait for them; True when all have ended.
+    """Cancel every job still running and wait for them; True when all (but the abandoned) have ended.
 
     Runs at interpreter exit too: Qt aborts the process when a QThread object is destroyed while its
-    thread runs, which is what happens to a job that outlived its window's bounded wait."""
+    thread runs, which is what happens to a job that outlived its window's bounded wait. Abandoned jobs
+    (stuck in code that never returns) are not waited for: the process ends without them."""
     for thread, worker in list(_live.items()):
         worker.cancel()
+        if thread in _abandoned:
+            continue
         if not thread.wait(timeout_ms):
             return False
         _live.pop(thread, None)
@@ -166,6 +170,24 @@ class JobRunner(QObject):
     def cancel(self) -> None:
         if self.worker is not None:
             self.worker.cancel()
+
+    def abandon(self) -> None:
+        """Give up on a job stuck in a step that never returns (an own model's import or forward pass:
+        Python cannot stop a thread): cancel it, drop its late signals, never wait for it (not at exit
+        either) and free the runner for the next job at once. The thread runs on until the step ends."""
+        if self.thread is None:
+            return
+        thread, worker = self.thread, self.worker
+        worker.cancel()
+        _abandoned[thread] = worker   # a reference for good: a QThread destroyed while it runs aborts Qt
+        for signal, slot in ((worker.progress, self._progress), (worker.partial, self._partial),
+                             (worker.result, self._result), (worker.error, self._error),
+                             (worker.cancelled, self._cancelled), (worker.finished, self._finished),
+                             (thread.finished, self._cleanup)):
+            signal.disconnect(slot)
+        self.thread = self.worker = None
+        self._callbacks = {}
+        self.idle.emit()
 
     def stop(self, timeout_ms: int = 5000) -> bool:
         """Cancel and wait up to timeout_ms; True when the thread has ended."""

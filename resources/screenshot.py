@@ -25,6 +25,8 @@ def main(out: str = str(ROOT / "resources" / "feature_maps_blank.png")) -> None:
     w = MainWindow(None, tempfile.mkdtemp(prefix="padlens-no-data-"))   # no data set needed
     w.resize(1500, 950)
     w.show()
+    while w.explorer is None:   # the window shows first and opens the model once its event loop runs
+        app.processEvents()
     w.inputs.set_kind("blank")
     for button in w.inputs.blank_group.buttons():
         if button.property("kind") == "normalized":

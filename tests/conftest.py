@@ -29,6 +29,18 @@ def test_split(data_root):
 
 
 TINY = tiny()[1]
+EMULATED_BF16 = "bf16 is emulated on this CPU (no AVX-512 BF16/AMX): 4x slower than fp32 here"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked native_bf16 time or compare bf16 on real models: where it is emulated they would only
+    be slow, so they are skipped with the reason."""
+    from padlens.core.device import cpu_native_bf16
+    if cpu_native_bf16():
+        return
+    for item in items:
+        if "native_bf16" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=EMULATED_BF16))
 
 
 @pytest.fixture

@@ -46,8 +46,58 @@ def test_ctrl_c_on_the_command_line_reports_what_is_finished(report_run, monkeyp
                            str(report_run.data), "--device", "cpu", "--images", "10", "--range", "-2", "2", "--step", "2",
                            "--mean-images", "10", "--eval-images", "20", "--precision", "fp32", "--modes", "roll",
                            "--no-qt-figures"])
-    assert a.func(a) == 0 and sent
+    assert a.func(a) == 130 and sent, "an interrupted report exits 130, as every interrupted command"
     doc = json.loads((out / "report.json").read_text())
     assert doc["settings"]["interrupted"] is True and len(doc["checkpoints"]) == 1 < len(report_run.ckpts)
-    assert "stopping after the current step" in capsys.readouterr().err
+    assert "**Interrupted: only the checkpoints listed below were finished.**" in (out / "report.md").read_text()
+    err = capsys.readouterr().err
+    assert "stopping after the current step" in err
+    assert "interrupted; the report is partial, marked so in it: 1 of 2 model(s) finished" in err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # the handler is put back
+
+
+def test_a_bad_out_is_refused_before_any_measurement(report_run, tmp_path, monkeypatch, capsys):
+    from padlens.cli.main import main
+    monkeypatch.setattr("padlens.cli.report.report", lambda *a, **k: __import__("pytest").fail("measured"))
+    (tmp_path / "FILE").write_text("x")
+    for out, message in ((tmp_path / "FILE" / "out", "FILE is a file, so no folder can be made inside it"),
+                         (tmp_path / "FILE", "FILE is a file, not a folder")):
+        assert main(["report", "--checkpoints", str(report_run.ckpts[0]), "--out", str(out),
+                     "--data", str(report_run.data)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("padlens: error: --out ") and message in err and "Traceback" not in err
+
+
+def test_a_write_that_fails_mid_report_says_what_is_kept(report_run, tmp_path, monkeypatch, capsys):
+    """A full disk while the report writes: one message, and the grids finished are in the cache."""
+    from padlens.cli.main import main
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def disk_full(path, img):
+        raise OSError(28, "No space left on device", str(path))
+    monkeypatch.setattr("padlens.core.figures_png.save_png", disk_full)
+    rc = main(["report", "--checkpoints", str(report_run.ckpts[0]), "--out", str(tmp_path / "r"), "--data",
+               str(report_run.data), "--device", "cpu", "--images", "10", "--range", "-2", "2", "--step", "2",
+               "--mean-images", "10", "--eval-images", "20", "--precision", "fp32", "--modes", "roll",
+               "--no-qt-figures"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err and "No space left on device" in err
+    assert f"writing the report into {tmp_path / 'r'} failed" in err and "finished translation grids are cached" in err
+    assert len(list((tmp_path / "cache" / "padlens" / "translation").glob("*.npz"))) == 1
+
+
+def test_a_damaged_cache_file_is_named_and_computed_again(report_run, tmp_path, monkeypatch, capsys):
+    from padlens.cli.main import main
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    args = ["report", "--checkpoints", str(report_run.ckpts[0]), "--data", str(report_run.data), "--device", "cpu",
+            "--images", "10", "--range", "-2", "2", "--step", "2", "--mean-images", "10", "--eval-images", "20",
+            "--precision", "fp32", "--modes", "roll", "--no-qt-figures"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    cached, = (tmp_path / "cache" / "padlens" / "translation").glob("*.npz")
+    cached.write_bytes(cached.read_bytes()[:100])   # truncated: BadZipFile broke the report for good
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert f"note: discarded the unreadable (BadZipFile) cached grid {cached.name}; computing it again" in \
+        capsys.readouterr().err
+    assert json.loads((tmp_path / "b" / "report.json").read_text())["checkpoints"][0]["grids"]["roll"]["from_cache"] is False
+    assert cached.is_file()

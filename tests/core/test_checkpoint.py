@@ -32,9 +32,11 @@ def test_missing_file(tmp_path):
 def test_corrupt_file(tmp_path, tiny_model):
     _save(tmp_path / "m.pt", tiny_model)
     data = (tmp_path / "m.pt").read_bytes()
-    (tmp_path / "m.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="corrupt"):
-        load_checkpoint(tmp_path / "m.pt")
+    for cut in (len(data) // 2, len(data) // 5, 1000):   # torch says OSError, RuntimeError ...: all one message
+        (tmp_path / "m.pt").write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match=r"m\.pt is not a checkpoint file PadLens can read: it is damaged "
+                           r"\(a truncated or partly copied torch file\); copy or save it again"):
+            load_checkpoint(tmp_path / "m.pt")
 
 
 def test_bare_state_dict_is_not_ours(tmp_path, tiny_model):
@@ -72,3 +74,56 @@ def test_invalid_config(tmp_path, tiny_model):
     torch.save(ckpt, tmp_path / "m.pt")
     with pytest.raises(CheckpointError, match="invalid model config"):
         load_checkpoint(tmp_path / "m.pt")
+
+
+class Unsafe:
+    """Unpickling it would call print: code that runs on load."""
+    def __reduce__(self):
+        return (print, ("this ran on load",))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b""), r"is empty \(0 bytes\), not a checkpoint file: an interrupted copy"),
+    (lambda p: p.write_bytes(bytes(range(256)) * 20), r"is not a checkpoint file PadLens can read: it is not a file "
+                                                       r"written by torch.save"),
+    (lambda p: torch.save({"x": Unsafe()}, p), r"holds Python objects besides tensors \(print\), which could "
+                                               r"run code when loaded; PadLens loads weights only"),
+    (lambda p: (p.mkdir(), torch.save({}, p / "inside.pt")), r"is a folder, not a checkpoint file; choose the .pt file "
+                                                             r"itself \(it holds inside.pt\)"),
+])
+def test_files_that_are_no_checkpoint_say_what_they_are(tmp_path, make, message):
+    """Never 'corrupt' for all of them, never torch's advice to set weights_only=False, never an IndexError."""
+    path = tmp_path / "c.pt"
+    make(path)
+    with pytest.raises(CheckpointError, match=message) as e:
+        load_checkpoint(path)
+    assert "weights_only=False" not in str(e.value) and "likely succeed" not in str(e.value)
+
+
+def test_a_file_without_read_permission_is_not_called_corrupt(tmp_path, tiny_model, monkeypatch):
+    _save(tmp_path / "m.pt", tiny_model)
+    real_open = open
+
+    def no_permission(file, *a, **k):   # chmod 000 does not stop root, who runs these tests here
+        if str(file).endswith("m.pt"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *a, **k)
+    monkeypatch.setattr("builtins.open", no_permission)
+    with pytest.raises(CheckpointError, match=r"m\.pt cannot be read: permission denied. Make it readable"):
+        load_checkpoint(tmp_path / "m.pt")
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda t: t.fill_(float("nan")), r"holds NaN or infinite weights in 0\.0\.weight.*the training diverged"),
+    (lambda t: t.fill_(float("inf")), r"holds NaN or infinite weights in 0\.0\.weight"),
+    (lambda t: t.to(torch.int64), r"holds whole numbers where the model has float weights: 0\.0\.weight \(int64\)"),
+])
+def test_weights_that_give_no_real_answer_are_refused(tmp_path, tiny_model, spoil, message):
+    """NaN weights gave 'accuracy: 1.0, loss: nan'; int64 ones loaded and gave accuracy 0.0."""
+    _save(tmp_path / "m.pt", tiny_model)
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    first = next(iter(ckpt["state_dict"]))
+    ckpt["state_dict"][first] = spoil(ckpt["state_dict"][first].clone())
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(tmp_path / "bad.pt")

@@ -57,6 +57,26 @@ def tuple_out():
     return T()
 """
 
+BROKEN = """
+import torch
+from torch import nn
+
+class Div0(nn.Module):
+    def forward(self, x):
+        return x / 0
+
+def inf_out():
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10), Div0())
+
+def nan_weights():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    model[1].weight.data[0, 0] = float("nan")
+    return model
+
+def interrupted():
+    raise KeyboardInterrupt
+"""
+
 
 def write(tmp_path, text, name="my_model.py"):
     path = tmp_path / name
@@ -146,6 +166,10 @@ def test_sibling_modules_can_be_imported(tmp_path):
      r"Importing .* failed with ModuleNotFoundError: No module named 'no_such_module_for_padlens'\. Install"),
     ("x = 1 / 0\n", "build", r"failed with ZeroDivisionError: division by zero\. Fix the file"),
     ("import sys\nsys.exit(2)\n", "build", r"SystemExit.*if __name__ == '__main__'"),
+    ("raise KeyboardInterrupt\n", "build", r"Importing .* failed with KeyboardInterrupt\. Keep script code under"),
+    (BROKEN, "interrupted", r"Calling interrupted\(\) from .* failed with KeyboardInterrupt"),
+    (BROKEN, "inf_out", r"outputs NaN or infinity for a zero \[1, 3, 32, 32\] batch.*a division by zero"),
+    (BROKEN, "nan_weights", r"holds NaN or infinite weights in 1\.weight"),
 ])
 def test_each_problem_names_itself(tmp_path, text, function, match):
     path = write(tmp_path, text)
@@ -167,11 +191,14 @@ def test_missing_and_wrong_files(tmp_path):
     with pytest.raises(CustomModelError, match=r"w\.pt: no such weights file"):
         load_custom_model(path, "build", tmp_path / "w.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(CustomModelError, match=r"could not be read as a torch weights file.*state_dict\(\)"):
+    with pytest.raises(CustomModelError, match=r"junk.pt is not a weights file PadLens can read: it is not a file "
+                       r"written by torch.save.*Or open the model without a weights file"):
         load_custom_model(path, "build", tmp_path / "junk.pt")
     torch.save(nn.Linear(2, 2), tmp_path / "whole.pt")              # a pickled module, not a state dict
-    with pytest.raises(CustomModelError, match="could not be read as a torch weights file"):
+    with pytest.raises(CustomModelError, match=r"holds Python objects besides tensors \(torch.nn.modules.linear.Linear\), "
+                       r"which could run code.*loads weights only.*torch.save\(model.state_dict\(\), path\)") as e:
         load_custom_model(path, "build", tmp_path / "whole.pt")
+    assert "weights_only=False" not in str(e.value) and "likely succeed" not in str(e.value)
     torch.save({"epoch": 3}, tmp_path / "meta.pt")
     with pytest.raises(CustomModelError, match="does not hold a state dict"):
         load_custom_model(path, "build", tmp_path / "meta.pt")
@@ -282,3 +309,19 @@ def test_translation_grid_of_an_own_residual_model(tmp_path):
                 assert exact.correct[r, c] == (pred == labels).sum().item(), (dx, dy)
     fast = run_job(translation_grid(fast_model(model, cpu, "bf16"), images, labels, norm, spec, precision="bf16"))
     assert (fast.count == 20).all() and torch.isfinite(torch.from_numpy(fast.loss)).all()
+
+
+def test_loading_names_each_step_and_stops_between_them(tmp_path):
+    """The app runs the load as a job off its window's thread: Progress says which step a stuck model is in."""
+    from padlens.core.custom_model import load_custom_model_job
+    from padlens.core.jobs import run_job
+    path = write(tmp_path, GOOD)
+    torch.save(import_file(path).build().state_dict(), tmp_path / "w.pt")
+    steps = []
+    model = run_job(load_custom_model_job(path, "build", tmp_path / "w.pt"), on_progress=steps.append)
+    assert isinstance(model, nn.Module)
+    assert [s.message for s in steps] == ["importing my_model.py", "calling build() from my_model.py",
+                                          "loading the weights w.pt", "checking a forward pass on a [1, 3, 32, 32] batch"]
+    assert [(s.done, s.total) for s in steps] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    job = load_custom_model_job(path, "build", should_stop=lambda: True)
+    assert run_job(job) is None, "stopped after the import, before the builder runs"

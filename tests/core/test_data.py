@@ -118,3 +118,51 @@ def test_fingerprint_follows_content_and_mean_colour_is_exact():
     assert a.fingerprint != Dataset(images, labels.roll(1), "x").fingerprint
     want = images.double().mean((0, 2, 3)) / 255
     assert torch.allclose(torch.tensor(a.mean_color, dtype=torch.float64), want, atol=1e-12)
+
+
+def test_a_label_outside_cifar10_is_named(tmp_path):
+    folder = _fake_batches(tmp_path)
+    with open(folder / "test_batch", "rb") as f:
+        entry = pickle.load(f)
+    entry["labels"][7] = 99
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump(entry, f)
+    with pytest.raises(DatasetError, match=r"test_batch has 1 label\(s\) outside CIFAR-10's 0-9 \(label 99 at image 7\)"):
+        load_split(tmp_path, "test")
+
+
+def _png_folders(root, names, per_class=2):
+    for cls in names:
+        d = root / "test" / cls
+        d.mkdir(parents=True)
+        for k in range(per_class):
+            write_png(torch.full((3, 32, 32), k, dtype=torch.uint8), str(d / f"{k}.png"))
+
+
+def test_class_folders_with_other_names_list_the_expected_ones(tmp_path, cache_home):
+    _png_folders(tmp_path / "a", ["plane", "car"])
+    with pytest.raises(DatasetError) as e:
+        load_split(tmp_path / "a", "test")
+    msg = str(e.value)
+    assert "has folders named car, plane, not CIFAR-10's class names" in msg
+    assert "must be named airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck" in msg
+    _png_folders(tmp_path / "b", ["plane", "bird"])   # one right name: the wrong one would be left out silently
+    with pytest.raises(DatasetError, match=r"has folders that are no CIFAR-10 class: plane\. Rename them"):
+        load_split(tmp_path / "b", "test")
+
+
+def test_an_empty_class_folder_is_refused_not_skipped(tmp_path, cache_home):
+    _png_folders(tmp_path, ["airplane", "bird"])
+    (tmp_path / "test" / "cat").mkdir()
+    with pytest.raises(DatasetError, match=r"the class folder\(s\) cat hold no images.*remove the empty folders"):
+        load_split(tmp_path, "test")
+    (tmp_path / "test" / "cat").rmdir()
+    assert load_split(tmp_path, "test").labels.tolist() == [0, 0, 2, 2], "a subset of the classes is fine"
+
+
+def test_a_negative_number_of_images_is_refused_not_sliced_from_the_end():
+    from padlens.core.data import stratified_subset
+    labels = torch.arange(50) % 10
+    assert len(stratified_subset(labels, 0)) == 50 and len(stratified_subset(labels, 5)) == 5
+    with pytest.raises(ValueError, match="-1 images: give a number of images, or 0 for all"):
+        stratified_subset(labels, -1)

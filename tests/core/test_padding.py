@@ -48,3 +48,41 @@ def test_every_mode_builds_and_pads_as_named(mode):
 def test_unknown_mode_names_the_choices():
     with pytest.raises(ValueError, match="reflect"):
         make_conv(3, 3, padding_mode="mirror")
+
+
+def test_partial_conv_of_a_constant_is_constant_where_zero_padding_darkens_the_border():
+    zeros, partial = make_conv(1, 1, padding_mode="zeros"), make_conv(1, 1, bias=True, padding_mode="partial")
+    with torch.no_grad():
+        zeros.weight.fill_(1.0)
+        partial.weight.fill_(1.0)
+        partial.bias.fill_(0.5)
+    x = torch.full((1, 1, 7, 5), 2.0)
+    torch.testing.assert_close(partial(x), torch.full((1, 1, 7, 5), 9 * 2.0 + 0.5))
+    z = zeros(x)[0, 0]
+    assert (z[0, 0].item(), z[0, 2].item(), z[3, 2].item()) == (4 * 2.0, 6 * 2.0, 9 * 2.0)
+
+
+@pytest.mark.parametrize("kernel,padding,stride", [(3, 1, 1), (5, 2, 1), (3, 1, 2)])
+def test_partial_conv_matches_a_direct_computation(kernel, padding, stride):
+    """Per output pixel: the sum over the real input pixels under the kernel, times kernel area / their
+    count, plus the bias (not re-weighted)."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(2, 3, kernel, stride=stride, padding=padding, bias=True)
+    partial = make_conv(2, 3, kernel, padding, bias=True, padding_mode="partial")
+    partial.stride = (stride, stride)
+    partial.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 2, 7, 6, dtype=torch.float64)
+    w, b = conv.weight.detach().double().numpy(), conv.bias.detach().double().numpy()
+    xp = np.pad(x.numpy(), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    real = np.pad(np.ones((7, 6)), padding)
+    out_h, out_w = (7 + 2 * padding - kernel) // stride + 1, (6 + 2 * padding - kernel) // stride + 1
+    want = np.zeros((2, 3, out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            rows, cols = slice(i * stride, i * stride + kernel), slice(j * stride, j * stride + kernel)
+            n_real = real[rows, cols].sum()
+            want[:, :, i, j] = np.einsum("ncyx,ocyx->no", xp[:, :, rows, cols], w) * kernel * kernel / n_real + b
+    np.testing.assert_allclose(partial.double()(x).detach().numpy(), want, rtol=1e-10, atol=1e-12)
+    inside = (slice(None), slice(None), slice(2, -2), slice(2, -2))   # away from the border: plain zero padding
+    if stride == 1:
+        torch.testing.assert_close(partial(x)[inside], conv.double()(x)[inside])

@@ -14,9 +14,9 @@ from padlens.core.evaluate import evaluate
 from padlens.core.figures_png import colorize, draw_text, montage, outline, save_png, upscale, with_caption
 from padlens.core.jobs import Progress, run_job
 from padlens.core.checkpoint import checkpoint_labels
-from padlens.core.report import (region_deviations, report, ring_distances,
-                         ring_profile, worst_region)
-from padlens.core.spatial_bias import border_bias, mean_map
+from padlens.core.report import report, ring_distances, ring_profile
+from padlens.core.spatial_bias import border_bias, mean_map, region_deviations, worst_region
+from padlens.core.stats import diff_interval, wilson
 from padlens.core.translation import GridSpec
 
 from tests.tiny import NORM
@@ -35,7 +35,9 @@ def test_report_md_mentions_checkpoints_and_numbers(report_run):
         assert head in text
     p = z["grids"]["affine"]["pitfalls"]
     assert p["hidden"] is None    # shifts of at most 4 px keep more than half of every image in frame
-    assert f"| tiny_zeros | affine | {100 * p['visible']:.1f}% | n/a | {100 * p['min_visible']:.1f}% |" in text
+    lo, hi = wilson(p["visible"] * 20, 20)
+    assert (f"| tiny_zeros | affine | 20 | {100 * p['visible']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] | n/a | "
+            f"{100 * p['min_visible']:.1f}% |") in text
     assert "| tiny_zeros | affine |" in text and "| tiny_reflect | roll |" in text
     assert "no border artifact" in text   # the reflect model's blank input
     assert report_run.events and all(isinstance(e, Progress) for e in report_run.events)
@@ -109,6 +111,70 @@ def test_grids_are_cached_and_reused(report_run, monkeypatch):
     assert doc["checkpoints"][0]["grids"]["roll"]["accuracy"] == report_run.doc["checkpoints"][0]["grids"]["roll"]["accuracy"]
 
 
+def test_every_accuracy_in_the_report_carries_its_images_and_interval(report_run):
+    text = report_run.md.read_text()
+    z, r = report_run.doc["checkpoints"]
+    for c in (z, r):
+        assert c["eval"]["interval"] == pytest.approx(wilson(c["eval"]["accuracy"] * 40, 40))
+    lo, hi = wilson(z["eval"]["accuracy"] * 40, 40)
+    assert f"| 40 / 20 | {100 * z['eval']['accuracy']:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}] |" in text
+    g = z["grids"]["roll"]
+    assert g["intervals"]["mean_accuracy"] == pytest.approx(wilson(g["mean_accuracy"] * 20, 20))
+    assert g["intervals"]["accuracy_by_distance"]["4"] == pytest.approx(wilson(g["accuracy_by_distance"]["4"] * 20, 20))
+    vs = r["vs_baseline"]["accuracy"]     # the reflect model against the zero-padded baseline, on the same 40 images
+    lo, hi = diff_interval(r["eval"]["accuracy"] * 40, 40, z["eval"]["accuracy"] * 40, 40)
+    assert vs["interval"] == pytest.approx([lo, hi]) and vs["images"] == [40, 40]
+    d = r["eval"]["accuracy"] - z["eval"]["accuracy"]
+    assert f"accuracy {100 * d:+.1f} pp [{100 * lo:+.1f}, {100 * hi:+.1f}] (40 images)" in text
+    assert report_run.doc["settings"]["interval_method"].split(":")[0] in text
+    # in the tables of sections 2 to 4 every percentage is an accuracy with its interval, but the share of the
+    # image in frame (the last column of its table)
+    tables = [line for line in _section(text, "## 2.", "## 5.").splitlines() if line.lstrip().startswith("|")]
+    in_frame = _section(text, "**Content shifted", "**Pooling phase")
+    checked = 0
+    for line in tables:
+        cells = line.strip().strip("|").split("|")
+        if line in in_frame and "%" in cells[-1]:
+            cells = cells[:-1]
+        for cell in cells:
+            for k in range(len(cell)):
+                if cell[k] == "%":
+                    assert cell[k + 1:k + 3] == " [", line
+                    checked += 1
+    assert checked > 50
+
+
+def test_fp32_grids_do_not_claim_folded_batch_norm(report_run):
+    assert report_run.doc["settings"]["grid_precision"] == "fp32"
+    grids = [g for c in report_run.doc["checkpoints"] for g in c["grids"].values()]
+    assert grids and all(g["batch_norm_folded"] is False for g in grids)    # each grid's own info["fused"]
+    text = report_run.md.read_text()
+    assert "folded" not in text and text.count("batch norm kept as trained (exact fp32 never folds it)") == 2
+
+
+def test_training_black_borders_are_stated_with_the_crop_padding(report_run):
+    text = report_run.md.read_text()
+    assert "never saw" not in text
+    assert "Training saw black borders only up to 4 px" in text     # both tiny checkpoints trained with crop_pad 4
+
+
+def test_phase_spread_has_an_interval_and_a_one_phase_grid_says_n_a(report_run, tmp_path, monkeypatch):
+    g = report_run.doc["checkpoints"][0]["grids"]["roll"]     # step 4, period 8: phases 0 and 4 on each axis
+    tab = np.array(g["phase_table"], dtype=float)
+    sp = g["phase_spread"]
+    assert g["phases_visited"] == 4 and sp["value"] == pytest.approx(np.nanmax(tab) - np.nanmin(tab))
+    assert sp["interval"] == pytest.approx(diff_interval(20 * np.nanmax(tab), 20, 20 * np.nanmin(tab), 20))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    md = run_job(report(report_run.ckpts[:1], tmp_path / "out", report_run.data, "cpu", images=10,
+                        grid=GridSpec.square(-8, 8, 8), modes=("roll",), mean_images=10, eval_images=10,
+                        precision="fp32"))
+    one = json.loads(md.with_name("report.json").read_text())["checkpoints"][0]["grids"]["roll"]
+    assert one["pitfalls"]["period"] == 8 and one["phases_visited"] == 1 and one["phase_spread"] is None
+    line = next(x for x in md.read_text().splitlines() if x.startswith("- tiny_zeros, `roll` shifts, period 8"))
+    assert "spread between phases n/a: the grid visits 1 pooling phase only (its step, 8 px, is a multiple of " \
+           "the period)" in line and " pp" not in line
+
+
 def test_stop_reports_the_finished_checkpoints(report_run, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(report_run.tmp / "cache"))
     kw = dict(data_root=report_run.data, device="cpu", images=20, grid=GridSpec(-4, 4, -4, 4, 4), modes=("roll",),
@@ -152,7 +218,7 @@ def test_a_step_3_grid_fills_every_distance_column(resized):
     assert "| d = 0 | d = 3 | d = 6 | d = 15 |" in sec2 and sec2.count("| zeros | affine-mean |") == 1
     assert "n/a" not in sec2
     fill = [line for line in _section(resized.md, "**Fill of", "**Content").splitlines() if line.startswith("| ")]
-    assert fill[0] == "| checkpoint | affine-mean: mean / at d = 15 |" and len(fill) == 3
+    assert fill[0] == "| checkpoint | images | affine-mean: mean / at d = 15 |" and len(fill) == 3
     assert not any("n/a" in line for line in fill)
     sec4 = [line for line in _section(resized.md, "## 4.", "**Input size").splitlines() if line.startswith("| ")]
     assert len(sec4) == 3 and not any("n/a" in line for line in sec4[1:])
@@ -201,13 +267,16 @@ def test_resizing_row_is_the_difference_from_a_run_at_32(report_run, resized, mo
     assert "measured on the lossy JPEG copy of CIFAR-10" in sec4
     assert "| resizing 32 -> 36 | at 32x32 | at 36x36 | change |" in sec4
 
-    def pct(x):
-        return f"{100 * x:.1f}%"
+    def pct(x):      # an accuracy on the 10 images with its Wilson interval
+        lo, hi = wilson(10 * x, 10)
+        return f"{100 * x:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
     for name, a, b in [("accuracy at d = 0", g32["accuracy_by_distance"]["0"], g36["accuracy_by_distance"]["0"]),
                        ("accuracy at d = 15", g32["accuracy_by_distance"]["15"], g36["accuracy_by_distance"]["15"]),
                        ("mean accuracy over the grid", g32["mean_accuracy"], g36["mean_accuracy"]),
                        ("mean consistency", g32["mean_consistency"], g36["mean_consistency"])]:
-        assert f"| {name} (affine-mean) | {pct(a)} | {pct(b)} | {100 * (b - a):+.1f} pp |" in sec4
+        lo, hi = diff_interval(10 * b, 10, 10 * a, 10)
+        assert (f"| {name} (affine-mean) | {pct(a)} | {pct(b)} | {100 * (b - a):+.1f} pp "
+                f"[{100 * lo:+.1f}, {100 * hi:+.1f}] |") in sec4
     for what, name in (("blank_normalized", "blank zeros"), ("blank_pixel", "black image")):
         a, b = plain["mean_border_bias"][what], z["mean_border_bias"][what]
         assert z["at_32"]["mean_border_bias"][what] == pytest.approx(a)

@@ -7,8 +7,10 @@ from torch import nn
 from padlens.core.activations import capture
 from padlens.core.layers import iter_paths
 from padlens.core.model import ModelConfig, build_model
-from padlens.core.spatial_bias import (border_bias, check_input_size, filter_asymmetry, format_padding_arithmetic,
-                               layer_biases, mean_filters, mean_map, padding_arithmetic, ring_width)
+from padlens.core.layers import is_container
+from padlens.core.spatial_bias import (bias_table, border_bias, check_input_size, filter_asymmetry,
+                                       format_padding_arithmetic, layer_biases, mean_filters, mean_map,
+                                       padding_arithmetic, region_deviations, ring_width)
 
 
 def _model(mode: str) -> nn.Sequential:
@@ -102,6 +104,35 @@ def test_zero_padding_biases_the_border():
     assert len(convs) == 7
     for p in convs:
         assert biases[p] > 0.01, f"zero padding should bias conv {p}, got {biases[p]}"
+
+
+def test_bias_table_has_one_row_per_layer_with_every_measure():
+    """The one table the CLI prints, the report stores and the Spatial bias tab shows."""
+    model = _model("zeros")
+    blank, _ = capture(model, torch.zeros(1, 3, 36, 36))
+    black, _ = capture(model, torch.full((1, 3, 36, 36), -2.0))
+    rows = bias_table(model, {"zeros": blank, "black": black}, 36)
+    leaves = [p for p, m in iter_paths(model) if not is_container(m) and p in blank]
+    assert [r["path"] for r in rows] == leaves
+    kernels, arith = mean_filters(model), {tuple(a["path"]): a for a in padding_arithmetic(model, 36)}
+    for r in rows:
+        act = blank[r["path"]]
+        assert r["shape"] == list(act.shape)
+        if act.dim() == 3:
+            m = mean_map(act)
+            assert r["size"] == list(m.shape) and r["zeros_regions"] == region_deviations(m)
+            assert r["zeros"] == border_bias(m) or math.isnan(r["zeros"]) and math.isnan(border_bias(m))
+            assert r["black_signed"] == border_bias(mean_map(black[r["path"]]), signed=True) or math.isnan(r["black"])
+        else:                                   # the head's logits: no map
+            assert r["size"] is None and math.isnan(r["zeros"])
+        k = kernels.get(r["path"])
+        assert r["filter_asymmetry"] == (filter_asymmetry(k) if k is not None else None)
+        a = arith.get(r["path"])
+        assert r["padding_arithmetic"] == ((("UNEVEN: " if a["uneven"] else "") + a["note"]) if a else "")
+    assert any(r["padding_arithmetic"].startswith("UNEVEN: ") for r in rows)     # 9x9 -> 4x4 at 36
+    maps_only = bias_table(model, {"zeros": {p: mean_map(a) for p, a in blank.items() if a.dim() == 3}}, 36)
+    by_path = {r["path"]: r for r in rows}
+    assert maps_only and all(r["zeros_worst_region"] == by_path[r["path"]]["zeros_worst_region"] for r in maps_only)
 
 
 # --- mean filters -------------------------------------------------------------------------------------

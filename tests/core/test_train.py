@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import torch
 
 import pytest
@@ -92,6 +94,11 @@ def test_second_cycle_starts_from_the_init_weights_and_records_them(tmp_path):
     assert meta["normalization"] == start_meta["normalization"]
     with pytest.raises(CheckpointError, match="pass the same --widths"):
         list(train(train_set, test_set, tmp_path / "other", ModelConfig(widths=(8, 16, 32), stem_width=6), second))
+    # another padding mode starts from the same weights (how vgg_partial.pt was fine-tuned from vgg_zeros.pt)
+    list(train(train_set, test_set, tmp_path / "partial", replace(TINY, padding_mode="partial"), second))
+    moved, moved_meta = load_checkpoint(tmp_path / "partial" / "model.pt")
+    assert moved_meta["model_config"]["padding_mode"] == "partial"
+    assert (moved[1][0].weight - w0).norm() < 0.05 * w0.norm()
 
 
 def test_distillation_targets_come_from_the_zero_padded_teachers_per_view(tmp_path):
@@ -128,3 +135,15 @@ def test_distillation_targets_come_from_the_zero_padded_teachers_per_view(tmp_pa
     plain, _ = load_checkpoint(tmp_path / "t" / "model.pt")   # same seed and recipe, no teachers
     distilled, _ = load_checkpoint(tmp_path / "student" / "model.pt")
     assert not torch.allclose(plain[1][0].weight, distilled[1][0].weight), "the teachers' targets were used"
+
+
+def test_training_follows_the_precision_rule_and_a_resume_names_the_precision(tmp_path, monkeypatch):
+    """auto trains in fp32 on a CPU without native bf16 (fp32-fast has nothing to fold while learning) and
+    records it; resuming in another precision says which one the run used."""
+    monkeypatch.setattr("padlens.core.device.cpu_native_bf16", lambda: False)
+    train_set = _toy(100, 0)
+    list(train(train_set, None, tmp_path / "run", TINY, Recipe(epochs=1, batch_size=50)))
+    _, meta = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert meta["recipe"]["precision"] == "auto" and meta["metrics"]["train_precision"] == "fp32"
+    with pytest.raises(RuntimeError, match="trained in precision 'auto'; resume it with --precision auto"):
+        list(train(train_set, None, tmp_path / "run", TINY, Recipe(epochs=1, batch_size=50, precision="bf16")))

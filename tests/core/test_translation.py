@@ -11,6 +11,7 @@ from padlens.core.inference import fast_model, fold_batchnorm
 from padlens.core.jobs import Partial, Progress, run_job
 from padlens.core.model import ModelConfig, build_model
 from padlens.core.shifts import shift
+from padlens.core.stats import Z95, wilson
 from padlens.core.translation import GridResult, GridSpec, phase_table, pooling_period, translation_grid
 
 NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
@@ -276,12 +277,18 @@ def test_npz_round_trip(tmp_path):
     r.save_npz(tmp_path / "sub" / "t.npz")
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["t.npz"]     # no temp file left
     back = GridResult.load_npz(tmp_path / "sub" / "t.npz")
-    for name in ("dxs", "dys", "correct", "loss_sum", "consistent", "count", "accuracy", "loss", "consistency"):
+    for name in ("dxs", "dys", "correct", "loss_sum", "consistent", "count", "accuracy", "loss", "consistency",
+                 "accuracy_ci", "consistency_ci"):
         np.testing.assert_array_equal(getattr(back, name), getattr(r, name), err_msg=name)
     assert np.isnan(back.accuracy[0, 1]) and back.info == r.info
     with np.load(tmp_path / "sub" / "t.npz") as d:
         np.testing.assert_array_equal(d["accuracy"], r.accuracy)
         assert json.loads(str(d["info"]))["crop_pad"] == 4
+        for name, k in (("accuracy", r.correct), ("consistency", r.consistent)):   # the file carries the intervals
+            low, high = wilson(k, r.count)
+            np.testing.assert_array_equal(d[f"{name}_low"], low)
+            np.testing.assert_array_equal(d[f"{name}_high"], high)
+        assert (d["accuracy_low"][r.count > 0] < d["accuracy_high"][r.count > 0]).all()
 
 
 def test_npz_info_with_paths(tmp_path):
@@ -295,16 +302,19 @@ def test_write_csv(tmp_path):
     r = _result()
     r.write_csv(tmp_path / "t.csv")
     lines = (tmp_path / "t.csv").read_text().splitlines()
-    assert lines[0] == "dx,dy,accuracy,loss,consistency,images"
+    assert lines[0] == "dx,dy,accuracy,loss,consistency,images,acc_low,acc_high,cons_low,cons_high"
     assert len(lines) == 1 + 3 * 3
     rows = [line.split(",") for line in lines[1:]]
     assert [(int(a), int(b)) for a, b, *_ in rows[:4]] == [(-2, -4), (0, -4), (2, -4), (-2, -2)]
-    dx, dy, acc, loss, cons, n = rows[5]
+    dx, dy, acc, loss, cons, n, acc_lo, acc_hi, cons_lo, cons_hi = rows[5]
     row, col = r.cell(int(dx), int(dy))
     assert float(acc) == pytest.approx(r.accuracy[row, col], abs=1e-6)
     assert float(loss) == pytest.approx(r.loss[row, col], abs=1e-6)
     assert float(cons) == pytest.approx(r.consistency[row, col], abs=1e-6) and int(n) == 5
-    assert rows[1][2] == "nan" and rows[1][5] == "0"          # (0, -4) had no images
+    want = (*wilson(r.correct[row, col], 5), *wilson(r.consistent[row, col], 5))
+    assert [float(v) for v in (acc_lo, acc_hi, cons_lo, cons_hi)] == pytest.approx(want, abs=1e-6)
+    assert float(acc_lo) <= float(acc) <= float(acc_hi) and float(acc_lo) < float(acc_hi)
+    assert rows[1][2] == "nan" and rows[1][5] == "0" and rows[1][6:] == ["nan"] * 4   # (0, -4) had no images
 
 
 def test_phase_table():
@@ -382,7 +392,7 @@ def test_fold_batchnorm_with_a_reused_activation_and_a_custom_root():
         torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("padding", ["circular", "symmetric"])
+@pytest.mark.parametrize("padding", ["circular", "symmetric", "partial"])
 def test_fold_batchnorm_keeps_padding_mode(padding):
     torch.manual_seed(0)
     model = build_model(ModelConfig(widths=(8,), stem_width=6, padding_mode=padding)).eval()
@@ -434,3 +444,89 @@ def test_pitfalls_numbers_match_the_grid():
     assert abs(p["hidden"] - 2 / 20) < 1e-12       # only dx = -20 and 20 leave less than half in frame
     assert p["phase_min"] < p["phase_max"]
     assert pitfalls(r, None, 8)["inside"] is None
+
+
+def test_cell_intervals_are_wilson_intervals_of_the_counts():
+    """Known counts: 0 of 10 and 10 of 10 have closed forms, 30 of 100 the textbook score interval."""
+    r = GridResult.empty(GridSpec(0, 3, 0, 0, 1))
+    r.count[0] = [10, 10, 100, 0]
+    r.correct[0] = [0, 10, 30, 0]
+    r.consistent[0] = [10, 5, 100, 0]
+    z2 = Z95 ** 2
+    lo, hi = r.accuracy_ci
+    np.testing.assert_allclose(lo[0, :2], [0, 10 / (10 + z2)])
+    np.testing.assert_allclose(hi[0, :2], [z2 / (10 + z2), 1])
+    centre = (0.3 + z2 / 200) / (1 + z2 / 100)
+    half = Z95 * np.sqrt(0.3 * 0.7 / 100 + z2 / 40000) / (1 + z2 / 100)
+    np.testing.assert_allclose([lo[0, 2], hi[0, 2]], [centre - half, centre + half])
+    assert 0.21 < lo[0, 2] < 0.22 and 0.39 < hi[0, 2] < 0.40              # Wilson's 30/100: 21.9% to 39.6%
+    np.testing.assert_allclose(r.accuracy_halfwidth[0, :3], (hi - lo)[0, :3] / 2)
+    assert np.isnan(lo[0, 3]) and np.isnan(hi[0, 3]) and np.isnan(r.accuracy_halfwidth[0, 3])   # no images
+    c_lo, c_hi = r.consistency_ci                                            # consistency is a proportion too
+    half5 = Z95 * np.sqrt(0.25 / 10 + z2 / 400) / (1 + z2 / 10)             # 5 of 10: centred on 50%
+    np.testing.assert_allclose([c_lo[0, 0], c_lo[0, 1], c_hi[0, 1]], [10 / (10 + z2), 0.5 - half5, 0.5 + half5])
+
+
+def _widths(tiny_model, images, labels):
+    """The widest cell interval after each chunk (10, 20, 30 images) of a run without a target."""
+    job = translation_grid(tiny_model, images, labels, NORM, SPEC, **FAST)
+    return [float(np.nanmax(e.value.accuracy_halfwidth)) for e in job if isinstance(e, Partial)]
+
+
+def test_a_precision_target_stops_once_every_cell_is_that_narrow(tiny_model, data, monkeypatch):
+    monkeypatch.setattr("padlens.core.translation.SNAPSHOT_SECONDS", 1e9)    # snapshots only at chunk ends
+    images, labels = data
+    w10, w20, w30 = _widths(tiny_model, images, labels)
+    assert w10 > w20 > w30, "more images, narrower intervals"
+    full = grid(tiny_model, images, labels)
+    r = grid(tiny_model, images, labels, target_halfwidth=(w10 + w20) / 2)
+    np.testing.assert_array_equal(r.count, 20)                   # stopped after the second chunk, every cell alike
+    np.testing.assert_array_equal(r.correct, grid(tiny_model, images[:20], labels[:20]).correct)
+    assert np.nanmax(r.accuracy_halfwidth) <= r.info["target_halfwidth"] < w10
+    assert r.info["precision_reached"].startswith("precision reached: every cell within ±")
+    assert "after 20 of 30 images" in r.info["precision_reached"] and "precision_not_reached" not in r.info
+    wider = grid(tiny_model, images, labels, target_halfwidth=(w10 + 0.5) / 2)
+    assert wider.images == 10 < r.images, "a wider target stops sooner"
+    reached_at_the_end = grid(tiny_model, images, labels, target_halfwidth=(w20 + w30) / 2)
+    np.testing.assert_array_equal(reached_at_the_end.correct, full.correct)
+    assert not {"precision_reached", "precision_not_reached"} & set(reached_at_the_end.info)
+    narrow = grid(tiny_model, images, labels, target_halfwidth=w30 / 2)
+    np.testing.assert_array_equal(narrow.count, 30)
+    assert "precision_reached" not in narrow.info and "after all 30 images" in narrow.info["precision_not_reached"]
+    assert "target_halfwidth" not in full.info
+
+
+@pytest.mark.parametrize("target", [0, -0.02, 0.5, 2.0])
+def test_a_target_outside_0_to_half_is_refused_with_an_example(tiny_model, data, target):
+    images, labels = data
+    with pytest.raises(ValueError, match="0.02 to stop at"):
+        grid(tiny_model, images, labels, target_halfwidth=target)
+
+
+def test_a_grid_that_reached_its_precision_is_cached_under_its_own_key(tiny_checkpoint, fake_data, cache_home,
+                                                                       monkeypatch):
+    from padlens.core.grid_cache import GridRequest
+    from padlens.core.session import load_model
+    monkeypatch.setattr("padlens.core.translation.SNAPSHOT_SECONDS", 1e9)
+    loaded = load_model(tiny_checkpoint, torch.device("cpu"))
+    spec = GridSpec.square(-4, 4, 4)
+
+    def request(target):
+        return GridRequest(loaded, fake_data, spec, n_images=60, precision="fp32", target_halfwidth=target)
+    plain = request(None)
+    widths = [float(np.nanmax(e.value.accuracy_halfwidth)) for e in plain.job() if isinstance(e, Partial)]
+    assert len(widths) > 2 and widths[0] > widths[1]
+    target = (widths[0] + widths[1]) / 2                         # reached after the second chunk, before all 60
+    req = request(target)
+    assert req.key != plain.key and not req.same_grid(plain) and req.cached() is None
+    result = run_job(req.job())
+    assert 0 < result.images < 60 and result.info["cache"].startswith("cached as")
+    assert f"{result.images} test images" in result.info["title"], "the title counts the images that ran"
+    back = request(target).cached()
+    assert back is not None and back.info["precision_reached"] == result.info["precision_reached"]
+    np.testing.assert_array_equal(back.correct, result.correct)
+    assert request(None).cached() is not None, "the full grid keeps its own cache file"
+    narrower = request(target / 2)
+    assert narrower.cached() is None and narrower.key != req.key
+    with pytest.raises(ValueError, match="0.02"):
+        request(2.0)

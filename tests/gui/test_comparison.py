@@ -4,16 +4,16 @@ import math
 import numpy as np
 import pytest
 import torch
-from PyQt6.QtCore import QPointF
+from PyQt6.QtCore import QPointF, Qt
 from PyQt6.QtWidgets import QMessageBox
 
 import padlens.core.grid_cache as grid_cache
 import padlens.gui.comparison as comparison
-from padlens.core.comparison import comparison_job
 from padlens.core.checkpoint import save_checkpoint
 from padlens.core.data import Normalization
 from padlens.core.model import ModelConfig, build_model
 from padlens.gui.comparison import ComparisonTab
+from padlens.gui.style import configure_pyqtgraph
 
 NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
 LAYER = "model[1][0]"     # the second conv: its input is a feature map, so padding shows
@@ -40,7 +40,8 @@ def data(fake_data):
 @pytest.fixture
 def tab(qtbot, checkpoints, data, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    t = ComparisonTab(None)
+    configure_pyqtgraph()        # as the main window does before its tabs
+    t = ComparisonTab()
     qtbot.addWidget(t)
     t.set_data(data)
     assert t.set_checkpoints(checkpoints) == []
@@ -178,25 +179,6 @@ def test_changing_the_list_while_running_cancels_and_keeps_the_rest(tab, qtbot, 
     assert [e.path for e in tab.entries()] == [checkpoints[1], third] and tab.table.rowCount() == 2
 
 
-def test_the_job_yields_one_partial_per_checkpoint(checkpoints, data, tmp_path, monkeypatch):
-    from padlens.core.jobs import run_job
-    from padlens.core.session import load_model
-    from padlens.core.translation import GridSpec
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    models = [(p, n, load_model(p, torch.device("cpu"))) for p, n in zip(checkpoints, ("zeros", "circular"))]
-    partials, progress = [], []
-    out = run_job(comparison_job(models, data, GridSpec.square(-4, 4, 4), "roll", 10, precision="fp32"),
-                  on_progress=progress.append, on_partial=partials.append)
-    assert out["complete"] and [len(p["entries"]) for p in partials] == [1, 2]
-    assert progress[-1].done == progress[-1].total and all(a.done <= b.done for a, b in zip(progress, progress[1:]))
-    zeros, circ = out["entries"]
-    assert zeros.mean_images == 10 and zeros.grid.images == 10 and zeros.grid.info["mode"] == "roll"
-    # every leaf layer with a [C,H,W] output has a map; maps below 3x3 have no bias
-    assert (4, 0) in zeros.blank_maps and math.isnan(zeros.blank_bias[(4, 0)])
-    assert (1,) not in zeros.blank_maps              # containers are not counted twice
-    assert circ.bias_all("blank") < 1e-4 < zeros.bias_all("blank")
-
-
 def test_corrupt_checkpoint_is_refused_with_a_warning(tab, tmp_path, monkeypatch):
     warnings = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warnings.append(a))
@@ -220,7 +202,7 @@ def test_checkpoint_count_is_checked(tab, checkpoints, tmp_path, monkeypatch):
     assert len(tab.paths) == 6 and "At most 4" in tab.message.text() and not tab.run()
     tab.set_checkpoints(checkpoints)
     assert "2 checkpoints" in tab.message.text() and tab.start_btn.isEnabled()
-    assert LAYER in [tab.layer_box.itemText(i) for i in range(tab.layer_box.count())]
+    assert f"{LAYER} Conv2d" in [tab.layer_box.itemText(i) for i in range(tab.layer_box.count())]   # name and type
 
 
 def test_no_data_no_run(tab):
@@ -230,37 +212,31 @@ def test_no_data_no_run(tab):
 
 def test_settings_round_trip(tab, qtbot, tmp_path, checkpoints, data):
     from PyQt6.QtCore import QSettings
-    from PyQt6.QtWidgets import QWidget
 
-    class Window(QWidget):           # what the tab reads of the main window
-        settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
-        datasets = {"test": data}
-        device = None
-        explorer = None
-
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     tab.set_layer("model[2][0]")
-    tab.save_settings(Window.settings)
-    window = Window()
-    qtbot.addWidget(window)
-    other = ComparisonTab(window)
+    tab.save_settings(settings)
+    other = ComparisonTab(settings)
+    qtbot.addWidget(other)
+    assert other.paths == [], "nothing loads before the tab shows (start-up stays fast)"
+    other.show()
+    other.set_data(data)             # what the main window pushes once the data set is loaded
     assert other.paths == checkpoints and other.count.value() == 20 and other.step.value() == 4
     assert other.layer_name() == "model[2][0]" and other.data is data and other.start_btn.isEnabled()
 
 
-def test_a_result_of_another_input_size_says_so(tab, qtbot, monkeypatch):
+def test_a_result_of_another_input_size_says_so(tab, qtbot):
     tab.run()
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
     assert "Compute again" not in tab.heat_title.text
-    monkeypatch.setattr(tab, "input_size", lambda: 48)     # View > Input size in the app
-    tab.input_size_changed()
+    tab.set_input_size(48)                                # View > Input size in the app
     assert "now 48x48: Compute again" in tab.heat_title.text
     assert tab.layers[0].output_shape[-1] == 48, "the layer list follows the new size"
 
 
-def test_input_size_change_during_a_run_waits_for_it(tab, qtbot, monkeypatch):
+def test_input_size_change_during_a_run_waits_for_it(tab, qtbot):
     tab.run()
-    monkeypatch.setattr(tab, "input_size", lambda: 48)
-    tab.input_size_changed()                                   # the job keeps its size and its models
+    tab.set_input_size(48)                                     # the job keeps its size and its models
     assert tab.layers[0].output_shape[-1] == 32
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
     assert tab.layers[0].output_shape[-1] == 48 and "now 48x48: Compute again" in tab.heat_title.text
@@ -269,11 +245,28 @@ def test_input_size_change_during_a_run_waits_for_it(tab, qtbot, monkeypatch):
 def test_a_checkpoint_that_cannot_take_the_input_size_is_named_before_any_work(tab, qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: pytest.fail("no raw error half-way through"))
     assert tab.add_checkpoint(_checkpoint(tmp_path / "reflect.pt", "reflect", 2))
-    monkeypatch.setattr(tab, "input_size", lambda: 8)     # reflect padding needs maps wider than 1 px
+    tab.set_input_size(8)                                 # reflect padding needs maps wider than 1 px
     assert not tab.run() and not tab.runner.running
     assert "reflect" in tab.status.text() and "zeros" not in tab.status.text()
     assert "does not run on a 8x8 input (the smallest larger size it takes is 16x16)" in tab.status.text()
-    monkeypatch.setattr(tab, "input_size", lambda: 16)
+    tab.set_input_size(16)
     assert tab.run()
     tab.cancel()
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+
+
+def test_a_damaged_cache_file_is_discarded_named_and_computed_again(tab, qtbot, tmp_path):
+    """A truncated or empty cached grid broke the comparison for good (BadZipFile, EOFError in the event loop)."""
+    qtbot.mouseClick(tab.start_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    files = sorted((tmp_path / "cache" / "padlens" / "translation").glob("*.npz"))
+    assert len(files) == 2
+    files[0].write_bytes(files[0].read_bytes()[:50])   # truncated
+    files[1].write_bytes(b"")                          # empty
+    qtbot.mouseClick(tab.start_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    status = tab.status.text()
+    assert status.startswith("Done") and not any(e.from_cache for e in tab.entries())
+    for f in files:
+        assert "Note: discarded the unreadable" in status and f.name in status
+        assert f.stat().st_size > 50, "computed again and cached"

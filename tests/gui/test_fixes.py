@@ -188,6 +188,8 @@ def test_own_model_that_is_not_a_sequential_shows_every_layer(window, tmp_path):
 def test_a_model_that_only_takes_32x32_refuses_other_input_sizes(window, tmp_path, monkeypatch):
     w = window
     (tmp_path / "mine.py").write_text(MODEL_PY)
+    w.show()
+    w.tabs.setCurrentWidget(w.comparison)                   # its checkpoints load when the tab first shows
     w.set_input_size(40)                                    # remembered from the model before
     assert w.comparison.layers[0].output_shape[-1] == 40
     assert w.open_custom_model(str(tmp_path / "mine.py"), "fixed_head", None)

@@ -52,18 +52,18 @@ def test_cached_grid_reopens_at_once(tab, qtbot):
     assert tab.result is not None, "back to the computed settings: the cached grid shows again"
 
 
-def test_pooling_phase_at_a_resized_input(tab, qtbot):
+def test_pooling_phase_at_a_resized_input(tab, qtbot, window):
     tab.step.setValue(2)
-    tab.window_.set_input_size(64)           # pools repeat every 4 px of the 32 px image
+    window.set_input_size(64)           # pools repeat every 4 px of the 32 px image
     tab.start()
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
     assert "repeat every 4 px" in tab.pitfalls.text()
-    tab.window_.set_input_size(48)           # 8 * 32 / 48: not a whole pixel
+    window.set_input_size(48)           # 8 * 32 / 48: not a whole pixel
     assert tab.result is None, "the 64 px grid leaves the screen"
     tab.start()
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
     assert tab.result.info["input_size"] == 48 and "no shift keeps the phase" in tab.pitfalls.text()
-    tab.window_.set_input_size(64)
+    window.set_input_size(64)
     assert tab.result.info["input_size"] == 64, "back at 64: its cached grid"
 
 
@@ -101,15 +101,15 @@ def test_cancel_keeps_partial_results(tab, qtbot, monkeypatch):
     assert "Cancelled" in tab.status.text() and tab.start_btn.isEnabled()
     assert r.count.min() == 10 and 10 < r.count.max() < 60, "cells differ in image counts"
     np.testing.assert_allclose(tab.figure.images["accuracy"].image, r.accuracy)
-    assert "showing the 10 images per cell" in tab.status.text() and not tab.req.path.exists()
+    assert f"10 to {int(r.count.max())} images per cell of the 60" in tab.status.text() and not tab.req.path.exists()
     tab.hover(4, 4)                        # the last cell: the batch did not reach it
     assert "10 images" in tab.readout.text()
 
 
-def test_start_stays_disabled_while_a_grid_runs_and_the_data_set_arrives(tab, qtbot, fake_data):
+def test_start_stays_disabled_while_a_grid_runs_and_the_data_set_arrives(tab, qtbot, fake_data, window):
     tab.count.setValue(60)
     tab.start()
-    tab.window_.set_datasets({"test": fake_data})
+    window.set_datasets({"test": fake_data})
     assert tab.runner.running and not tab.start_btn.isEnabled()
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
     assert tab.start_btn.isEnabled()
@@ -137,9 +137,9 @@ def test_cells_a_cancel_left_out_are_blank_and_said_so(tab):
     assert "not computed" in tab.readout.text()
 
 
-def test_examples_follow_the_grid_on_screen_and_the_seed_is_remembered(tab, qtbot, tmp_path):
+def test_examples_follow_the_grid_on_screen_and_the_seed_is_remembered(tab, qtbot, tmp_path, window):
     from PyQt6.QtCore import QSettings
-    tab.window_.set_input_size(40)
+    window.set_input_size(40)
     tab.mode.setCurrentText("roll")
     tab.start()
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
@@ -206,8 +206,9 @@ def test_the_origin_marker_is_outlined_and_shows_only_where_the_grid_has_that_ce
     from padlens.gui.figures import HeatmapFigure
     fig = HeatmapFigure()
     marker = fig.markers["accuracy"]
-    assert [spot.pen().color().name() for spot in marker.points()] == ["#000000", "#ffffff"], \
+    assert [m.brush().color().name() for m in (marker, *marker.childItems())] == ["#000000", "#ffffff"], \
         "white on black: visible on bright yellow as on dark blue"
+    assert marker.childItems()[0].boundingRect().width() < marker.boundingRect().width(), "an outline shows"
     assert not marker.isVisible(), "no grid yet"
     r = GridResult.empty(GridSpec(-4, 4, -4, 4, 4))
     r.count[:] = 1
@@ -250,8 +251,8 @@ def test_rectangular_grid_horizontal_shifts_only(tab, qtbot, tmp_path):
     assert tab.spec() == GridSpec(-4, 4, 0, 0, 4) and g.y_lo.isEnabled()
 
 
-def test_a_grid_of_another_model_or_size_never_shows(tab, qtbot):
-    w = tab.window_
+def test_a_grid_of_another_model_or_size_never_shows(tab, qtbot, window):
+    w = window
     tab.count.setValue(60)
     tab.start()
     w.set_input_size(40)                     # mid-run: the run goes on for 32x32 ...
@@ -261,8 +262,8 @@ def test_a_grid_of_another_model_or_size_never_shows(tab, qtbot):
     assert tab.result is not None and tab.result.images == 60
 
 
-def test_opening_another_model_mid_run_cancels_without_waiting(tab, qtbot, tiny_checkpoint):
-    w = tab.window_
+def test_opening_another_model_mid_run_cancels_without_waiting(tab, qtbot, tiny_checkpoint, window):
+    w = window
     tab.start()
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)   # 30 images, step 4: cached
     tab.count.setValue(60)
@@ -277,3 +278,64 @@ def test_opening_another_model_mid_run_cancels_without_waiting(tab, qtbot, tiny_
     qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
     assert tab.result is not None and tab.result.images == 30, "then the new model's cached grid"
     assert "From cache" in tab.status.text() and tab.start_btn.isEnabled()
+
+
+def _hover(tab, qtbot, dx, dy):
+    """Moves the mouse over cell (dx, dy) of the accuracy heatmap, as a user does."""
+    from PyQt6.QtCore import QPointF
+    fig = tab.figure
+    tab.window().tabs.setCurrentWidget(tab)
+    tab.window().resize(1400, 900)
+    tab.window().show()
+    qtbot.waitUntil(lambda: fig.isVisible() and fig.plots["accuracy"].vb.viewRange()[0][0] < dx)
+    qtbot.wait(200)   # the panels refit to the window's size once Qt has laid it out
+    scene = fig.plots["accuracy"].vb.mapViewToScene(QPointF(dx, dy))
+    qtbot.mouseMove(fig.viewport(), fig.mapFromScene(scene))
+
+
+def test_the_hover_read_out_gives_each_cells_95_percent_interval(tab, qtbot):
+    from PyQt6.QtCore import Qt
+
+    from padlens.core.stats import wilson
+    qtbot.mouseClick(tab.start_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    r = tab.result
+    _hover(tab, qtbot, 4, -4)
+    qtbot.waitUntil(lambda: "dx=+4, dy=-4" in tab.readout.text())
+    i, j = r.cell(4, -4)
+    lo, hi = wilson(r.correct[i, j], r.count[i, j])
+    c_lo, c_hi = wilson(r.consistent[i, j], r.count[i, j])
+    text = tab.readout.text()
+    assert (f"accuracy {100 * r.accuracy[i, j]:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}%, 30 images)" in text
+            and lo < r.accuracy[i, j] < hi), text
+    assert f"(95% CI {100 * c_lo:.1f}-{100 * c_hi:.1f}%)" in text
+
+
+def test_stop_at_a_precision_ends_early_and_the_bar_says_precision_reached(tab, qtbot, tmp_path):
+    from PyQt6.QtCore import QSettings, Qt
+
+    from padlens.core.jobs import Partial
+    tab.count.setValue(60)
+    assert tab.until_ci.text() == "off (all images)" and tab.request().target_halfwidth is None
+    widths = [float(np.nanmax(e.value.accuracy_halfwidth)) for e in tab.request().job() if isinstance(e, Partial)]
+    assert len(widths) == 3 and widths[0] > widths[1], "chunks of 10, 30 and 60 images, narrower each time"
+    points = round(50 * (widths[0] + widths[1]), 1)          # reached after 30 images, not after 10
+    assert points < tab.until_ci.maximum()
+    tab.until_ci.setFocus()
+    qtbot.keyClick(tab.until_ci, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(tab.until_ci, f"{points}")
+    qtbot.keyClick(tab.until_ci, Qt.Key.Key_Return)
+    assert tab.until_ci.value() == points
+    assert tab.result is None, "the full 60-image grid is another grid"
+    qtbot.mouseClick(tab.start_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert tab.result.images == 30 and tab.bar.format() == "precision reached" and tab.bar.value() == tab.bar.maximum()
+    assert f"precision reached: every cell within ±{points:.1f} points" in tab.status.text()
+    assert "after 30 of 60 images" in tab.status.text() and "cached as" in tab.status.text()
+    tab.result = None
+    assert tab.try_cache() and "precision reached" in tab.status.text(), "the early stop is complete: cached"
+    s = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    tab.save_settings(s)
+    tab.until_ci.setValue(0)
+    tab._restore(s)
+    assert tab.until_ci.value() == points

@@ -1,0 +1,102 @@
+"""Time to a usable window: a fresh `python -c` builds the MainWindow (offscreen) and reports, counted from
+the moment it was spawned, when the imports were done, when the window was first painted and when the first
+feature maps were painted. One run warms the disk caches, then --runs more are timed; the medians are printed,
+as wall time and as the child's CPU time (what the wall time would be on an idle machine: other work on a
+shared 2-core machine stretches the wall time, not the CPU time).
+
+    python bench/startup.py [--runs 3] [--data DIR] [--checkpoint PATH]
+
+Without --data the window opens as on a first launch without a data set (the blank tensor's maps); each run
+has settings of its own (a throwaway config folder), so none starts on a tab or model an earlier run left.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CHILD = r"""
+import json, os, sys, time
+from PyQt6.QtCore import QEvent, QObject, QTimer
+from PyQt6.QtWidgets import QApplication
+marks = {}
+app = QApplication(sys.argv[:1])
+from padlens.gui.main_window import MainWindow
+marks["imported"] = (time.time(), time.process_time())
+win = None
+
+class Watch(QObject):
+    def eventFilter(self, obj, ev):
+        if ev.type() == QEvent.Type.Paint and win is not None and obj.isWidgetType() and obj.window() is win:
+            marks.setdefault("shown", (time.time(), time.process_time()))
+            if win.grid.maps is not None and win.grid.isAncestorOf(obj):
+                marks.setdefault("maps", (time.time(), time.process_time()))
+                QTimer.singleShot(0, app.quit)
+        return False
+
+watch = Watch()
+app.installEventFilter(watch)
+win = MainWindow(sys.argv[1] or None, sys.argv[2])
+marks["constructed"] = (time.time(), time.process_time())
+win.show()
+QTimer.singleShot(60000, app.quit)
+app.exec()
+app.removeEventFilter(watch)
+win.close()
+print(json.dumps(marks), flush=True)
+os._exit(0)   # the timing is out; PyQt's teardown order at exit is not what is measured
+"""
+
+STAGES = ("imported", "constructed", "shown", "maps")
+
+
+def run_once(checkpoint: str, data: str, config: str) -> dict[str, tuple[float, float]]:
+    """(wall seconds since the spawn, CPU seconds of the child) at each stage it reached."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=config)
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-c", CHILD, checkpoint, data], env=env, capture_output=True, text=True,
+                         check=True)
+    marks = json.loads(out.stdout.strip().splitlines()[-1])
+    return {k: (marks[k][0] - t0, marks[k][1]) for k in STAGES if k in marks}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--data", default="", help="data root (default: none, the first launch without a data set)")
+    p.add_argument("--checkpoint", default="", help="checkpoint (default: the shipped flagship)")
+    a = p.parse_args(argv)
+    import torch
+
+    from padlens.core.device import native_bf16
+    cpu = torch.device("cpu")
+    print(f"CPU: {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores, native bf16: "
+          f"{'yes' if native_bf16(cpu) else 'no'}; torch {torch.__version__}; Qt offscreen")
+    data = a.data or os.path.join(tempfile.gettempdir(), "padlens-bench-no-data")
+    times = []
+    for k in range(a.runs + 1):
+        with tempfile.TemporaryDirectory(prefix="padlens-startup-") as config:
+            t = run_once(a.checkpoint, data, config)
+        label = "warm-up" if k == 0 else f"run {k}"
+        print(f"{label:>8}: " + ", ".join(f"{s} {t[s][0]:.2f} s (CPU {t[s][1]:.2f} s)" for s in STAGES if s in t),
+              flush=True)
+        if k:
+            times.append(t)
+    for s in STAGES:
+        got = [t[s] for t in times if s in t]
+        if got:
+            print(f"median {s}: {statistics.median(g[0] for g in got):.2f} s wall, "
+                  f"{statistics.median(g[1] for g in got):.2f} s CPU, over {len(got)} runs")
+    missing = [s for s in ("shown", "maps") if any(s not in t for t in times)]
+    if missing:
+        print(f"never reached within 60 s in some runs: {', '.join(missing)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

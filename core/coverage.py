@@ -1,0 +1,252 @@
+"""The coverage (foveation) map: for every input pixel, how many paths through the whole network reach it.
+
+Alsallakh et al., "Are convolutional networks inherently foveated?" (SVRHM 2021; Mind the Pad, Fig. 11):
+a pixel near the border lies in fewer receptive fields than one in the centre, so the network sees the
+centre more often. Counted exactly: a copy of the network in which every convolution has all-one kernels
+and no bias, every pooling window sums its inputs (each input position of a max-pool window is a path,
+whichever wins), normalisations and nonlinearities are identities, and Linear layers connect every
+feature to every output; the gradient of the sum of its outputs with respect to an input pixel is then
+the number of paths from that pixel to the output. Each layer keeps its padding mode, stride and
+padding: zero padding carries no path (the gradient into padded positions is dropped), while reflect,
+replicate, circular and symmetric padding route the paths of padded positions back onto the real pixels
+they copy, which the gradient through the padding does by itself.
+
+Channels are counted once: a convolution's weights are groups / out_channels and a Linear's
+1 / out_features, so the gradient that reaches every channel equals the single-channel path count
+(the channel product, the same factor for every pixel, is left out). A forward that is not linear once
+its layers are replaced (a functional F.relu or torch.max inside forward) cannot be counted this way and
+is refused.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from padlens.core.activations import resize_input
+from padlens.core.files import atomic_csv, atomic_write
+from padlens.core.jobs import Progress, never
+from padlens.core.layers import iter_paths, layer_at
+
+COVERAGE_HELP = ("Coverage: for every input pixel, the number of paths through the network's receptive fields "
+                 "from that pixel to the output (all-one kernels, pools summing every window position, padding "
+                 "as each layer pads; channels counted once). Zero padding makes border pixels reach fewer "
+                 "outputs than central ones; a constant map means every pixel is seen equally often.")
+
+
+class SumPool(nn.Module):
+    """A pooling window as path counting: the sum of every input position it covers (padding adds none)."""
+
+    def __init__(self, pool: nn.Module):
+        super().__init__()
+        self.kernel_size, self.stride = pool.kernel_size, pool.stride if pool.stride is not None else pool.kernel_size
+        self.padding, self.ceil_mode = pool.padding, bool(getattr(pool, "ceil_mode", False))
+        dilation = getattr(pool, "dilation", 1)
+        if dilation not in (1, (1, 1)):
+            raise ValueError(f"a max-pool with dilation {dilation} cannot be counted as paths yet; coverage "
+                             "supports undilated pools")
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            count_include_pad=True, divisor_override=1)
+
+
+class AdaptiveSumPool(nn.Module):
+    """An adaptive pool as path counting: each output sums its window (torch's floor/ceil windows)."""
+
+    def __init__(self, pool: nn.Module):
+        super().__init__()
+        self.output_size = pool.output_size
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        oh, ow = (self.output_size, self.output_size) if isinstance(self.output_size, int) else self.output_size
+        oh, ow = oh or h, ow or w   # None keeps that axis
+        rows = [(i * h // oh, -(-(i + 1) * h // oh)) for i in range(oh)]
+        cols = [(j * w // ow, -(-(j + 1) * w // ow)) for j in range(ow)]
+        return torch.stack([torch.stack([x[..., a:b, c:d].sum((-2, -1)) for c, d in cols], -1)
+                            for a, b in rows], -2)
+
+
+_IDENTITIES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm,
+               nn.modules.dropout._DropoutNd)
+
+
+def path_counting_copy(model: nn.Module, dtype: torch.dtype = torch.float64) -> nn.Module:
+    """The copy whose input gradient counts paths (see the module docstring), in eval mode and dtype."""
+    from padlens.core.model import Scale
+    counting = copy.deepcopy(model).eval().to(dtype=dtype, memory_format=torch.contiguous_format)
+    counting.requires_grad_(False)   # only the input's gradient is wanted
+    for path, m in list(iter_paths(counting)):
+        new = None
+        if isinstance(m, nn.Conv2d):
+            with torch.no_grad():
+                m.weight.fill_(m.groups / m.out_channels)
+                if m.bias is not None:
+                    m.bias.zero_()
+        elif isinstance(m, nn.Linear):
+            with torch.no_grad():
+                m.weight.fill_(1 / m.out_features)
+                if m.bias is not None:
+                    m.bias.zero_()
+        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            new = SumPool(m)
+        elif isinstance(m, (nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)):
+            new = AdaptiveSumPool(m)
+        elif (isinstance(m, _IDENTITIES + (Scale,)) or
+              (type(m).__module__ == nn.modules.activation.__name__ and not isinstance(m, nn.MultiheadAttention))):
+            new = nn.Identity()
+        if new is not None:
+            parent = layer_at(counting, path[:-1])
+            key = list(parent._modules)[path[-1]] if isinstance(path[-1], int) else path[-1]
+            parent._modules[key] = new
+    return counting
+
+
+def _input_channels(model: nn.Module) -> int:
+    """Channels of the model's input: the first convolution's (3 for an image model without one)."""
+    return next((m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)), 3)
+
+
+def _check_linear(counting: nn.Module, shape: tuple, dtype: torch.dtype, device: torch.device) -> None:
+    """Refuse a copy that is not linear: its gradient would depend on the input and count nothing."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(shape, generator=gen, dtype=dtype).to(device) for _ in range(2))
+    with torch.no_grad():
+        fa, fb, fab = (counting(v).double() for v in (a, b, a - 2 * b))
+    scale = max(float(fa.abs().max()), float(fb.abs().max()), 1e-30)
+    if float((fab - (fa - 2 * fb)).abs().max()) > 1e-6 * scale:
+        raise ValueError("coverage counts paths through Conv2d, pooling, Linear, normalisation and activation "
+                         "layers; this model's forward is not linear once they are replaced (a functional call such "
+                         "as F.relu or torch.max in forward, or a layer of another kind), so its paths cannot be "
+                         "counted. Use nn.ReLU / nn.MaxPool2d modules in the model for this analysis.")
+
+
+@dataclass
+class CoverageMap:
+    """Paths per pixel at one network input size. counts: [S, S] at the network's input; image: [32, 32],
+    the same paths seen from the image before resize_input (bilinear weights, so not whole numbers when
+    S != 32); uneven: the padding arithmetic's notes on layers that use this size unevenly."""
+    size: int
+    counts: np.ndarray
+    image: np.ndarray
+    uneven: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict:
+        return coverage_summary(self.counts)
+
+
+def coverage_summary(counts: np.ndarray) -> dict:
+    """The numbers a map is read by: the paths at a corner, an edge's middle and the centre (means over the
+    four corners, the four edge middles and the central 1 or 2 pixels per axis), min and max, their ratios,
+    blind pixels (no path), and the asymmetry: max |M - M flipped| (left-right or top-bottom) / max M,
+    non-zero where padding is read on one side only or rows are dropped."""
+    m = np.asarray(counts, dtype=np.float64)
+    h, w = m.shape
+    mid = lambda n: slice((n - 1) // 2, n // 2 + 1)  # noqa: E731 - the 1 or 2 central indices
+    corner = float(np.mean([m[0, 0], m[0, -1], m[-1, 0], m[-1, -1]]))
+    edge = float(np.mean([m[0, mid(w)].mean(), m[-1, mid(w)].mean(), m[mid(h), 0].mean(), m[mid(h), -1].mean()]))
+    centre = float(m[mid(h), mid(w)].mean())
+    top = float(m.max())
+    asym = max(float(np.abs(m - m[:, ::-1]).max()), float(np.abs(m - m[::-1, :]).max()))
+    return {"size": [h, w], "corner": corner, "edge": edge, "centre": centre, "min": float(m.min()), "max": top,
+            "corner_to_centre": corner / centre if centre else math.nan,
+            "min_to_max": float(m.min()) / top if top else math.nan,
+            "blind_pixels": int((m <= 1e-9 * max(top, 1e-300)).sum()),
+            "asymmetry": asym / top if top else 0.0, "constant": bool(np.ptp(m) <= 1e-9 * max(top, 1e-300))}
+
+
+def _snap(a: np.ndarray) -> np.ndarray:
+    """Path counts are whole numbers; float rounding of the 1/out_channels weights is put back (values
+    further than 1e-6 from a whole number, e.g. bilinear-weighted ones, stay as they are)."""
+    r = np.rint(a)
+    return np.where(np.abs(a - r) <= 1e-6 * np.maximum(1.0, np.abs(a)), r, a)
+
+
+def coverage_map(model: nn.Module, size: int = 32, image_size: int = 32,
+                 device: torch.device | None = None) -> CoverageMap:
+    """The coverage map of the whole model at network input size x size (the image resized from image_size as
+    resize_input does), with the uneven-padding notes of core.spatial_bias.padding_arithmetic at that size.
+    Raises check_input_size's ValueError for a size the model cannot take."""
+    from padlens.core.spatial_bias import padding_arithmetic
+    device = device or next((p.device for p in model.parameters()), torch.device("cpu"))
+    uneven = [f"{r['name']} {r['type']}: {r['note']}" for r in padding_arithmetic(model, size) if r["uneven"]]
+    dtype = torch.float32 if device.type == "mps" else torch.float64   # MPS has no float64
+    counting = path_counting_copy(model, dtype).to(device)
+    c = _input_channels(model)
+    _check_linear(counting, (1, c, size, size), dtype, device)
+    image = torch.zeros(1, c, image_size, image_size, dtype=dtype, device=device, requires_grad=True)
+    x = resize_input(image, size)
+    if x is not image:
+        x.retain_grad()   # the paths at the network's input; image.grad has them seen from the image
+    out = counting(x)
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"coverage needs a model that returns one tensor, not {type(out).__name__}")
+    out.sum().backward()
+    counts = _snap(x.grad[0, 0].double().cpu().numpy())
+    return CoverageMap(size, counts, _snap(image.grad[0, 0].double().cpu().numpy()), uneven)
+
+
+def comparison_size(size: int) -> int:
+    """The other side of the 2^n vs 2^n + 1 comparison: size + 1 for a power of two (32 -> 33, where strided
+    layers start dropping rows or reading padding on one side), else the power of two at or below it."""
+    if size & (size - 1) == 0:
+        return size + 1
+    return 1 << (size.bit_length() - 1)
+
+
+def coverage_job(model: nn.Module, sizes: list[int], image_size: int = 32, device: torch.device | None = None,
+                 should_stop: Callable[[], bool] = never):
+    """Job: a CoverageMap per network input size (Progress after each); when stopped, the maps done so far.
+    Every size is checked before the first map, so a size the model cannot take fails before any work."""
+    from padlens.core.spatial_bias import check_input_size
+    for s in sizes:
+        check_input_size(model, s)
+    maps: list[CoverageMap] = []
+    for k, s in enumerate(sizes):
+        if should_stop():
+            break
+        maps.append(coverage_map(model, s, image_size, device))
+        yield Progress(k + 1, len(sizes), f"coverage at {s}x{s}")
+    return maps
+
+
+# ---------------------------------------------------------------------------------------------------
+# Files and figures
+
+def save_coverage(maps: list[CoverageMap], out, label: str, stem: str = "coverage") -> list:
+    """stem.npz (counts_S and image_S per size), stem.csv (one row per pixel and size) and stem.png."""
+    from padlens.core.figures_png import save_png
+    arrays = {}
+    for m in maps:
+        arrays[f"counts_{m.size}"] = m.counts
+        arrays[f"image_{m.size}"] = m.image
+    written = [atomic_write(out / f"{stem}.npz", lambda tmp: np.savez_compressed(tmp, **arrays))]
+    rows = [["input_size", "y", "x", "paths"]]
+    for m in maps:
+        rows += [[m.size, y, x, f"{m.counts[y, x]:.6g}"] for y in range(m.counts.shape[0])
+                 for x in range(m.counts.shape[1])]
+    written.append(atomic_csv(out / f"{stem}.csv", rows))
+    written.append(save_png(out / f"{stem}.png", coverage_figure(maps, label)))
+    return written
+
+
+def coverage_figure(maps: list[CoverageMap], label: str):
+    """One tile per size, each on its own scale with a colour bar, labelled with its min-max paths."""
+    from padlens.core.figures_png import colorbar, colorize, montage, upscale, with_caption
+    tiles, labels = [], []
+    for m in maps:
+        img = upscale(colorize(m.counts, "viridis"), max(1, 192 // m.size))
+        gap = torch.full((3, img.shape[-2], 4), 255, dtype=torch.uint8)
+        tiles.append(torch.cat([img, gap, colorbar(img.shape[-2], "viridis", 8)], -1))
+        s = m.summary
+        labels.append(f"{m.size}x{m.size}: {s['min']:.0f}-{s['max']:.0f}" + (" uneven" if m.uneven else ""))
+    return with_caption(montage(tiles, cols=len(tiles), gap=10, labels=labels),
+                        f"{label}: paths per input pixel (coverage)")

@@ -1,0 +1,350 @@
+"""Which layer breaks shift equivariance: features of the shifted image against the shifted features.
+
+For a layer whose map is H x W on a 32 x 32 image, a shift by (dx, dy) image pixels moves its features by
+(dx * W / 32, dy * H / 32) map pixels. Where that is a whole number (the shift is a multiple of the layer's
+stride: 1 px before the first pool, 2 after it, 8 after three), the layer is equivariant to it when
+f(shift(x)) equals shift(f(x)). The similarity of a layer and shift is the cosine between the two,
+each flattened over channels and positions, per image, averaged over the images. Under `roll` both are
+rolled and compared whole; under `affine` and `affine-mean` only the region valid in both is compared
+(content that left the frame, and the fill that came in, are left out). Other shifts are n/a for that
+layer: they change its pooling phase. A 1 x 1 map (after global pooling) and the model's output have no
+position left, so there the shifted image's features are compared with the unshifted ones: invariance.
+
+With circular padding and `roll` shifts by multiples of the pooling period, every layer is exactly
+equivariant (similarity 1 to float precision); zero padding lowers it from the layer whose receptive
+field first reaches the padding ring.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from padlens.core.activations import resize_input
+from padlens.core.data import Normalization, mean_color
+from padlens.core.files import atomic_csv, atomic_write
+from padlens.core.jobs import Progress, never
+from padlens.core.layers import hook_outputs, is_container, iter_paths, path_name
+from padlens.core.shifts import shifted_copies
+from padlens.core.translation import GridSpec
+
+DEFAULT_GRID = GridSpec(-8, 8, -8, 8, 2)   # 81 shifts: every phase of the 2-px layers, 9 of the 8-px ones
+DEFAULT_IMAGES = 20   # two per class: the cosines vary little between images; 1,620 forward passes in all
+DEFAULT_MODE = "roll"   # nothing leaves the frame: what differs is the padding and the pooling phase
+OUTPUT = "output"
+DROP_NOISE = 1e-4   # a fall in similarity this small is float32 rounding over large maps, not a lost equivariance
+EQUIVARIANCE_HELP = (
+    "Shift equivariance per layer: cosine similarity between the features of the shifted image and the "
+    "unshifted image's features shifted by the same amount at that layer's resolution (flattened over channels "
+    "and positions, per image, averaged over the images). Under affine shifts only the region valid in both is "
+    "compared; under roll the whole map. n/a: the shift is not a multiple of the layer's stride. 1x1 maps and "
+    "the output are compared unshifted (invariance).")
+
+
+@dataclass
+class EquivarianceResult:
+    """Sums of cosines and image counts per (layer, shift), so partial results read correctly.
+
+    layers: path names ("output" last); types; sizes: each map's [H, W] ([1, 1] for the output); shifts [K, 2]
+    of (dx, dy); aligned [L, K]: the shift is a whole number of that layer's map pixels and some of the map
+    stays in frame (else n/a)."""
+    layers: list[str]
+    types: list[str]
+    sizes: list[tuple[int, int]]
+    shifts: np.ndarray
+    aligned: np.ndarray
+    sums: np.ndarray
+    counts: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    @property
+    def similarity(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.aligned & (self.counts > 0), self.sums / np.maximum(self.counts, 1), np.nan)
+
+    @property
+    def images(self) -> int:
+        c = self.counts[self.aligned]
+        return int(c.min()) if c.size else 0
+
+    def stride(self, i: int, size: int = 32) -> float | None:
+        """Image pixels per map pixel of layer i (None for the output and 1x1 maps, compared unshifted)."""
+        h, w = self.sizes[i]
+        return None if h == w == 1 else size / w
+
+    def save_npz(self, path) -> None:
+        atomic_write(path, lambda tmp: np.savez_compressed(
+            tmp, similarity=self.similarity, dx=self.shifts[:, 0], dy=self.shifts[:, 1], layers=np.array(self.layers),
+            types=np.array(self.types), sizes=np.array(self.sizes), aligned=self.aligned, sums=self.sums,
+            counts=self.counts, info=np.array(json.dumps(self.info, default=str))))
+
+    def write_csv(self, path) -> None:
+        """The layer x shift table: one row per layer, one column per shift ("n/a" where not aligned)."""
+        sim = self.similarity
+        head = ["layer", "type", "map", "images", *[f"dx={dx} dy={dy}" for dx, dy in self.shifts]]
+        rows = [[name, t, f"{h}x{w}", int(self.counts[i].max()),
+                 *["n/a" if not np.isfinite(v) else f"{v:.6f}" for v in sim[i]]]
+                for i, (name, t, (h, w)) in enumerate(zip(self.layers, self.types, self.sizes))]
+        atomic_csv(path, [head, *rows])
+
+
+def _feature_shift(dx: int, dy: int, hw: tuple[int, int], image: tuple[int, int]) -> tuple[int, int] | None:
+    """(fx, fy) in map pixels, (0, 0) for a 1x1 map, or None where the shift is not a whole map pixel."""
+    h, w = hw
+    if h == w == 1:
+        return 0, 0
+    if (dx * w) % image[1] or (dy * h) % image[0]:
+        return None
+    return dx * w // image[1], dy * h // image[0]
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """Rows flattened in the order a channels_last map is stored (free for one), the same for both sides."""
+    return (x.permute(0, 2, 3, 1) if x.dim() == 4 else x).reshape(len(x), -1)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-row dot products (float32 products summed by bmm, returned as float64)."""
+    return torch.bmm(_flat(a).unsqueeze(1), _flat(b).unsqueeze(2)).flatten().double()
+
+
+def _norm(a: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(_flat(a), dim=1).double()
+
+
+def _cosines(dot: torch.Tensor, na: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
+    """dot / (na nb); 1 where both rows are zero (identical), 0 where only one is."""
+    cos = dot / (na * nb).clamp_min(1e-300)
+    return torch.where((na == 0) & (nb == 0), torch.ones_like(cos), torch.where((na == 0) | (nb == 0), 0.0 * cos, cos))
+
+
+def _roll(x: torch.Tensor, f: tuple[int, int]) -> torch.Tensor:
+    """torch.roll(x, (fy, fx), (-2, -1)) as four block copies, faster than torch.roll for channels_last maps."""
+    h, w = x.shape[-2:]
+    fy, fx = f[1] % h, f[0] % w
+    out = torch.empty_like(x)
+    for ys, yd in ((slice(0, h - fy), slice(fy, h)), (slice(h - fy, h), slice(0, fy))):
+        for xs, xd in ((slice(0, w - fx), slice(fx, w)), (slice(w - fx, w), slice(0, fx))):
+            out[..., yd, xd] = x[..., ys, xs]
+    return out
+
+
+def _overlap(out: torch.Tensor, ref: torch.Tensor, f: tuple[int, int]):
+    """The shifted image's features and the unshifted ones moved by f = (fx, fy) map pixels, cut to the
+    region valid in both."""
+    fx, fy = f
+    h, w = out.shape[-2:]
+    return (out[..., max(0, fy):h + min(0, fy), max(0, fx):w + min(0, fx)],
+            ref[..., max(0, -fy):h - max(0, fy), max(0, -fx):w - max(0, fx)])
+
+
+def _layers(model: nn.Module, x: torch.Tensor) -> list[tuple]:
+    """(path, module, [H, W]) of every leaf layer with a 4-D output, in the order a forward pass runs them."""
+    paths = [(p, m) for p, m in iter_paths(model) if not is_container(m)]
+    shapes: dict = {}
+    hooks = hook_outputs(model, lambda p, out: shapes.__setitem__(p, tuple(out.shape)), paths)
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [(p, m, shapes[p][-2:]) for p, m in paths if p in shapes and len(shapes[p]) == 4]
+
+
+def equivariance_job(model: nn.Module, images: torch.Tensor, norm: Normalization, spec: GridSpec = DEFAULT_GRID,
+                     mode: str = DEFAULT_MODE, device: torch.device = torch.device("cpu"), input_size: int = 32,
+                     batch_images: int = 32, batch_rows: int = 128, fill_color: tuple[float, ...] | None = None,
+                     info: dict | None = None, should_stop: Callable[[], bool] = never):
+    """Job over uint8 images [N, 3, H, W] (already the subset to use): the EquivarianceResult, fp32.
+
+    Images go in chunks of batch_images: one forward pass keeps every layer's output of the unshifted chunk,
+    then its shifted copies run in batches of batch_rows, and a forward hook per layer compares each with
+    the reference as it comes, so no shifted feature map is kept. Yields Progress per batch; when stopped,
+    returns what is finished (counts say how many images each cell has). fill_color: the affine-mean fill
+    (default: the mean colour of images)."""
+    model = model.eval()
+    h0, w0 = images.shape[-2:]
+    fill = (fill_color or mean_color(images)) if mode == "affine-mean" else None
+    shifts = [(int(dx), int(dy)) for dy in spec.dys for dx in spec.dxs]
+
+    def prepare(pixels: torch.Tensor) -> torch.Tensor:
+        x = resize_input(norm.apply(pixels.to(device)), input_size)
+        return x.contiguous(memory_format=torch.channels_last)
+
+    found = _layers(model, prepare(images[:1]))
+    names = [path_name(p) for p, _, _ in found] + [OUTPUT]
+    types = [type(m).__name__ for _, m, _ in found] + ["output"]
+    sizes = [tuple(int(v) for v in hw) for _, _, hw in found] + [(1, 1)]
+    moves = [[_feature_shift(dx, dy, hw, (h0, w0)) for dx, dy in shifts] for hw in sizes]
+    if mode != "roll":   # a map shifted entirely out of its frame has nothing left to compare
+        moves = [[f if f is not None and (hw == (1, 1) or (abs(f[0]) < hw[1] and abs(f[1]) < hw[0])) else None
+                  for f in row] for row, hw in zip(moves, sizes)]
+    result = EquivarianceResult(names, types, sizes, np.array(shifts, dtype=int).reshape(-1, 2),
+                                np.array([[f is not None for f in row] for row in moves], dtype=bool),
+                                np.zeros((len(names), len(shifts))), np.zeros((len(names), len(shifts))),
+                                {"mode": mode, "input_size": input_size, **({"fill_color": list(fill)} if fill else {}),
+                                 **(info or {})})
+    index = {**{p: i for i, (p, _, _) in enumerate(found)}, OUTPUT: len(found)}
+    refs: dict = {}
+    ref_norms: dict = {}
+    batch: dict = {}   # what the hooks compare: the shift of each row block and the images it holds
+
+    def store_reference(p, out):
+        refs[index[p]] = out.float()
+        ref_norms[index[p]] = _norm(refs[index[p]])
+
+    def compare(i: int, out: torch.Tensor) -> None:
+        """Add the cosines of this batch's rows at layer i (whole maps: rolled, or unshifted at (0, 0) and
+        for 1x1 maps and the output; else the region valid in both)."""
+        out = out.float()
+        whole = None   # the rows' norms over the whole map, shared by the blocks compared whole
+        for k, a, b, img in batch["blocks"]:
+            f = moves[i][k]
+            if f is None:
+                continue
+            ref = refs[i][img]
+            if f == (0, 0) or mode == "roll":
+                whole = _norm(out) if whole is None else whole
+                cos = _cosines(_dot(out[a:b], ref if f == (0, 0) else _roll(ref, f)), whole[a:b], ref_norms[i][img])
+            else:
+                x, y = _overlap(out[a:b], ref, f)
+                cos = _cosines(_dot(x, y), _norm(x), _norm(y))
+            result.sums[i, k] += float(cos.sum())
+            result.counts[i, k] += b - a
+
+    total, done = len(images) * len(shifts), 0
+    for lo in range(0, len(images), batch_images):
+        x0 = images[lo:lo + batch_images].to(device)
+        n = len(x0)
+        hooks = hook_outputs(model, store_reference, [(p, m) for p, m, _ in found])
+        try:
+            with torch.inference_mode():
+                store_reference(OUTPUT, model(prepare(x0)))
+        finally:
+            for h in hooks:
+                h.remove()
+        hooks = hook_outputs(model, lambda p, out: compare(index[p], out), [(p, m) for p, m, _ in found])
+        try:
+            rows = len(shifts) * n
+            for a in range(0, rows, batch_rows):
+                if should_stop():
+                    return result
+                b = min(a + batch_rows, rows)
+                k0, k1 = a // n, (b - 1) // n
+                x = shifted_copies(x0, shifts[k0:k1 + 1], mode, fill)[a - k0 * n:b - k0 * n]
+                # blocks of rows that share a shift: (shift, first row, end row, which images)
+                batch["blocks"] = [(k, max(a, k * n) - a, min(b, (k + 1) * n) - a,
+                                    slice(max(a, k * n) - k * n, min(b, (k + 1) * n) - k * n))
+                                   for k in range(k0, k1 + 1)]
+                with torch.inference_mode():
+                    compare(len(found), model(prepare(x)))
+                done += b - a
+                yield Progress(done, total, f"images {lo + 1}-{lo + n} of {len(images)}, "
+                                            f"shifts {k0 + 1}-{k1 + 1} of {len(shifts)}")
+        finally:
+            for h in hooks:
+                h.remove()
+        refs.clear()
+        ref_norms.clear()
+    return result
+
+
+def summarize(result: EquivarianceResult, size: int = 32) -> dict:
+    """What the table says, per layer and overall.
+
+    period_shifts: the non-zero shifts aligned at every layer (multiples of the pooling period); each layer's
+    `mean` is over its own aligned non-zero shifts, `at_period` over the period shifts, so that layers compare
+    on the same shifts; largest_drop: the layer whose at_period falls most below the layer before it (None
+    without period shifts on the grid, or when no layer falls by more than DROP_NOISE); output_period / output_other: the output's mean similarity at the
+    period shifts and at the other non-zero shifts (the pooling phase's effect on the output)."""
+    sim = result.similarity
+    nonzero = np.any(result.shifts != 0, axis=1)
+    period = nonzero & result.aligned.all(axis=0)
+
+    def mean(v):
+        v = v[np.isfinite(v)]
+        return float(v.mean()) if v.size else None
+
+    rows = []
+    for i, name in enumerate(result.layers):
+        own = result.aligned[i] & nonzero
+        worst = None
+        if np.isfinite(sim[i][own]).any():
+            k = int(np.flatnonzero(own)[np.nanargmin(sim[i][own])])
+            worst = [int(result.shifts[k, 0]), int(result.shifts[k, 1])]
+        rows.append({"layer": name, "type": result.types[i], "size": list(result.sizes[i]),
+                     "stride": result.stride(i, size), "aligned": int(own.sum()), "mean": mean(sim[i][own]),
+                     "min": float(np.nanmin(sim[i][own])) if worst else None, "min_at": worst,
+                     "at_period": mean(sim[i][period]) if period.any() else None})
+    drop = None
+    for prev, row in zip(rows, rows[1:]):
+        if prev["at_period"] is not None and row["at_period"] is not None:
+            d = prev["at_period"] - row["at_period"]
+            if d > DROP_NOISE and (drop is None or d > drop["drop"]):
+                drop = {"layer": row["layer"], "type": row["type"], "before": prev["at_period"],
+                        "after": row["at_period"], "drop": d}
+    out = len(result.layers) - 1
+    other = nonzero & ~period
+    return {"layers": rows, "period_shifts": result.shifts[period].tolist(), "largest_drop": drop,
+            "output_period": mean(sim[out][period]) if period.any() else None,
+            "output_other": mean(sim[out][other]) if other.any() else None, "images": result.images,
+            "mode": result.info.get("mode")}
+
+
+def equivariance_title(name: str, result: EquivarianceResult) -> str:
+    """What a figure or table shows, naming the lossy JPEG copy when the images come from it."""
+    jpeg = " (lossy JPEG copy)" if "JPEG" in str(result.info.get("data", "")) else ""
+    size = result.info.get("input_size", 32)
+    sized = f", input resized to {size}x{size}" if size != 32 else ""
+    return (f"{name}: shift equivariance per layer, {result.info.get('mode')} shifts, {result.images} test images "
+            f"of CIFAR-10{jpeg}{sized}")
+
+
+def equivariance_figure(result: EquivarianceResult, title: str) -> torch.Tensor:
+    """The layer x shift heatmap: layers as rows (labelled), shifts as columns (dy-major, a gap between dy
+    values), n/a grey, colour from the lowest similarity (bottom of the bar) to 1 (top)."""
+    from padlens.core.figures_png import colorbar, colorize, draw_text, text_size, with_caption
+    sim = result.similarity
+    finite = sim[np.isfinite(sim)]
+    lo = min(float(finite.min()), 0.999) if finite.size else 0.0
+    cells = colorize(sim, "viridis", (lo, 1.0))
+    cw, ch = 6, 12
+    img = cells.repeat_interleave(ch, -2).repeat_interleave(cw, -1)
+    dys = result.shifts[:, 1]
+    breaks = [k for k in range(1, len(dys)) if dys[k] != dys[k - 1]]
+    parts, start = [], 0
+    for k in [*breaks, len(dys)]:   # a white gap between the columns of one dy and the next
+        parts += [img[..., start * cw:k * cw], torch.full((3, img.shape[-2], 2), 255, dtype=torch.uint8)]
+        start = k
+    heat = torch.cat(parts[:-1], -1)
+    labels = [OUTPUT if n == OUTPUT else f"{n.removeprefix('model')} {t} {h}x{w}"
+              for n, t, (h, w) in zip(result.layers, result.types, result.sizes)]
+    lw = max(text_size(t, 2)[1] for t in labels) + 8
+    bar = colorbar(heat.shape[-2], "viridis", 10)
+    scale_w = text_size(f"{lo:.3f}", 2)[1] + 4
+    out = torch.full((3, heat.shape[-2] + 14, lw + heat.shape[-1] + 6 + bar.shape[-1] + 4 + scale_w), 255,
+                     dtype=torch.uint8)
+    for i, t in enumerate(labels):
+        draw_text(out, t, 2, i * ch + 1, 2)
+    out[:, :heat.shape[-2], lw:lw + heat.shape[-1]] = heat
+    x = lw + heat.shape[-1] + 6
+    out[:, :bar.shape[-2], x:x + bar.shape[-1]] = bar
+    draw_text(out, "1.000", x + bar.shape[-1] + 4, 0, 2)
+    draw_text(out, f"{lo:.3f}", x + bar.shape[-1] + 4, bar.shape[-2] - 10, 2)
+    dx, dy = result.shifts[0], result.shifts[-1]
+    draw_text(out, f"columns: shifts (dx, dy) from ({dx[0]}, {dx[1]}) to ({dy[0]}, {dy[1]}), dx fastest",
+              lw, heat.shape[-2] + 3, 2)
+    return with_caption(out, title)
+
+
+def save_equivariance(result: EquivarianceResult, out, title: str, stem: str = "equivariance") -> list:
+    """stem.npz, stem.csv (the layer x shift table) and stem.png (the heatmap) in folder out."""
+    from padlens.core.figures_png import save_png
+    result.save_npz(out / f"{stem}.npz")
+    result.write_csv(out / f"{stem}.csv")
+    return [out / f"{stem}.npz", out / f"{stem}.csv", save_png(out / f"{stem}.png", equivariance_figure(result, title))]

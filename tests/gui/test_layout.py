@@ -1,0 +1,113 @@
+"""The window at 1280x720, the smallest laptop screen PadLens is made for, each tab the way a user fills it:
+no visible control is squeezed below its minimum size (spin boxes into one another), and every figure's
+panels, colour bars and their tick labels lie inside the figure's window, not past its right edge."""
+import pyqtgraph as pg
+import pytest
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QProgressBar, QTableWidget,
+                             QWidget)
+
+from padlens.gui.style import PanelFigure
+from tests.gui.test_comparison import _checkpoint
+
+SIZE = (1280, 720)
+CONTROLS = (QAbstractSpinBox, QComboBox, QAbstractButton, QLineEdit, QProgressBar)
+
+
+def squeezed(page: QWidget) -> list[str]:
+    """Visible controls smaller than their minimum size hint, named for the failure message."""
+    out = []
+    for w in page.findChildren(QWidget):
+        inner = isinstance(w.parent(), (QAbstractSpinBox, QComboBox))   # a spin box's own line edit
+        if isinstance(w, CONTROLS) and w.isVisible() and not inner:
+            hint = w.minimumSizeHint()
+            if w.width() < hint.width() or w.height() < hint.height():
+                text = getattr(w, "text", lambda: "")() if isinstance(w, QAbstractButton) else ""
+                out.append(f"{type(w).__name__} {text!r} {w.width()}x{w.height()} < {hint.width()}x{hint.height()}")
+    return out
+
+
+def outside(fig: pg.GraphicsLayoutWidget) -> list[str]:
+    """Plots and colour bars (with their tick labels) of a figure that reach past its view."""
+    view = fig.mapToScene(fig.viewport().rect()).boundingRect().adjusted(-1, -1, 1, 1)
+    out = []
+    for item in fig.scene().items():
+        if isinstance(item, (pg.PlotItem, pg.ColorBarItem)) and item.isVisible():
+            rect = item.sceneBoundingRect()
+            if not view.contains(rect):
+                out.append(f"{type(item).__name__} at {rect} outside {view}")
+    return out
+
+
+@pytest.fixture
+def small(window, qtbot):
+    w = window
+    w.show()
+    w.resize(*SIZE)
+    qtbot.waitExposed(w)
+    w.inputs.set_kind("blank")
+    w.tree.select((1, 0))
+    return w
+
+
+def settle(qtbot, w) -> None:
+    qtbot.wait(300)   # the figures refit once Qt has laid out the tab (a zero timer after the resize)
+    assert w.width() <= SIZE[0] and w.height() <= SIZE[1]
+
+
+def check(w, page) -> None:
+    assert squeezed(page) == []
+    for fig in page.findChildren(PanelFigure):
+        if fig.isVisible():
+            assert outside(fig) == []
+
+
+def test_feature_maps_tab_fits(small, qtbot):
+    w = small
+    w.tabs.setCurrentIndex(0)
+    settle(qtbot, w)
+    assert w.grid.maps is not None
+    check(w, w.tabs.currentWidget())
+    assert w.grid.side_widget.width() >= w.grid.side_widget.minimumWidth() > 0   # the maps beside the mosaic
+
+
+def test_translation_tab_fits(small, qtbot):
+    w, t = small, small.translation
+    w.tabs.setCurrentIndex(1)
+    t.lo.setValue(-4)
+    t.hi.setValue(4)
+    t.step.setValue(4)
+    t.count.setValue(20)
+    t.precision.setCurrentText("fp32")
+    qtbot.mouseClick(t.start_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not t.runner.running and t.result is not None, timeout=60000)
+    settle(qtbot, w)
+    check(w, t)
+    sizes = {(round(p.vb.width()), round(p.vb.height())) for p in t.figure.plots.values()}
+    assert len(sizes) == 1, f"the three heatmaps differ in size: {sizes}"
+
+
+def test_spatial_bias_tab_fits_and_its_table_needs_no_sideways_scrolling(small, qtbot):
+    w, b = small, small.bias
+    w.tabs.setCurrentIndex(2)
+    settle(qtbot, w)
+    check(w, b)
+    table: QTableWidget = b.table
+    assert table.horizontalScrollBar().maximum() == 0, "some columns are out of view"
+    assert b.filters.names and b.filters.big_plot.titleLabel.text == b.filters.names[b.filters.selected]
+
+
+def test_compare_tab_fits(small, qtbot, tmp_path):
+    w, c = small, small.comparison
+    w.tabs.setCurrentIndex(3)
+    assert c.set_checkpoints([_checkpoint(tmp_path / f"{m}.pt", m, k)
+                              for k, m in enumerate(("zeros", "reflect", "replicate", "circular"))]) == []
+    c.lo.setValue(-4)
+    c.hi.setValue(4)
+    c.step.setValue(4)
+    c.count.setValue(20)
+    c.precision.setCurrentText("fp32")
+    qtbot.mouseClick(c.start_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not c.runner.running, timeout=120000)
+    settle(qtbot, w)
+    check(w, c)

@@ -1,0 +1,54 @@
+"""pyqtgraph's global options: set in one place, and in effect where figures are drawn without a window."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+VIRIDIS_LOW, VIRIDIS_TOP = (68, 1, 84), (253, 231, 37)   # viridis at 0 and 1: the data range's ends
+
+
+def test_only_the_style_module_sets_pyqtgraph_options():
+    sources = [p for folder in ("core", "gui", "cli") for p in (ROOT / folder).rglob("*.py")]
+    setters = sorted(str(p.relative_to(ROOT)) for p in sources
+                     if re.search(r"\bsetConfigOptions?\(", p.read_text(encoding="utf-8")))
+    assert setters == ["gui/style.py"], "global options set elsewhere depend on which module was imported last"
+
+
+def _pixels(png: Path) -> np.ndarray:
+    from PyQt6.QtGui import QImage
+    img = QImage(str(png)).convertToFormat(QImage.Format.Format_RGB888)
+    row = img.bytesPerLine()
+    return np.frombuffer(img.constBits().asstring(row * img.height()), np.uint8).reshape(img.height(), row)[
+        :, :3 * img.width()].reshape(img.height(), img.width(), 3)
+
+
+def _centre(rgb: np.ndarray, color) -> tuple[float, float]:
+    """(x, y) mean position of the pixels of this color: the heatmap cells, which dwarf the color bar's strip."""
+    ys, xs = np.nonzero(np.abs(rgb.astype(int) - color).max(-1) <= 3)
+    assert xs.size > 1000, f"no heatmap cells of color {color} in the figure"
+    return xs.mean(), ys.mean()
+
+
+def test_command_line_heatmaps_are_drawn_row_major(qapp, tmp_path):
+    """A fresh interpreter, as `padlens translate` runs: no window has set any option. The one bright cell
+    (dx = +4, dy = -4) must land top right; read column-major it would land bottom left."""
+    script = f"""
+from padlens.core.translation import GridResult, GridSpec
+from padlens.gui.figures import save_heatmap_figures
+r = GridResult.empty(GridSpec(-4, 4, -4, 4, 4))
+r.count[:], r.correct[:] = 10, 5
+r.correct[r.cell(4, -4)] = 10
+save_heatmap_figures(r, {str(tmp_path)!r}, "one bright cell")
+"""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)   # the assert shows its stderr
+    assert done.returncode == 0, done.stderr
+    rgb = _pixels(tmp_path / "translation_heatmaps.png")
+    accuracy = rgb[:, : rgb.shape[1] // 3]   # the first of the three heatmaps, with its color bar
+    (bx, by), (hx, hy) = _centre(accuracy, VIRIDIS_TOP), _centre(accuracy, VIRIDIS_LOW)
+    assert bx > hx and by < hy, f"bright cell at ({bx:.0f}, {by:.0f}), the others around ({hx:.0f}, {hy:.0f})"
