@@ -15,6 +15,7 @@ from PyQt6.QtWidgets import QFileDialog, QMessageBox
 from padlens.core.data import Dataset
 from padlens.gui.export import MARGIN, PNG_DPI, SCREEN_DPI, figure_rect
 from padlens.gui.style import UNIT_RANGE
+from tests.gui.grids import run_small_grid
 
 RED = (230, 0, 0)   # the mosaic's selection frame
 
@@ -108,13 +109,7 @@ def test_the_svg_mosaic_is_embedded_at_print_resolution(jpeg_window, qtbot, tmp_
 def test_dataset_figures_say_lossy_jpeg_copy_and_the_image_count(jpeg_window, qtbot, tmp_path, save_as):
     w, t = jpeg_window, jpeg_window.translation
     w.tabs.setCurrentIndex(1)
-    t.lo.setValue(-4)
-    t.hi.setValue(4)
-    t.step.setValue(4)
-    t.count.setValue(20)
-    t.precision.setCurrentText("fp32")
-    qtbot.mouseClick(t.start_btn, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not t.runner.running and t.result is not None, timeout=60000)
+    run_small_grid(qtbot, t, timeout=60000)
     save_as(tmp_path / "heat.svg", tmp_path / "heat.png")
     qtbot.mouseClick(t.export_fig_btn, Qt.MouseButton.LeftButton)
     text = svg_text(tmp_path / "heat.svg")
@@ -127,13 +122,7 @@ def test_dataset_figures_say_lossy_jpeg_copy_and_the_image_count(jpeg_window, qt
 def test_accuracy_colour_bars_show_the_data_range_or_0_to_1_and_say_which(jpeg_window, qtbot):
     w, t = jpeg_window, jpeg_window.translation
     w.tabs.setCurrentIndex(1)
-    t.lo.setValue(-4)
-    t.hi.setValue(4)
-    t.step.setValue(4)
-    t.count.setValue(20)
-    t.precision.setCurrentText("fp32")
-    qtbot.mouseClick(t.start_btn, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not t.runner.running and t.result is not None, timeout=60000)
+    run_small_grid(qtbot, t, timeout=60000)
     acc = t.result.accuracy
     bar, plot = t.figure.bars["accuracy"], t.figure.plots["accuracy"]
     lo, hi = bar.levels()

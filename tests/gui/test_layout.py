@@ -9,6 +9,7 @@ from PyQt6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QLine
 
 from padlens.gui.style import PanelFigure
 from tests.gui.test_comparison import _checkpoint
+from tests.gui.grids import run_small_grid
 
 SIZE = (1280, 720)
 CONTROLS = (QAbstractSpinBox, QComboBox, QAbstractButton, QLineEdit, QProgressBar)
@@ -74,13 +75,7 @@ def test_feature_maps_tab_fits(small, qtbot):
 def test_translation_tab_fits(small, qtbot):
     w, t = small, small.translation
     w.tabs.setCurrentIndex(1)
-    t.lo.setValue(-4)
-    t.hi.setValue(4)
-    t.step.setValue(4)
-    t.count.setValue(20)
-    t.precision.setCurrentText("fp32")
-    qtbot.mouseClick(t.start_btn, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not t.runner.running and t.result is not None, timeout=60000)
+    run_small_grid(qtbot, t, timeout=60000)
     settle(qtbot, w)
     check(w, t)
     sizes = {(round(p.vb.width()), round(p.vb.height())) for p in t.figure.plots.values()}

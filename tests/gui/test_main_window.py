@@ -11,6 +11,7 @@ from PyQt6.QtWidgets import QFileDialog, QMessageBox, QPushButton
 
 import padlens.gui.main_window as main_window
 from padlens.gui.worker import live_jobs
+from tests.gui.grids import run_small_grid
 
 STUCK = '''
 import pathlib
@@ -179,13 +180,7 @@ def test_a_damaged_cached_grid_is_named_on_reopening_and_computed_again(window, 
                                                                        damage):
     """A truncated or empty cache file broke Start and reopening the checkpoint for good."""
     t = window.translation
-    t.lo.setValue(-4)
-    t.hi.setValue(4)
-    t.step.setValue(4)
-    t.count.setValue(20)
-    t.precision.setCurrentText("fp32")
-    qtbot.mouseClick(t.start_btn, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not t.runner.running and t.result is not None, timeout=30000)
+    run_small_grid(qtbot, t, timeout=30000)
     path = t.request().path
     path.write_bytes(damage(path.read_bytes()))
     _open_checkpoint_from_the_menu(window, tiny_checkpoint, monkeypatch)   # the tab asks the cache again
