@@ -565,6 +565,9 @@ class ComparisonTab(QWidget):
         if n == self._n_built:
             return
         self._n_built = n
+        # keep the old plots alive until the next rebuild: a paint already queued for them must not reach
+        # items whose C++ side clear() deleted (a segfault in pyqtgraph's AxisItem.paint)
+        self._retired = list(self.heat.ci.items)
         self.heat.clear()
         self.heat_plots, self.heat_images, self.heat_boxes, self.heat_markers = [], [], [], []
         self.heat_title = self.heat.addLabel("", row=0, col=0, colspan=max(n, 1) + 3)
