@@ -538,11 +538,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+APP_VALUE_OPTIONS = ("--checkpoint", "--data", "--device")   # the app's options that take a value
+
+
+def opens_app(argv: list[str]) -> bool:
+    """Whether argv opens the window (no subcommand, no --help), told without the parser, whose choices import
+    torch: the window then shows before torch loads. An own model (--model-file) is opened and checked first, so
+    that a bad one never opens a window."""
+    if any(t in ("-h", "--help") or t.startswith("--model-file") for t in argv):
+        return False
+    tokens = iter(argv)
+    for t in tokens:
+        if t in APP_VALUE_OPTIONS:
+            next(tokens, None)
+        elif not t.startswith("-"):   # a subcommand
+            return False
+    return True
+
+
 def main(argv=None) -> int:
-    a = None
+    argv = sys.argv[1:] if argv is None else list(argv)
+    a = startup = None
     try:
+        if opens_app(argv):
+            from padlens.gui.app import import_core, start_window
+            startup = start_window()
+            startup.wait_for(import_core)
         a = build_parser().parse_args(argv)
-        return run(a)
+        return run(a, startup)
     except KeyboardInterrupt:   # translate and report save what they finished themselves; this is the rest
         command = getattr(a, "command", None)
         left = ("the run folder resumes from its last saved epoch: run the same command again" if command == "train"
@@ -551,15 +574,17 @@ def main(argv=None) -> int:
         return 130
 
 
-def run(a) -> int:
-    """Run the parsed command line; a problem with an input becomes one line naming it and the fix."""
+def run(a, startup=None) -> int:
+    """Run the parsed command line; a problem with an input becomes one line naming it and the fix. startup: the
+    app's start-up window, already on screen (main's opens_app)."""
     from padlens.core.checkpoint import CheckpointError
     from padlens.core.data import DatasetError
     try:
         if a.command is None:   # the app (Qt is imported only now); it opens --checkpoint or the flagship itself
             from padlens.core.device import pick_device
             from padlens.gui.app import main as app_main
-            return app_main(a, model_from_args(a, pick_device(a.device), own_only=True))   # a bad own model: no window
+            device = pick_device(a.device) if a.model_file else None   # a checkpoint: the app picks the device
+            return app_main(a, model_from_args(a, device, own_only=True), startup)   # a bad own model: no window
         return a.func(a)
     except (CheckpointError, DatasetError, ValueError) as e:
         print(f"padlens: error: {e}", file=sys.stderr)

@@ -215,6 +215,28 @@ class GridCost:
     rows: int         # in all
 
 
+def chunk_ends(images: int, first: int, chunk: int = 500) -> list[int]:
+    """The image counts at which the grid's chunks end, where it shows a heatmap and checks its precision
+    target: the first chunk, then chunks doubling (10, 20, 40, ...) up to `chunk` images."""
+    ends = [min(first, images)]
+    while ends[-1] < images:
+        step = min(chunk, max(1, 2 * (ends[-1] - (ends[-2] if len(ends) > 1 else 0))))
+        ends.append(min(ends[-1] + step, images))
+    return ends
+
+
+def images_to_precision(accuracy: np.ndarray, target_halfwidth: float, images: int, first: int,
+                        chunk: int = 500) -> int | None:
+    """Images the grid's precision stop would run if each cell's accuracy were `accuracy`: the first chunk end
+    at which every cell's 95% Wilson half-width is at most target_halfwidth; None if not within `images`."""
+    p = np.asarray(accuracy, dtype=float)
+    p = p[np.isfinite(p)]
+    for n in chunk_ends(images, first, chunk):
+        if np.max(wilson_halfwidth(np.round(p * n), n)) <= target_halfwidth:
+            return n
+    return None
+
+
 def grid_cost(spec: GridSpec, mode: str, images: int, size: int = 32) -> GridCost:
     """The forward passes translation_grid runs for `images` images: one per image and distinct shifted
     input, one per image for the unshifted reference, and one for the blank fill when a shift leaves the frame."""
@@ -282,10 +304,7 @@ def translation_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     done = 0
     if first_chunk is None:
         first_chunk = first_chunk_images(len(live))
-    bounds = [0, min(first_chunk, len(images))]
-    while bounds[-1] < len(images):   # chunks double (10, 20, 40, ...) up to `chunk`
-        step = min(chunk, max(1, 2 * (bounds[-1] - bounds[-2])))
-        bounds.append(min(bounds[-1] + step, len(images)))
+    bounds = [0, *chunk_ends(len(images), first_chunk, chunk)]
 
     def forward(x_pixels: torch.Tensor) -> torch.Tensor:
         n = len(x_pixels)   # torch.compile specializes batch 1: a lone row goes twice, not into a recompile

@@ -19,6 +19,7 @@ from padlens.core.device import pick_device
 from padlens.core.layers import path_name
 from padlens.core.session import Explorer, LoadedModel, Result, load_custom_job, load_model
 from padlens.core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
+from padlens.gui.app import APP, ORG
 from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure, write_npy, write_table_csv
 from padlens.gui.feature_grid import DEFAULT_SCALE, FeatureGrid
 from padlens.gui.grid_settings import auto_precision
@@ -27,7 +28,6 @@ from padlens.gui.layer_tree import LayerTree
 from padlens.gui.style import configure_pyqtgraph, figure_caption
 from padlens.gui.worker import JobRunner
 
-ORG, APP = "PadLens", "PadLens"
 CLOSE_WAIT_MS = 3000
 MODEL_TIMEOUT_S = 60   # an own model's import, build and checking forward pass together; then it is abandoned
 
@@ -152,21 +152,21 @@ class MainWindow(QMainWindow):
         self._action(f, "Open &data folder...", self.choose_data, "Ctrl+D")
         self._action(f, "Open &image...", self.open_image, "Ctrl+I")
         f.addSeparator()
-        self._action(f, "&Export feature grid (PNG/SVG)...", lambda: self.export_scene(self.grid.grid_widget, "grid"), "Ctrl+E")
-        self._action(f, "Export enlarged &map (PNG/SVG)...", lambda: self.export_scene(self.grid.side_widget, "map"), "Ctrl+Shift+M")
+        self._action(f, "&Export feature grid (PNG/SVG/PDF)...", lambda: self.export_scene(self.grid.grid_widget, "grid"), "Ctrl+E")
+        self._action(f, "Export enlarged &map (PNG/SVG/PDF)...", lambda: self.export_scene(self.grid.side_widget, "map"), "Ctrl+Shift+M")
         self._action(f, "Export &activations (.npy)...", self.export_npy, "Ctrl+Shift+N")
         self._action(f, "Export a&ll layers...", self.export_all_layers, "Ctrl+Shift+E")
         f.addSeparator()
-        self._action(f, "Export t&ranslation heatmaps (PNG/SVG)...",
+        self._action(f, "Export t&ranslation heatmaps (PNG/SVG/PDF)...",
                      lambda: self.export_translation(self.translation.export_figure))
         self._action(f, "Export translation &numbers (CSV/NPZ)...",
                      lambda: self.export_translation(self.translation.export_numbers))
         self._action(f, "Export spatial-&bias table (CSV)...", lambda: self.export_table(self.bias.table, "spatial_bias"))
-        self._action(f, "Export mean &filters (PNG/SVG)...",
+        self._action(f, "Export mean &filters (PNG/SVG/PDF)...",
                      lambda: self.export_figure(self.bias.filters.grid_widget, "mean_filters"))
-        self._action(f, "Export comparison &heatmaps (PNG/SVG)...",
+        self._action(f, "Export comparison &heatmaps (PNG/SVG/PDF)...",
                      lambda: self.export_figure(self.comparison.heat, "comparison_heatmaps"))
-        self._action(f, "Export comparison ma&ps (PNG/SVG)...",
+        self._action(f, "Export comparison ma&ps (PNG/SVG/PDF)...",
                      lambda: self.export_figure(self.comparison.maps, "comparison_maps"))
         self._action(f, "Export comparison &table (CSV)...",
                      lambda: self.export_table(self.comparison.table, "comparison"))

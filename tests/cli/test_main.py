@@ -207,11 +207,25 @@ def test_bias_command_writes_table_maps_and_figures(tmp_path, setup, capsys):
 def test_the_app_takes_data_and_device(monkeypatch, tmp_path):
     seen = []
     fake = types.ModuleType("padlens.gui.app")
-    fake.main = lambda a, model: seen.append((a, model)) or 0
+    window = types.SimpleNamespace(wait_for=lambda work: seen.append("imported") or work())
+    fake.start_window, fake.import_core = lambda: seen.append("window") or window, lambda: None
+    fake.main = lambda a, model, startup: seen.append((a, model, startup)) or 0
     monkeypatch.setitem(sys.modules, "padlens.gui.app", fake)
     assert main(["--device", "cpu", "--data", str(tmp_path)]) == 0
-    a, model = seen[0]
+    assert seen[:2] == ["window", "imported"]   # the window first, torch after it
+    a, model, startup = seen[2]
     assert a.device == "cpu" and a.data == str(tmp_path) and a.command is None and model is None   # no own model
+    assert startup is window
+
+
+@pytest.mark.parametrize("argv, app", [
+    ([], True), (["--data", "d", "--device", "cpu", "--checkpoint", "c.pt"], True), (["--data=d"], True),
+    (["translate"], False), (["--data", "d", "eval"], False), (["--help"], False),
+    (["--model-file", "m.py", "--model-fn", "f"], False),   # an own model is checked before any window
+])
+def test_the_window_shows_before_torch_loads_only_when_the_app_opens(argv, app):
+    from padlens.cli.main import opens_app
+    assert opens_app(argv) is app
 
 
 def test_an_uncaught_error_in_the_app_becomes_a_message(qapp, monkeypatch, capsys):

@@ -12,7 +12,9 @@ from padlens.core.jobs import Partial, Progress, run_job
 from padlens.core.model import ModelConfig, build_model
 from padlens.core.shifts import shift
 from padlens.core.stats import Z95, wilson
-from padlens.core.translation import GridResult, GridSpec, phase_table, pooling_period, translation_grid
+from padlens.core.stats import wilson_halfwidth
+from padlens.core.translation import (GridResult, GridSpec, chunk_ends, images_to_precision, phase_table,
+                                      pooling_period, translation_grid)
 
 NORM = Normalization((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
 SPEC = GridSpec(-6, 3, -3, 5, 3)          # dx -6 -3 0 3, dy -3 0 3: rectangular and not centred
@@ -141,6 +143,25 @@ def test_long_chunks_send_heatmaps_between_chunk_ends(tiny_model, data, monkeypa
     assert totals == sorted(totals) and len(partials) > 3 and totals[-1] == 30 * 12
     uneven = [p for p in partials if p.count.min() != p.count.max()]
     assert uneven, "a mid-chunk heatmap has cells with more images than others"
+
+
+def test_the_heatmaps_come_at_the_chunk_ends(tiny_model, data, monkeypatch):
+    """chunk_ends is the schedule the grid runs (the time-to-precision projection relies on it)."""
+    monkeypatch.setattr("padlens.core.translation.SNAPSHOT_SECONDS", 1e9)   # no heatmap between chunk ends
+    images, labels = data
+    seen = [ev.value.images for ev in translation_grid(tiny_model, images, labels, NORM, SPEC, first_chunk=3,
+                                                         chunk=8) if isinstance(ev, Partial)]
+    assert seen == chunk_ends(30, 3, 8) == [3, 9, 17, 25, 30]
+
+
+def test_images_to_precision_is_the_first_chunk_end_precise_enough():
+    ends = chunk_ends(10_000, 10)
+    half = images_to_precision(np.array([[0.5, 0.9], [0.1, np.nan]]), 0.02, 10_000, 10)
+    assert half in ends and wilson_halfwidth(half // 2, half) <= 0.02   # the cell at 50% decides: ~2,400
+    assert wilson_halfwidth(ends[ends.index(half) - 1] // 2, ends[ends.index(half) - 1]) > 0.02
+    assert 2_400 <= half <= 2_900
+    assert images_to_precision(np.array([0.99, 1.0]), 0.02, 10_000, 10) < half   # certain cells need fewer
+    assert images_to_precision(np.array([0.5]), 0.02, 1_000, 10) is None         # not within 1,000 images
 
 
 def test_grid_at_zero_shift_is_plain_accuracy(tiny_model, data):

@@ -74,7 +74,7 @@ def test_feature_grid_exports_at_300_dpi_trimmed_captioned_without_the_selection
     assert has(pixels(tmp_path / "screen.png"), RED), "the selection frame shows on screen"
     save_as(tmp_path / "grid.png", tmp_path / "grid.svg", tmp_path / "grid.pdf")
     for _ in range(3):
-        trigger(w, "Export feature grid (PNG/SVG)...")
+        trigger(w, "Export feature grid (PNG/SVG/PDF)...")
     png = QImage(str(tmp_path / "grid.png"))
     assert round(png.dotsPerMeterX() * 0.0254) == PNG_DPI
     rect = figure_rect(w.grid.grid_widget.scene())
@@ -95,7 +95,7 @@ def test_the_svg_mosaic_is_embedded_at_print_resolution(jpeg_window, qtbot, tmp_
     w = jpeg_window
     qtbot.wait(200)
     save_as(tmp_path / "grid.svg")
-    trigger(w, "Export feature grid (PNG/SVG)...")
+    trigger(w, "Export feature grid (PNG/SVG/PDF)...")
     svg = (tmp_path / "grid.svg").read_text()
     shown = w.grid.grid_image.sceneBoundingRect().width()
     widths = []
@@ -145,7 +145,7 @@ def test_colour_bar_labels_lie_inside_the_enlarged_map_export(jpeg_window, qtbot
         texts = [t for _, vs in bar.axis.tickValues(*sorted(bar.axis.range), 200) for t in vs]
         assert texts, "the colour bar has tick labels"
     save_as(tmp_path / "map.png")
-    trigger(w, "Export enlarged map (PNG/SVG)...")
+    trigger(w, "Export enlarged map (PNG/SVG/PDF)...")
     assert QImage(str(tmp_path / "map.png")).width() > 0
 
 

@@ -16,10 +16,10 @@ from padlens.core.translation import GridResult
 
 TESTED = {   # each entry below has a test of its effect here; a new entry fails test_every_menu_entry_is_tested
     "Open checkpoint...", "Open custom model...", "Open data folder...", "Open image...",
-    "Export feature grid (PNG/SVG)...", "Export enlarged map (PNG/SVG)...", "Export activations (.npy)...",
-    "Export all layers...", "Export translation heatmaps (PNG/SVG)...", "Export translation numbers (CSV/NPZ)...",
-    "Export spatial-bias table (CSV)...", "Export mean filters (PNG/SVG)...",
-    "Export comparison heatmaps (PNG/SVG)...", "Export comparison maps (PNG/SVG)...",
+    "Export feature grid (PNG/SVG/PDF)...", "Export enlarged map (PNG/SVG/PDF)...", "Export activations (.npy)...",
+    "Export all layers...", "Export translation heatmaps (PNG/SVG/PDF)...", "Export translation numbers (CSV/NPZ)...",
+    "Export spatial-bias table (CSV)...", "Export mean filters (PNG/SVG/PDF)...",
+    "Export comparison heatmaps (PNG/SVG/PDF)...", "Export comparison maps (PNG/SVG/PDF)...",
     "Export comparison table (CSV)...", "Quit",
     "Feature maps", "Translation", "Spatial bias", "Compare checkpoints", "Input size...", "Reset layout",
     "About PadLens",
@@ -162,8 +162,8 @@ def test_open_image(window, tmp_path, monkeypatch):
 def test_export_feature_grid_and_enlarged_map(window, tmp_path, save_as):
     _show_blank_layer(window)
     save_as(tmp_path / "grid.png", tmp_path / "map.svg")
-    trigger(window, "Export feature grid (PNG/SVG)...")
-    trigger(window, "Export enlarged map (PNG/SVG)...")
+    trigger(window, "Export feature grid (PNG/SVG/PDF)...")
+    trigger(window, "Export enlarged map (PNG/SVG/PDF)...")
     assert QImage(str(tmp_path / "grid.png")).width() > 100
     assert ET.parse(tmp_path / "map.svg").getroot().tag.endswith("svg")
 
@@ -189,7 +189,7 @@ def test_export_all_layers_from_the_menu_and_its_shortcut(window, tmp_path, monk
 def test_export_translation_heatmaps_and_numbers(window, qtbot, tmp_path, save_as):
     w, t = window, window.translation
     save_as(tmp_path / "never.png")
-    trigger(w, "Export translation heatmaps (PNG/SVG)...")
+    trigger(w, "Export translation heatmaps (PNG/SVG/PDF)...")
     assert "Nothing to export yet" in w.statusBar().currentMessage() and not (tmp_path / "never.png").exists()
     t.lo.setValue(-4)
     t.hi.setValue(4)
@@ -199,8 +199,8 @@ def test_export_translation_heatmaps_and_numbers(window, qtbot, tmp_path, save_a
     qtbot.mouseClick(t.start_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not t.runner.running, timeout=30000)
     save_as(tmp_path / "heat.png", tmp_path / "heat.svg", tmp_path / "grid.csv", tmp_path / "grid.npz")
-    trigger(w, "Export translation heatmaps (PNG/SVG)...")
-    trigger(w, "Export translation heatmaps (PNG/SVG)...")
+    trigger(w, "Export translation heatmaps (PNG/SVG/PDF)...")
+    trigger(w, "Export translation heatmaps (PNG/SVG/PDF)...")
     trigger(w, "Export translation numbers (CSV/NPZ)...")
     trigger(w, "Export translation numbers (CSV/NPZ)...")
     assert QImage(str(tmp_path / "heat.png")).width() > 100
@@ -215,7 +215,7 @@ def test_export_spatial_bias_table_and_mean_filters(window, tmp_path, save_as):
     w = window
     save_as(tmp_path / "bias.csv", tmp_path / "filters.png")
     trigger(w, "Export spatial-bias table (CSV)...")
-    trigger(w, "Export mean filters (PNG/SVG)...")
+    trigger(w, "Export mean filters (PNG/SVG/PDF)...")
     rows = list(csv.reader((tmp_path / "bias.csv").open()))
     assert rows[0][0] == "Layer" and len(rows) == 1 + w.bias.table.rowCount() > 1
     assert not QImage(str(tmp_path / "filters.png")).isNull()
@@ -236,8 +236,8 @@ def test_export_comparison_heatmaps_maps_and_table(window, qtbot, tmp_path, save
     qtbot.mouseClick(c.start_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not c.runner.running, timeout=60000)
     save_as(tmp_path / "cmp_heat.png", tmp_path / "cmp_maps.svg", tmp_path / "cmp.csv")
-    trigger(w, "Export comparison heatmaps (PNG/SVG)...")
-    trigger(w, "Export comparison maps (PNG/SVG)...")
+    trigger(w, "Export comparison heatmaps (PNG/SVG/PDF)...")
+    trigger(w, "Export comparison maps (PNG/SVG/PDF)...")
     trigger(w, "Export comparison table (CSV)...")
     assert QImage(str(tmp_path / "cmp_heat.png")).width() > 100
     assert ET.parse(tmp_path / "cmp_maps.svg").getroot().tag.endswith("svg")
