@@ -150,14 +150,15 @@ def load_checkpoint(path) -> tuple[nn.Sequential, dict]:
     return model, meta
 
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")   # symmetric = replicate for 3x3, padding 1
+# the shipped padding variants, vgg_<mode>.pt (symmetric = replicate for 3x3 kernels with padding 1: not shipped)
+SHIPPED_MODES = ("zeros", "reflect", "replicate", "circular", "partial")
 FLAGSHIP = "vgg_zeros_distilled.pt"   # the most accurate model: what the app and the commands open by default
 
 
 def padding_variants() -> list[Path]:
-    """The shipped padding comparison: one model per mode, all of one architecture, recipe and seed,
-    zero padding first (the baseline every fix is compared with)."""
-    return [p for p in (shipped_dir() / f"vgg_{m}.pt" for m in PADDING_MODES) if p.is_file()]
+    """The shipped padding comparison: one model per mode, all of one architecture (and recipe and seed, but
+    partial: a fine-tune of the zero-padded one), zero padding first (the baseline every fix is compared with)."""
+    return [p for p in (shipped_dir() / f"vgg_{m}.pt" for m in SHIPPED_MODES) if p.is_file()]
 
 
 def default_checkpoint() -> Path:

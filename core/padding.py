@@ -42,8 +42,9 @@ class SymmetricConv2d(nn.Conv2d):
 
 class PartialConv2d(nn.Conv2d):
     """A zero-padded Conv2d whose outputs are re-weighted by (kernel area / valid input pixels under the
-    kernel), the bias added after: a window half outside the image is scaled up as if the missing pixels
-    had the mean of the present ones, so the border no longer reads as dark (Liu et al. 2018)."""
+    kernel), the bias added after (Liu et al. 2018): a window half outside the image is scaled up so that
+    the border no longer reads as dark. Exact only for a flat kernel (then a constant input gives a constant
+    map); a learned kernel whose weights differ where the image is missing still leaves a border."""
 
     def __init__(self, *args, **kwargs):
         kwargs["padding_mode"] = "zeros"
