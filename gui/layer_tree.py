@@ -14,7 +14,9 @@ class LayerTree(QTreeWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setHeaderLabels(["Layer", "Type", "Parameters", "Output"])
+        # the output shape before the parameters: it is short and what a reader looks for, and the long
+        # parameter text, last, is the one a narrow panel cuts (its tooltip keeps it whole)
+        self.setHeaderLabels(["Layer", "Type", "Output", "Parameters"])
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
         self.items: dict[tuple, QTreeWidgetItem] = {}
@@ -27,10 +29,10 @@ class LayerTree(QTreeWidget):
         self.items = {}
         for info in infos:
             parent = self.items.get(info.path[:-1], self.invisibleRootItem())
-            item = QTreeWidgetItem(parent, [info.name, info.type, info.params,
-                                            "x".join(map(str, info.output_shape))])
+            item = QTreeWidgetItem(parent, [info.name, info.type, "x".join(map(str, info.output_shape)),
+                                            info.params])
             item.setData(0, PATH_ROLE, info.path)
-            item.setToolTip(2, info.params)
+            item.setToolTip(3, info.params)
             self.items[info.path] = item
         self.expandAll()
         for col in range(4):

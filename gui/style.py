@@ -20,6 +20,7 @@ MIN_TITLE_WIDTH = 60             # a panel title wraps at its panel's width, but
 BAR_WIDTH = 12                    # the colour strip of a colour bar, in pixels
 DATA_RANGE, UNIT_RANGE = "data range", "0 to 1"   # what an accuracy or consistency colour bar spans
 RANGES = (DATA_RANGE, UNIT_RANGE)
+ZWSP = "\u200b"                   # zero-width space: where a long model name may wrap
 UI_ONLY = 0x504C                  # QGraphicsItem data key: drawn on screen (a selection), left out of exports
 
 
@@ -174,11 +175,23 @@ def _settle(layout, plots) -> None:
         p.layout.activate()
 
 
+def breakable(doc) -> None:
+    """Let a title wrap after an underscore too: "vgg_zeros_distilled" is one word, and a word wider than its
+    panel widens it, which an aspect-locked view fills by showing axes past the data. A zero-width space
+    after each underscore (once) is invisible on screen and in exports."""
+    cursor = doc.find("_")
+    while not cursor.isNull():
+        if doc.characterAt(cursor.position()) != ZWSP:
+            cursor.insertText("_" + ZWSP)
+        cursor = doc.find("_", cursor)
+
+
 def wrap_label(label: pg.LabelItem, width: float) -> None:
     """Wrap a title's text at word boundaries to width (-1: one line), centred: "vgg_zeros - vgg_reflect"
     takes two lines instead of widening its panel past the others. A LabelItem is at least as wide as its
     text, so an unwrapped long title widens the figure past its window, which cuts off the colour bars."""
     item = label.item
+    breakable(item.document())
     item.setTextWidth(width)
     option = item.document().defaultTextOption()
     option.setAlignment(Qt.AlignmentFlag.AlignHCenter)
