@@ -1,4 +1,4 @@
-"""How long the default runs of `padlens coverage` and `padlens equivariance` take on this machine.
+"""How long the default runs of `padlens coverage`, `equivariance`, `blindspots` and `channels` take here.
 
 Each command runs as a user runs it, in a fresh process with its defaults (start-up, model and data loading
 included), on the 96-320-320 checkpoint; the issue asks for under a minute each on a 2-core CPU. The load
@@ -39,7 +39,9 @@ def main() -> int:
     status = 0
     with tempfile.TemporaryDirectory() as tmp:
         runs = {"coverage": ["coverage"],
-                "equivariance": ["equivariance", *(["--data", a.data] if a.data else [])]}
+                "equivariance": ["equivariance", *(["--data", a.data] if a.data else [])],
+                "blindspots": ["blindspots", *(["--data", a.data] if a.data else [])],
+                "channels": ["channels", *(["--data", a.data] if a.data else [])]}
         for name, args in runs.items():
             cmd = [sys.executable, "-m", "padlens.cli", *args, "--checkpoint", a.checkpoint, "--device", a.device,
                    "--out", str(Path(tmp) / name)]
@@ -56,7 +58,8 @@ def main() -> int:
             if done.returncode:
                 print(done.stderr[-2000:], file=sys.stderr)
             else:
-                head = [line for line in done.stdout.splitlines() if line.startswith(("time:", "32x32", "33x33"))]
+                head = [line for line in done.stdout.splitlines()
+                        if line.startswith(("time:", "32x32", "33x33", "images per position:"))]
                 print("  " + "\n  ".join(head))
     return status
 

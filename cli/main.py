@@ -408,6 +408,153 @@ def cmd_equivariance(a) -> int:
     return 130 if stop.pressed else 0
 
 
+def cmd_blindspots(a) -> int:
+    """A test image scaled down to a patch at every position of the canvas: true-class probability and accuracy
+    per position of the patch's top-left corner."""
+    from padlens.cli.terminal import CtrlC, fmt_time, progress_line
+    from padlens.core.blindspots import (BLINDSPOTS_HELP, BlindspotSpec, blindspot_job, blindspot_title,
+                                         save_blindspots, summarize)
+    from padlens.core.data import load_split, stratified_subset
+    from padlens.core.device import describe_precision, pick_device, resolve_precision
+    from padlens.core.files import writable_folder
+    from padlens.core.jobs import run_job
+    from padlens.core.spatial_bias import check_input_size
+    if a.images < 1:
+        raise ValueError(f"--images {a.images}: give a number of test images, at least 1")
+    spec = BlindspotSpec(a.patch_size, a.stride, a.background)
+    offsets = spec.offsets(32)   # refuses a bad patch size, stride or background before any work
+    out = writable_folder(a.out) if a.out else None
+    device = pick_device(a.device)
+    precision = resolve_precision(a.precision, device)
+    loaded = model_from_args(a, device)
+    check_input_size(loaded.model, a.input_size)
+    data = load_split(a.data, "test")
+    idx = stratified_subset(data.labels, a.images, a.seed)
+    print(f"{loaded.name} on {data.source}: {len(idx)} images x {len(offsets) ** 2} positions of a {spec.patch}x"
+          f"{spec.patch} patch ({spec.background} background), device {device}, "
+          f"{describe_precision(precision, device)}", flush=True)
+    t = time.perf_counter()
+
+    def on_progress(ev) -> None:
+        elapsed = time.perf_counter() - t
+        progress_line(ev.done / max(ev.total, 1),
+                      f"{ev.message} left {fmt_time(elapsed * (ev.total - ev.done) / ev.done if ev.done else 0)}")
+
+    with CtrlC("the current image, then report the images finished") as stop:
+        result = run_job(blindspot_job(loaded.model, data.images[idx], data.labels[idx], loaded.norm, spec, device,
+                                       precision, a.input_size, data.mean_color,
+                                       {"data": data.source, "seed": a.seed}, should_stop=stop),
+                         on_progress=on_progress)
+    sys.stderr.write("\n")
+    if not result.images:
+        print("padlens: interrupted before the first image was finished; nothing to report", file=sys.stderr)
+        return 130
+    title = blindspot_title(loaded.name, result)
+    if stop.pressed:
+        result.info["interrupted"] = True
+        title += f" (interrupted: partial, {result.images} of {len(idx)} images)"
+    s = summarize(result)
+    print(title)
+    print("accuracy (%) per position of the patch's top-left corner: columns x (right), rows y (down)")
+    acc = result.accuracy
+    print("y\\x " + "".join(f"{x:>5d}" for x in result.xs))
+    for r, y in enumerate(result.ys):
+        print(f"{y:>4d} " + "".join(f"{100 * v:>5.0f}" for v in acc[r]))
+
+    def cell(c: dict) -> str:
+        return (f"({c['x']}, {c['y']}) {100 * c['accuracy']:.1f}% [{100 * c['low']:.1f}, {100 * c['high']:.1f}], "
+                f"p {c['probability']:.3f}")
+    print(f"full size (unscaled): accuracy {100 * s['full_accuracy']:.1f}%, p {s['full_probability']:.3f}\n"
+          f"mean over {s['positions']} positions: accuracy {100 * s['mean_accuracy']:.1f}%, "
+          f"p {s['mean_probability']:.3f}\n"
+          f"patch touching the canvas edge: {100 * s['edge_accuracy']:.1f}%"
+          + (f"; the others: {100 * s['inner_accuracy']:.1f}%" if s["inner_accuracy"] is not None else "") + "\n"
+          f"centred: {cell(s['centre'])}\nworst: {cell(s['worst'])}\nbest: {cell(s['best'])}\n"
+          f"images per position: {result.images}; time: {fmt_time(time.perf_counter() - t)}\n{BLINDSPOTS_HELP}")
+    if out:
+        for path in save_blindspots(result, out, loaded.name, title):
+            print(f"wrote {path}")
+    return 130 if stop.pressed else 0
+
+
+def cmd_channels(a) -> int:
+    """Padding-aware channels: every layer's channels ranked by how much more they respond at the border ring than
+    at the centre (blank input, dataset mean); then the top --ablate channels of one layer zeroed and measured."""
+    from padlens.cli.terminal import CtrlC, fmt_time, progress_line
+    from padlens.core.channels import (CHANNELS_HELP, INPUTS, ablation_job, ablation_text, default_layer, find_layer,
+                                       save_channels, scan_job, summarize)
+    from padlens.core.data import load_split, stratified_subset
+    from padlens.core.device import describe_precision, pick_device, resolve_precision
+    from padlens.core.files import writable_folder
+    from padlens.core.jobs import run_job
+    from padlens.core.spatial_bias import check_input_size
+    for option, v, least in (("--top", a.top, 1), ("--ablate", a.ablate, 0), ("--images", a.images, 1),
+                             ("--grid-images", a.grid_images, 0), ("--mean-images", a.mean_images, 0)):
+        if v < least:
+            what = "channels" if option in ("--top", "--ablate") else "test images"
+            raise ValueError(f"{option} {v}: give a number of {what}, at least {least}")
+    if a.input == "mean" and not a.mean_images:
+        raise ValueError("--input mean ranks on the dataset mean: give --mean-images N (more than 0)")
+    out = writable_folder(a.out) if a.out else None   # before any work
+    device = pick_device(a.device)
+    precision = resolve_precision(a.precision, device)
+    loaded = model_from_args(a, device)
+    check_input_size(loaded.model, a.input_size)
+    data = load_split(a.data, "test") if a.mean_images or a.ablate else None
+    inputs = list(dict.fromkeys(["blank", *(["mean"] if a.mean_images else []), a.input]))
+    mean = data.images[stratified_subset(data.labels, a.mean_images, a.seed)] if a.mean_images else None
+    print(f"{loaded.name} ({loaded.padding_mode} padding): channels ranked on the {', '.join(inputs)} input"
+          + (f"; {data.source}" if data else "") + f"; device {device}", flush=True)
+    t = time.perf_counter()
+
+    def on_progress(ev) -> None:
+        elapsed = time.perf_counter() - t
+        progress_line(ev.done / max(ev.total, 1),
+                      f"{ev.message} left {fmt_time(elapsed * (ev.total - ev.done) / ev.done if ev.done else 0)}")
+
+    with CtrlC("the current step, then report what is finished") as stop:
+        scan = run_job(scan_job(loaded.model, loaded.norm, mean, inputs, device, a.input_size,
+                                {"data": data.source if data else "", "model": loaded.name}, stop), on_progress)
+        sys.stderr.write("\n")
+        if a.input not in scan.inputs:
+            print("padlens: interrupted before the ranking was finished; nothing to report", file=sys.stderr)
+            return 130
+        layer = find_layer(scan, a.layer) if a.layer else default_layer(scan)
+        for kind, layers in scan.inputs.items():
+            n = f" ({scan.info['mean_images']} test images)" if kind == "mean" else ""
+            print(f"\n{kind}: {INPUTS[kind]}{n}; per layer the channels scoring >= 0.5 and the top {a.top}")
+            rows = [[lc.name, lc.type, "x".join(map(str, lc.maps.shape)), f"{lc.responding()} of {len(lc.score)}",
+                     ", ".join(f"{c} {lc.score[c]:+.2f}" for c in lc.top(a.top))] for lc in layers.values()]
+            heads = ["layer", "type", "map", "responding", "top channels (score)"]
+            widths = [max(len(r[i]) for r in rows + [heads]) for i in range(len(heads))]
+            for r in [heads] + rows:
+                print("  ".join(f"{c:<{w}}" for c, w in zip(r, widths)))
+        lc = scan.layer(a.input, layer)
+        print(f"\n{lc.label}, {a.input} input" + (f", mean filters of {lc.conv}" if lc.conv else "") + ":")
+        print("rank  channel  score    border mean  centre mean  filter asym")
+        for r, c in enumerate(lc.top(a.top)):
+            print(f"{r + 1:<4}  {c:<7}  {lc.score[c]:+.3f}   {lc.border[c]:<11.4g}  {lc.centre[c]:<11.4g}  "
+                  f"{lc.asymmetry[c]:.3f}")
+        result = None
+        if a.ablate:
+            grid = f" and the translation grid on {a.grid_images}" if a.grid_images else ""
+            print(f"\nzeroing the top {a.ablate} of {lc.name}: accuracy on {a.images} images{grid}, "
+                  f"{describe_precision(precision, device)}", flush=True)
+            result = run_job(ablation_job(loaded, data, layer, lc.top(a.ablate), a.input, a.images, a.grid_images,
+                                          precision=precision, input_size=a.input_size, seed=a.seed,
+                                          mean_images=a.mean_images, should_stop=stop), on_progress)
+            sys.stderr.write("\n")
+            print("\n".join(ablation_text(summarize(result))))
+            if not result.complete:
+                print(f"padlens: interrupted: accuracy on {result.evaluated} of {a.images} images"
+                      + ("" if result.grids[1] is not None else ", no grid after"), file=sys.stderr)
+    print(f"time: {fmt_time(time.perf_counter() - t)}\n{CHANNELS_HELP}")
+    if out:
+        for path in save_channels(scan, out, loaded.name, a.input, layer, a.top, result):
+            print(f"wrote {path}")
+    return 130 if stop.pressed else 0
+
+
 def cmd_layers(a) -> int:
     from padlens.core.device import pick_device
     from padlens.core.layers import describe_layers, format_layers
@@ -527,6 +674,58 @@ def build_parser() -> argparse.ArgumentParser:
     eq.add_argument("--seed", type=int, default=0, help="seed of the image subset")
     eq.add_argument("--out", help="also write equivariance.npz, equivariance.csv (layer x shift) and the heatmap here")
     eq.set_defaults(func=cmd_equivariance)
+    from padlens.core.blindspots import BACKGROUNDS, DEFAULT_IMAGES, DEFAULT_PATCH, DEFAULT_STRIDE
+    bs = sub.add_parser("blindspots", help="blind spots: a test image scaled down to a patch at every position of "
+                        "the canvas, true-class probability and accuracy per position")
+    common_args(bs)
+    add_model_args(bs)
+    bs.add_argument("--patch-size", type=int, default=DEFAULT_PATCH,
+                    help=f"side of the scaled-down image in pixels (default {DEFAULT_PATCH})")
+    bs.add_argument("--stride", type=int, default=DEFAULT_STRIDE,
+                    help=f"step between the patch's positions in pixels (default {DEFAULT_STRIDE})")
+    bs.add_argument("--background", default="blank", choices=list(BACKGROUNDS),
+                    help="the canvas behind the patch: " + "; ".join(f"{k}: {v}" for k, v in BACKGROUNDS.items())
+                    + " (default blank)")
+    bs.add_argument("--images", type=int, default=DEFAULT_IMAGES,
+                    help=f"test images, class-balanced (default {DEFAULT_IMAGES})")
+    bs.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                    help="auto (default): bf16 where the hardware has it natively, fp16 on other CUDA GPUs, else "
+                         "fp32-fast (batch norm folded); fp32 is exact")
+    bs.add_argument("--input-size", type=int, default=32, help="resize the canvas to this size")
+    bs.add_argument("--seed", type=int, default=0, help="seed of the image subset")
+    bs.add_argument("--out", help="also write blindspots.npz, blindspots.csv (one row per position) and blindspots.png")
+    bs.set_defaults(func=cmd_blindspots)
+    from padlens.core import channels as chan
+    ch = sub.add_parser("channels", help="padding-aware channels: every layer's channels ranked by their response at "
+                        "the border ring against the centre, the top ones zeroed and measured again")
+    common_args(ch)
+    add_model_args(ch)
+    ch.add_argument("--layer", help="the layer to detail and ablate, by path name, e.g. model[3][4] (default: the "
+                    "last convolution; `padlens layers` lists them)")
+    ch.add_argument("--input", default=chan.DEFAULT_INPUT, choices=list(chan.INPUTS),
+                    help="the ranking the layer's table, figure and ablation use: " + "; ".join(
+                        f"{k}: {v}" for k, v in chan.INPUTS.items()) + f" (default {chan.DEFAULT_INPUT})")
+    ch.add_argument("--top", type=int, default=chan.DEFAULT_TOP,
+                    help=f"channels listed per layer and drawn (default {chan.DEFAULT_TOP})")
+    ch.add_argument("--ablate", type=int, default=chan.DEFAULT_ABLATE, metavar="K",
+                    help=f"zero the layer's top K channels and measure again (default {chan.DEFAULT_ABLATE}; 0: no "
+                         "ablation)")
+    ch.add_argument("--images", type=int, default=chan.DEFAULT_IMAGES,
+                    help=f"class-balanced test images for the accuracy before and after (default "
+                         f"{chan.DEFAULT_IMAGES})")
+    ch.add_argument("--grid-images", type=int, default=chan.DEFAULT_GRID_IMAGES,
+                    help="test images for the translation grid before and after (affine shifts -8..8 step 4; default "
+                         f"{chan.DEFAULT_GRID_IMAGES}; 0: no grid)")
+    ch.add_argument("--mean-images", type=int, default=chan.DEFAULT_MEAN_IMAGES,
+                    help=f"test images averaged for the dataset mean (default {chan.DEFAULT_MEAN_IMAGES}; 0: none)")
+    ch.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                    help="of the accuracy and the grids: auto (default) is bf16 where native, fp16 on other CUDA GPUs, "
+                         "else fp32-fast (batch norm folded); the rankings are always fp32")
+    ch.add_argument("--input-size", type=int, default=32, help="resize the input to this size")
+    ch.add_argument("--seed", type=int, default=0, help="seed of the image subsets")
+    ch.add_argument("--out", help="also write channels.npz, channels.csv (every layer's ranking), channels.png and the "
+                    "ablation's channels_ablation.csv and .png here")
+    ch.set_defaults(func=cmd_channels)
     from padlens.cli.report import add_report_parser
     add_report_parser(sub)
     la = sub.add_parser("layers", help="list every layer with its path (model[i][j] or model.block.conv), parameters and output shape")

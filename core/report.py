@@ -2,8 +2,9 @@
 
 For each checkpoint: test accuracy and mean cross-entropy, translation grids for each shift mode,
 the border bias of every layer for the blank inputs and for the data set's mean response, the mean
-filters of every conv, the padding arithmetic, the coverage map and shift equivariance per layer
-(core.coverage, core.equivariance). With an input size other than 32, the zero-padded
+filters of every conv, the padding arithmetic, the coverage map, shift equivariance per layer, the
+blind-spot maps and the padding-aware channels (core.coverage, core.equivariance, core.blindspots,
+core.channels). With an input size other than 32, the zero-padded
 baseline is also measured at 32x32 (grids and blank inputs), so that section 4 can say what resizing
 changes. Writes PNG figures (core.figures_png, no Qt), the
 heatmap figures of a writer the caller hands in (the command line passes the app's), `report.md` answering the questions with the measured
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from padlens.core.blindspots import BlindspotSpec
 from padlens.core.checkpoint import checkpoint_labels
 from padlens.core.files import atomic_text
 from padlens.core.jobs import Progress, never, relay
@@ -312,6 +314,9 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     mean_idx = stratified_subset(data.labels, mean_images or None, seed)
     eq_idx = stratified_subset(data.labels, EQUIVARIANCE_IMAGES, seed)
     eq_work = len(eq_idx) * len(EQUIVARIANCE_GRID.dxs) * len(EQUIVARIANCE_GRID.dys)   # rows per model
+    bs_idx = stratified_subset(data.labels, BLINDSPOT_IMAGES, seed)
+    bs_work = len(bs_idx) * (len(BLINDSPOT_SPEC.offsets(32)) ** 2 + 1)   # canvases and full-size images per model
+    ch_work = 2 * CHANNEL_IMAGES + 2   # the channel ablation: both models on the images and the blank input
     n_eval = len(data) if eval_idx is None else len(eval_idx)
     n_cells = len(grid.dxs) * len(grid.dys)
 
@@ -328,7 +333,8 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     ready = [{m: r.cached() for m, r in reqs.items()} for reqs in requests]
     ready32 = {m: r.cached() for m, r in requests32.items()}
     notes = [n for reqs in [*requests, requests32] for r in reqs.values() for n in r.notes]
-    total = max(1, sum(n_eval + len(BLANK_KINDS) + len(mean_idx) + grid_work(pre) + eq_work for pre in ready)
+    total = max(1, sum(n_eval + len(BLANK_KINDS) + len(mean_idx) + grid_work(pre) + eq_work + bs_work + ch_work
+                       for pre in ready)
                 + (len(BLANK_KINDS) + grid_work(ready32) if requests32 else 0))
     done = 0
 
@@ -485,7 +491,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                     break
         entry["figures"] = figs
 
-        # 5. further analyses: the coverage map and shift equivariance per layer
+        # 5. further analyses: the coverage map, shift equivariance per layer and blind spots
         entry["coverage"] = coverage_section(model, folder, label, input_size)
         job = equivariance_section(lm, data.images[eq_idx], data.source, folder, label, input_size, dev, should_stop)
         entry["equivariance"] = yield from relay(job, done, total, f"{head}: shift equivariance per layer", progress)
@@ -493,6 +499,19 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
             interrupted = True
             break
         done += eq_work
+        job = blindspots_section(lm, data, bs_idx, folder, label, input_size, dev, grid_precision, should_stop)
+        entry["blindspots"] = yield from relay(job, done, total, f"{head}: blind spots", progress)
+        if entry["blindspots"] is None:
+            interrupted = True
+            break
+        done += bs_work
+        job = channels_section(lm, data, mean_acts, count, folder, label, input_size, dev, grid_precision, seed,
+                               should_stop)
+        entry["channels"] = yield from relay(job, done, total, f"{head}: padding-aware channels", progress)
+        if entry["channels"] is None:
+            interrupted = True
+            break
+        done += ch_work
         results.append(entry)
         yield emit(0, f"{head}: done")
 
@@ -523,7 +542,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
 
 
 # ---------------------------------------------------------------------------------------------------
-# Further analyses, one function each, called by the job for every model: coverage and shift equivariance
+# Further analyses, one function each, called by the job for every model: coverage, shift equivariance, blind spots
 
 EQUIVARIANCE_IMAGES = 10   # few: the cosines vary little between images, and the report stays quick
 EQUIVARIANCE_GRID = GridSpec(-8, 8, -8, 8, 4)   # 25 shifts: 0, 4 and 8 px; 8 of them multiples of the period
@@ -557,3 +576,59 @@ def equivariance_section(loaded, images: torch.Tensor, data_source: str, folder:
     return {**summarize(result), "definition": EQUIVARIANCE_HELP, "title": title, "shifts": len(result.shifts),
             "grid": {"x_min": g.x_min, "x_max": g.x_max, "y_min": g.y_min, "y_max": g.y_max, "step": g.step},
             "files": {"npz": npz, "csv": csv}, "figure": png}
+
+
+BLINDSPOT_IMAGES = 10   # one per class: the report runs 260 canvases per model, the command line defaults more
+BLINDSPOT_SPEC = BlindspotSpec(16, 4, "blank")   # 25 positions, both edges included
+
+
+def blindspots_section(loaded, data, idx: torch.Tensor, folder: Path, label: str, input_size: int, device,
+                       precision: str, should_stop: Callable[[], bool] = never):
+    """Job: core.blindspots on the images idx of data (BLINDSPOT_SPEC, the grids' precision); returns its summary
+    (core.blindspots.summarize) with the settings, and writes blindspots.npz/.csv/.png into folder. Returns None
+    when stopped."""
+    from padlens.core.blindspots import BLINDSPOTS_HELP, blindspot_job, blindspot_title, save_blindspots, summarize
+    result = yield from blindspot_job(loaded.model, data.images[idx], data.labels[idx], loaded.norm, BLINDSPOT_SPEC,
+                                      device, precision, input_size, data.mean_color, {"data": data.source},
+                                      should_stop=should_stop)
+    if result.images < len(idx):
+        return None
+    title = blindspot_title(label, result)
+    npz, csv, png = save_blindspots(result, folder, label, title)
+    return {**summarize(result), "definition": BLINDSPOTS_HELP, "title": title, "patch": BLINDSPOT_SPEC.patch,
+            "stride": BLINDSPOT_SPEC.stride, "background": BLINDSPOT_SPEC.background, "input_size": input_size,
+            "precision": result.info["precision"], "files": {"npz": npz, "csv": csv}, "figure": png}
+
+
+CHANNEL_IMAGES = 500   # accuracy before and after zeroing: 1,000 forward passes per model, no grid
+CHANNEL_ABLATE = 4
+
+
+def channels_section(loaded, data, mean_acts: dict, mean_count: int, folder: Path, label: str, input_size: int,
+                     device, precision: str, seed: int = 0, should_stop: Callable[[], bool] = never):
+    """Job: core.channels on this model. Every layer's channels ranked on the blank input and on the dataset-mean
+    responses the report already has (mean_acts, over mean_count images); the top CHANNEL_ABLATE of the last
+    convolution on the blank input zeroed: accuracy on CHANNEL_IMAGES class-balanced test images at the grids'
+    precision and every layer's border bias on the blank input, before and after (no grid, to keep it cheap).
+    Writes channels.npz/.csv/.png and channels_ablation.csv into folder; returns the numbers, None when stopped."""
+    from padlens.core.activations import blank_input, capture
+    from padlens.core.channels import (BLANK_KIND, BORDER_SCORE, CHANNELS_HELP, ChannelScan, ablation_job,
+                                       default_layer, rank_channels, save_channels, summarize)
+    yield Progress(0, 2 * CHANNEL_IMAGES + 2, "ranking every layer's channels on the blank input and the dataset mean")
+    acts, _ = capture(loaded.model, blank_input(BLANK_KIND["blank"], loaded.norm, input_size), device)
+    scan = ChannelScan({"blank": rank_channels(loaded.model, acts), "mean": rank_channels(loaded.model, mean_acts)},
+                       {"input_size": input_size, "mean_images": mean_count, "data": data.source, "model": label})
+    layer = default_layer(scan)
+    top = scan.layer("blank", layer).top(CHANNEL_ABLATE)
+    result = yield from ablation_job(loaded, data, layer, top, "blank", CHANNEL_IMAGES, 0, precision=precision,
+                                     input_size=input_size, seed=seed, should_stop=should_stop)
+    if not result.complete:
+        return None
+    npz, csv, png, ablation_csv = save_channels(scan, folder, label, "blank", layer, ablation=result)
+    inputs = {kind: [{"layer": lc.name, "type": lc.type, "channels": len(lc.score), "responding": lc.responding(),
+                      "top": [{"channel": c, "score": float(lc.score[c]), "border": float(lc.border[c]),
+                               "centre": float(lc.centre[c])} for c in lc.top(CHANNEL_ABLATE)]}
+                     for lc in layers.values()] for kind, layers in scan.inputs.items()}
+    return {"definition": CHANNELS_HELP, "threshold": BORDER_SCORE, "mean_images": mean_count, "inputs": inputs,
+            "ablation": summarize(result), "files": {"npz": npz, "csv": csv, "ablation_csv": ablation_csv},
+            "figure": png}

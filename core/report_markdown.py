@@ -363,6 +363,8 @@ def render_markdown(doc: dict, out: Path) -> str:
     _worst_case_section(add, results, jl)
     _coverage_section(add, results, out)
     _equivariance_section(add, results, out, jl)
+    _blindspots_section(add, results, out, jl)
+    _channels_section(add, results, out, jl)
     add("Numbers: [report.json](report.json). Grids per checkpoint and mode: `<checkpoint>/translation_<mode>.csv` "
         "and `.npz`.")
     return "\n".join(L) + "\n"
@@ -471,4 +473,86 @@ def _equivariance_section(add, results: list[dict], out: Path, jl: str) -> None:
     for r, e in eqs:
         add(f"- {r['label']}: [layer x shift heatmap]({_rel(e['figure'], out)}){jl}; the table in "
             f"`{_rel(e['files']['csv'], out)}`.")
+    add("")
+
+
+def _blindspots_section(add, results: list[dict], out: Path, jl: str) -> None:
+    """Blind spots (core.blindspots): per checkpoint the accuracy of the scaled-down images at full size, over
+    all positions, centred, touching the canvas edge or not, and at the worst and best position."""
+    bss = [(r, r["blindspots"]) for r in results if r.get("blindspots")]
+    if not bss:
+        return
+    b0 = bss[0][1]
+    add(f"## Blind spots{jl}\n")
+    add(b0["definition"] + f" Here: a {b0['patch']}x{b0['patch']} patch every {b0['stride']} px on a "
+        f"{b0['background']} canvas ({b0['positions']} positions, both edges included), {b0['images']} class-balanced "
+        f"test images per checkpoint, {b0['precision']}. Positions are the patch's top-left corner (x, y); "
+        "accuracies carry their 95% Wilson interval (for the means over positions, counting images, not positions "
+        "x images).\n")
+    add("| checkpoint | padding | images | full size | mean over positions | centred | touching the edge | "
+        "the others | worst position | best position |")
+    add("|---|---|---|---|---|---|---|---|---|---|")
+
+    def cell(c: dict) -> str:
+        return f"({c['x']}, {c['y']}) {_ci(c['accuracy'], (c['low'], c['high']))}"
+    for r, b in bss:
+        add(f"| {r['label']} | {r['padding_mode']} | {b['images']} | {_ci(b['full_accuracy'], b['full_interval'])} | "
+            f"{_ci(b['mean_accuracy'], b['mean_interval'])} | {cell(b['centre'])} | {_pct(b['edge_accuracy'])} | "
+            f"{_pct(b['inner_accuracy'])} | {cell(b['worst'])} | {cell(b['best'])} |")
+    add("")
+    for r, b in bss:
+        spread = b["best"]["accuracy"] - b["worst"]["accuracy"]
+        add(f"- {r['label']}: scaled to {b['patch']}x{b['patch']}, {b['images']} images are "
+            f"{_pct(b['mean_accuracy'])} right on average over the positions (full size {_pct(b['full_accuracy'])}); "
+            f"the position changes it by up to {100 * spread:.1f} points, from {cell(b['worst'])} to "
+            f"{cell(b['best'])}; mean true-class probability {_num(b['mean_probability'])}, "
+            f"{_num(b['edge_probability'])} where the patch touches the edge and "
+            f"{_num(b['inner_probability'])} elsewhere. [Maps]({_rel(b['figure'], out)}){jl}; per position in "
+            f"`{_rel(b['files']['csv'], out)}`.")
+    add("")
+
+
+def _channels_section(add, results: list[dict], out: Path, jl: str) -> None:
+    """Padding-aware channels (core.channels): per checkpoint how many channels respond at the border on the blank
+    input and on the dataset mean, the last convolution's top channels, and what zeroing them changed."""
+    chs = [(r, r["channels"]) for r in results if r.get("channels")]
+    if not chs:
+        return
+    c0, a0 = chs[0][1], chs[0][1]["ablation"]
+    add(f"## Padding-aware channels{jl}\n")
+    add(c0["definition"] + f" Here: the blank input and the dataset mean over {c0['mean_images']} test images; the top "
+        f"{len(a0['channels'])} channels of the last convolution on the blank input zeroed, accuracy on {a0['images']} "
+        f"class-balanced test images ({a0['precision']}, the same images before and after, so the predictions that "
+        "changed are counted too; no translation grid here, `padlens channels` draws one). Responding: channels scoring "
+        "at least "
+        f"{c0['threshold']}, over every ranked layer (maps of at least 3x3).\n")
+    add("| checkpoint | padding | responding, blank | responding, dataset mean | top channels of the last conv "
+        "(score) | accuracy before | after | difference | predictions changed | its border bias, blank |")
+    add("|---|---|---|---|---|---|---|---|---|---|")
+
+    def responding(layers: list[dict]) -> str:
+        k, n = sum(x["responding"] for x in layers), sum(x["channels"] for x in layers)
+        some = sum(x["responding"] > 0 for x in layers)
+        return f"{k:,} of {n:,} channels, in {some} of {len(layers)} layers"
+    for r, c in chs:
+        a = c["ablation"]
+        last = next(x for x in c["inputs"]["blank"] if x["layer"] == a["layer"])
+        bias = a["bias_at_layer"]
+        add(f"| {r['label']} | {r['padding_mode']} | {responding(c['inputs']['blank'])} | "
+            f"{responding(c['inputs']['mean'])} | `{a['layer']}` "
+            + ", ".join(f"{t['channel']} ({t['score']:+.2f})" for t in last["top"])
+            + f" | {_ci(a['accuracy_before'], a['interval_before'])} | "
+            f"{_ci(a['accuracy_after'], a['interval_after'])} | {_dci(a['difference'])} | "
+            f"{a['changed']} of {a['images']} | "
+            + (f"{bias[0]:.3f} -> {bias[1]:.3f}" if bias else "n/a") + " |")
+    add("")
+    for r, c in chs:
+        a = c["ablation"]
+        last = next(x for x in c["inputs"]["blank"] if x["layer"] == a["layer"])
+        add(f"- {r['label']}: zeroing channels {a['channels']} of `{a['layer']}` {a['type']} changed {a['changed']} of "
+            f"{a['images']} predictions and the accuracy by {_dci(a['difference'])}; their border and centre means on "
+            "the blank input: " + ", ".join(f"{t['channel']}: {t['border']:.3g} / {t['centre']:.3g}"
+                                            for t in last["top"])
+            + f". [Top channels and mean filters]({_rel(c['figure'], out)}){jl}; every layer's ranking in "
+            f"`{_rel(c['files']['csv'], out)}`, the ablation in `{_rel(c['files']['ablation_csv'], out)}`.")
     add("")

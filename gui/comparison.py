@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import pyqtgraph as pg
 import torch
 from PyQt6.QtCore import QRectF, QSettings, Qt
 from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView,
-                             QLabel, QListWidget, QListWidgetItem, QMessageBox, QProgressBar, QPushButton,
+                             QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton,
                              QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from padlens.core.checkpoint import FLAGSHIP, CheckpointError, checkpoint_labels, padding_variants, shipped_dir
@@ -33,6 +32,7 @@ from padlens.gui.figures import augment_box, grid_cell, grid_rect, origin_marker
 from padlens.gui.style import (RANGES, PanelFigure, color_bar, figure_caption, image_panel, jpeg_note,
                                set_label, set_levels, set_title, value_levels)
 from padlens.gui.grid_settings import GridSettings, scroll_column
+from padlens.gui.job_bar import JobBar
 from padlens.gui.worker import JobRunner
 
 MIN_CHECKPOINTS, MAX_CHECKPOINTS = 2, 4
@@ -96,7 +96,6 @@ class ComparisonTab(QWidget):
         self.layers: list[LayerInfo] = []
         self.result: dict | None = None
         self.planned: list[CheckpointEntry] = []
-        self.t0 = 0.0
         self._n_built = -1
 
         # checkpoints
@@ -128,7 +127,7 @@ class ComparisonTab(QWidget):
         self.start_btn, self.cancel_btn = QPushButton("Compute"), QPushButton("Cancel")
         self.start_btn.setToolTip("Compute grids and maps for every checkpoint; cached grids are reused")
         self.cancel_btn.setEnabled(False)
-        self.bar = QProgressBar()
+        self.bar = JobBar()
         self.status = QLabel("Choose checkpoints and press Compute.")
         self.status.setWordWrap(True)
         grid_box = QGroupBox("Translation grid")
@@ -494,8 +493,7 @@ class ComparisonTab(QWidget):
         def job(stop):
             return (yield from comparison_job(models, data, spec, mode, n, SEED, precision, size, should_stop=stop))
 
-        self.t0 = time.perf_counter()
-        self.bar.setValue(0)
+        self.bar.start()
         self.status.setText("Running: each checkpoint is shown as soon as it is done.")
         self.runner.start(job, on_progress=self._progress, on_partial=self._partial, on_result=self._done,
                           on_cancelled=self._cancelled, on_error=self._failed, on_finished=self._finished)
@@ -510,11 +508,7 @@ class ComparisonTab(QWidget):
         return dict(value, entries=entries)
 
     def _progress(self, done: int, total: int, msg: str) -> None:
-        self.bar.setMaximum(max(total, 1))
-        self.bar.setValue(done)
-        elapsed = time.perf_counter() - self.t0
-        left = elapsed / max(done, 1) * (total - done)
-        self.bar.setFormat(f"%p%  about {int(left // 60)}:{int(left % 60):02d} left")
+        self.bar.progress(done, total)   # long times in hours, as everywhere (was "about 305:42 left")
         self.status.setText(msg)
 
     def _partial(self, value: dict) -> None:
@@ -525,9 +519,8 @@ class ComparisonTab(QWidget):
         self.result = self._merge(value)
         self._show_result()
         cached = sum(e.from_cache for e in value["entries"])
-        self.bar.setValue(self.bar.maximum())
-        self.bar.setFormat("%p%")
-        self.status.setText(f"Done in {time.perf_counter() - self.t0:.1f} s"
+        self.bar.finish()
+        self.status.setText(f"Done in {self.bar.elapsed:.1f} s"
                             + (f"; {cached} grid{'s' * (cached != 1)} from the cache." if cached else
                                "; grids cached for next time (shared with the Translation tab).")
                             + "".join(f" Note: {n}." for n in value.get("notes", ())))   # damaged cache files
@@ -536,6 +529,7 @@ class ComparisonTab(QWidget):
         if value is not None:
             self.result = self._merge(value)
             self._show_result()
+        self.bar.cancelled()
         full = sum(e.mean_maps is not None for e in (value or {}).get("entries", []))
         self.status.setText(f"Cancelled: showing what was done ({full} of {len(self.planned)} checkpoints "
                             "complete; a partial grid is not cached).")

@@ -38,7 +38,10 @@ def data_status(datasets: dict[str, Dataset]) -> str:
     if "test" not in datasets:
         return "no data set"
     counts = " + ".join(f"{len(ds):,} {split}" for split, ds in datasets.items())
-    return f"{counts} images from {datasets['test'].source}"
+    source = datasets["test"].source   # "CIFAR-10 JPEG test (ImageFolder /path/test)": the folder is what counts
+    jpeg = " (lossy JPEG copy)" if "JPEG" in source else ""
+    where = source[source.find("(") + 1:-1] if source.endswith(")") else source
+    return f"{counts} images{jpeg}: {where}"
 
 
 class MainWindow(QMainWindow):
@@ -80,6 +83,9 @@ class MainWindow(QMainWindow):
         from padlens.gui.comparison import ComparisonTab
         self.comparison = ComparisonTab(self.settings, self.device, self)
         self.tabs.addTab(self.comparison, "Compare")
+        from padlens.gui.analyses_tab import AnalysesTab
+        self.analyses = AnalysesTab(self.settings, self.device, self)
+        self.tabs.addTab(self.analyses, "Analyses")
         self.setCentralWidget(self.tabs)
         self.model_label, self.data_label = QLabel(), QLabel()
         device = self.device or pick_device()   # where load_model puts the models when none was given
@@ -97,6 +103,7 @@ class MainWindow(QMainWindow):
         self.inputs.downloadRequested.connect(self.download_data)
         self.tree.layerSelected.connect(self.show_layer)
         self._restore_settings()
+        self.inputs.set_loading(f"Loading CIFAR-10 from {self.data_root}...")   # it starts at the first paint
         self._first_checkpoint: list | None = [checkpoint or self.settings.value("checkpoint") or None]
         self._painted = False
         self._bias_later = False                 # set while the window's first model opens
@@ -158,7 +165,8 @@ class MainWindow(QMainWindow):
         self._action(f, "Export a&ll layers...", self.export_all_layers, "Ctrl+Shift+E")
         f.addSeparator()
         self._action(f, "Export t&ranslation heatmaps (PNG/SVG/PDF)...",
-                     lambda: self.export_translation(self.translation.export_figure))
+                     lambda: self.export_translation(self.translation.export_figure,
+                                                     self.translation.figures_written))
         self._action(f, "Export translation &numbers (CSV/NPZ)...",
                      lambda: self.export_translation(self.translation.export_numbers))
         self._action(f, "Export spatial-&bias table (CSV)...", lambda: self.export_table(self.bias.table, "spatial_bias"))
@@ -177,6 +185,8 @@ class MainWindow(QMainWindow):
         self._action(v, "&Translation", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2")
         self._action(v, "&Spatial bias", lambda: self.tabs.setCurrentIndex(2), "Ctrl+3")
         self._action(v, "&Compare checkpoints", lambda: self.tabs.setCurrentIndex(3), "Ctrl+4")
+        self._action(v, "&Analyses", lambda: self.tabs.setCurrentWidget(self.analyses), "Ctrl+5",
+                     "Coverage, shift equivariance per layer, blind spots, padding-aware channels")
         self._action(v, "Input &size...", self.choose_input_size, "Ctrl+Shift+S",
                      "Resize the 32x32 input before the network (the input-resizing remedy)")
         self._action(v, "&Reset layout", self.reset_layout)
@@ -323,6 +333,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{e} Input size 32x32 for this model.", 10000)
         self.model_label.setText(f"{loaded.name} | padding {loaded.padding_mode} | {loaded.accuracy_text}")
         self.translation.set_model(loaded, self.explorer.input_size)
+        self.analyses.set_model(loaded, self.explorer.input_size)
         self._layers_changed()
         self.inputs.emit_choice()
 
@@ -344,6 +355,7 @@ class MainWindow(QMainWindow):
         else:
             self._update_bias()
         self.comparison.set_input_size(ex.input_size)   # a model can refuse the saved size and fall back to 32
+        self.analyses.set_input_size(ex.input_size)
 
     def _update_bias(self) -> None:
         """The spatial-bias tab's measures of the explorer's model at its input size (blank inputs; a dataset
@@ -390,9 +402,11 @@ class MainWindow(QMainWindow):
         self.datasets = datasets
         test = datasets.get("test")
         self.data_label.setText(data_status(datasets))
+        self.data_label.setToolTip(test.source if test else "")
         self.inputs.set_datasets(datasets, "No CIFAR-10 found. " + how_to_get(self.data_root))
         self.translation.set_data(test)
         self.comparison.set_data(test)
+        self.analyses.set_data(test)
 
     def download_data(self) -> None:
         bar = self.inputs.download_bar
@@ -558,15 +572,15 @@ class MainWindow(QMainWindow):
             return path
         return None
 
-    def export_translation(self, export) -> Path | None:
+    def export_translation(self, export, written=lambda path: f"wrote {path}") -> Path | None:
         """File > Export translation ...: the grid on the Translation tab through its export, or a message
-        that there is none yet."""
+        that there is none yet; `written` says what the export wrote."""
         if self.translation.result is None:
             self.statusBar().showMessage("Nothing to export yet: compute a grid on the Translation tab (Ctrl+2).", 5000)
             return None
         path = export()
         if path:
-            self.statusBar().showMessage(f"wrote {path}", 5000)
+            self.statusBar().showMessage(written(path), 5000)
         return path
 
     def export_npy(self) -> None:
@@ -651,7 +665,7 @@ class MainWindow(QMainWindow):
         if self._end_model_load is not None:   # an own model still loading: abandoned, never waited for
             self._end_model_load()
         for runner in (self.mean_runner, self.data_runner, self.translation.runner, self.translation.timer,
-                       self.comparison.runner):
+                       self.comparison.runner, self.analyses):
             runner.stop(CLOSE_WAIT_MS)
         super().closeEvent(event)
 

@@ -2,14 +2,13 @@
 hover read-out, shifted examples on click, on-disk cache and export."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PyQt6.QtCore import QSettings, Qt
 from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
-                             QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
+                             QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from padlens.core.activations import resize_input
 from padlens.core.data import Dataset, stratified_subset
@@ -22,12 +21,14 @@ from padlens.core.inference import fast_model, grid_batch
 from padlens.core.timing import fmt_duration, known_rate, measure_rate, rate_key
 from padlens.core.translation import GridResult, GridSpec, grid_cost, pitfalls, shift_period
 from padlens.core.worst_case import format_worst_case, worst_case
-from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure
+from padlens.gui.export import FIGURE_FILTERS, ask_save_path, confirm_overwrite, run_export, write_figure
 from padlens.gui.figures import HeatmapFigure, grid_caption
 from padlens.gui.grid_settings import GridSettings, scroll_column, spin
+from padlens.gui.job_bar import JobBar
 from padlens.gui.input_panel import pixmap_of
 from padlens.gui.style import RANGES
 from padlens.gui.worker import JobRunner
+from padlens.gui.worst_case_figure import WorstCaseFigure, summary_line, write_worst_case_figure
 
 N_EXAMPLES = 6
 
@@ -44,6 +45,7 @@ NEEDS_DATA = "Needs the CIFAR-10 test split: open a data folder (Ctrl+D) or down
 NOT_COMPUTED = "Not computed for these settings yet: Start (Ctrl+Return) computes it."
 RUNNING = "Running: a first heatmap from a few images (up to one per class), refined as more are done."
 READOUT_HINT = "Hover a cell for its numbers; click it for shifted examples."
+WORST_CASE_LATER = "Worst case over shifts: shown with the grid's heatmaps."
 FEW_MINUTES = 300.0   # a run longer than this gets an image count that fits in it beside the estimate
 
 
@@ -81,6 +83,11 @@ def figure_message(s: TabState) -> str:
     return " ".join([*(n[0].upper() + n[1:] + "." for n in s.notes), NOT_COMPUTED])
 
 
+def worst_case_path(path: Path) -> Path:
+    """Where an export of the heatmaps at path puts the worst case over shifts: <name>_worst_case.<ext>."""
+    return path.with_name(f"{path.stem}_worst_case{path.suffix}")
+
+
 def images_per_cell(r: GridResult) -> str:
     """'10 images per cell', or '10 to 20 images per cell' where a stop left the cells with different counts."""
     lo, hi = int(r.count.min()), int(r.count.max())
@@ -115,15 +122,6 @@ def readout_text(r: GridResult | None, cell: tuple[int, int] | None, running: bo
             f"consistency {100 * r.consistency[i, j]:.1f}% "
             f"(95% CI {100 * cons_lo[i, j]:.1f}-{100 * cons_hi[i, j]:.1f}%), "
             f"{100 * visible_fraction(dx, dy, 32, mode):.0f}% of the image still in frame")
-
-
-def eta_text(done: int, total: int, elapsed: float, bounded: bool) -> str:
-    """The progress bar's text: the share done and the time left at the rate so far ('at most' where a
-    precision target can stop the grid sooner)."""
-    if not done:
-        return "%p%  starting"
-    left = elapsed / done * (total - done)
-    return f"%p%  {'at most' if bounded else 'about'} {fmt_duration(left)} left"
 
 
 def estimate_text(spec: GridSpec, mode: str, images: int, size: int, rate: float | None, where: str,
@@ -164,7 +162,6 @@ class TranslationTab(QWidget):
         self.event = ""                              # translation_status's TabState.event
         self.hovered: tuple[int, int] | None = None  # the cell the read-out describes
         self.timer = JobRunner(self)                 # times the model for the estimate beside Start
-        self.t0 = 0.0
 
         # default +-16 px step 4 over 100 images: 8,200 forward passes of the flagship, 820 before the first
         # heatmap; at the 100-120 a second measured on the 2-core AVX2 CPU, under 10 s to the first heatmap and
@@ -190,7 +187,7 @@ class TranslationTab(QWidget):
         self.start_btn.setToolTip("Compute the grid (Ctrl+Enter); a cached grid opens at once")
         self.cancel_btn.setEnabled(False)
         self.export_fig_btn, self.export_data_btn = QPushButton("Export figure..."), QPushButton("Export numbers...")
-        self.bar = QProgressBar()
+        self.bar = JobBar()
         self.status = QLabel(NEEDS_DATA)
         self.status.setWordWrap(True)
         self.estimate = QLabel()
@@ -217,7 +214,7 @@ class TranslationTab(QWidget):
         self.readout = QLabel(READOUT_HINT)
         self.readout.setWordWrap(True)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.worst = QLabel()   # worst case over shifts, under the heatmaps (core.worst_case)
+        self.worst = QLabel()   # one line on the worst case over shifts; its figure is under the heatmaps
         self.worst.setTextFormat(Qt.TextFormat.PlainText)
         self.worst.setWordWrap(True)
         self.worst.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -256,7 +253,15 @@ class TranslationTab(QWidget):
         right = QWidget()
         rv = QVBoxLayout(right)
         rv.addLayout(scale_row)
-        rv.addWidget(self.figure, 1)
+        self.worst_figure = WorstCaseFigure()
+        self.worst_figure.setMinimumHeight(160)   # at 1280x720 its plots keep a readable height
+        self.figures = QSplitter(Qt.Orientation.Vertical)   # the heatmaps over the worst case: drag to trade room
+        self.figures.addWidget(self.figure)
+        self.figures.addWidget(self.worst_figure)
+        self.figures.setChildrenCollapsible(False)
+        self.figures.setStretchFactor(0, 3)
+        self.figures.setStretchFactor(1, 2)
+        rv.addWidget(self.figures, 1)
         rv.addWidget(self.readout)
         rv.addWidget(self.worst)
         rv.addWidget(self.examples_box)
@@ -328,7 +333,7 @@ class TranslationTab(QWidget):
                 self._show_nothing()
             self._refresh()
             return False
-        self._bar_idle()
+        self.bar.idle()
         notes = ()
         if self.loaded is not None and self.data is not None:
             req = self.request()
@@ -359,7 +364,8 @@ class TranslationTab(QWidget):
         self.figure.show_nothing(figure_message(self._state(notes)))
         self.pitfalls.setText("")
         self.worst.setText("")
-        self.worst.setText("")
+        self.worst.setToolTip("")
+        self.worst_figure.show_nothing(WORST_CASE_LATER)
         self.readout.setText(READOUT_HINT)
         self._clear_examples()
 
@@ -370,12 +376,6 @@ class TranslationTab(QWidget):
             self.hovered = None
             self._clear_examples()
         self.shown_req = req
-
-    def _bar_idle(self) -> None:
-        """No job: the bar shows no share and no time left (a cached grid took none)."""
-        self.bar.setRange(0, 1)
-        self.bar.setValue(0)
-        self.bar.setFormat("")
 
     def _current(self) -> bool:
         """Whether the running (or just finished) job computes what the tab is set to now: the same model
@@ -392,11 +392,10 @@ class TranslationTab(QWidget):
         self.req = req = self.request()
         self.subset = req.subset
         job = req.make_job()   # the model copy is taken here, on the GUI thread
-        self.t0 = time.perf_counter()
+        self.bar.start()
         self.start_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.event = ""
-        self.bar.setRange(0, 0)   # busy until the first batch says how far it is
         self.runner.start(job, on_progress=self._progress, on_partial=self._partial,
                           on_result=self._done, on_cancelled=self._cancelled, on_error=self._failed,
                           on_finished=self._finished)
@@ -409,10 +408,7 @@ class TranslationTab(QWidget):
             self.show_result(result)
 
     def _progress(self, done: int, total: int, msg: str) -> None:
-        self.bar.setMaximum(total)
-        self.bar.setValue(done)
-        bounded = bool(self.req is not None and self.req.target_halfwidth)   # may stop sooner
-        self.bar.setFormat(eta_text(done, total, time.perf_counter() - self.t0, bounded))
+        self.bar.progress(done, total, bounded=bool(self.req is not None and self.req.target_halfwidth))
         self.event = msg if self._current() else self.event
         self._refresh()
 
@@ -425,11 +421,8 @@ class TranslationTab(QWidget):
         self._note_grid(self.req)
         self.show_result(result, final=True)
         reached = result.info.get("precision_reached")
-        self.bar.setRange(0, max(1, self.bar.maximum()))
-        self.bar.setValue(self.bar.maximum())
-        # stopped before the last image: the bar says why, not a stall at some percent
-        self.bar.setFormat("precision reached" if reached else "done")
-        self.event = (f"Done in {fmt_duration(time.perf_counter() - self.t0)}" + (f"; {reached}" if reached else "")
+        self.bar.finish("precision reached" if reached else "done")
+        self.event = (f"Done in {fmt_duration(self.bar.elapsed)}" + (f"; {reached}" if reached else "")
                       + note)
         self._refresh()
 
@@ -438,10 +431,7 @@ class TranslationTab(QWidget):
             self.event = "Cancelled the grid of the previous model or settings."
             self._refresh()
             return
-        if self.bar.maximum():
-            self.bar.setFormat("cancelled at %p%")
-        else:   # before the first batch: no share to show
-            self._bar_idle()
+        self.bar.cancelled()
         if result is not None and result.count.max() > 0:
             self._note_grid(self.req)
             self.show_result(result)
@@ -500,7 +490,10 @@ class TranslationTab(QWidget):
         self.figure.set_result(result, heatmap_title(result), self.crop_pad)
         self.figure.caption = grid_caption(result, self.loaded.padding_mode if self.loaded else "")
         self.pitfalls.setText(self.pitfall_text(result))
-        self.worst.setText("\n".join(format_worst_case(worst_case(result))))
+        w, padding = worst_case(result), self.loaded.padding_mode if self.loaded else ""
+        self.worst.setText(summary_line(w))
+        self.worst.setToolTip("\n".join(format_worst_case(w)))
+        self.worst_figure.set_result(result, padding)
         self.readout.setText(readout_text(result, self.hovered, self.runner.running))
 
     def pitfall_text(self, r: GridResult) -> str:
@@ -570,14 +563,26 @@ class TranslationTab(QWidget):
         return ask_save_path(self, self.settings, title, name, filters)
 
     def export_figure(self) -> Path | None:
-        """The heatmaps on screen as PNG or SVG; the path written, else None."""
+        """The heatmaps on screen as PNG, SVG or PDF and, beside them as a second file of its own (a paper
+        places the two apart, and the square heatmaps keep their shape), the worst case over shifts at a
+        page's shape (`write_worst_case_figure`, `worst_case_path`); the heatmaps' path, else None. Nothing
+        is written unless both may be."""
         if self.result is None:
             return None
         path = self._ask("Export heatmaps", "translation_heatmaps.png", FIGURE_FILTERS)
-        if path and run_export(self, path, lambda: write_figure(self.figure.scene(), path,
-                                                                "PadLens translation heatmaps", self.figure.caption)):
-            return path
-        return None
+        if path is None or not confirm_overwrite(self, worst_case_path(path)):
+            return None
+
+        def write():
+            write_figure(self.figure.scene(), path, "PadLens translation heatmaps", self.figure.caption)
+            write_worst_case_figure(self.result, worst_case_path(path),
+                                    self.loaded.padding_mode if self.loaded else "")
+        return path if run_export(self, path, write) else None
+
+    @staticmethod
+    def figures_written(path: Path) -> str:
+        """The status message of export_figure: which two files it wrote."""
+        return f"wrote {path} (heatmaps) and {worst_case_path(path).name} (worst case over shifts) beside it"
 
     def export_numbers(self) -> Path | None:
         """The grid's numbers as CSV or NPZ; the path written, else None."""

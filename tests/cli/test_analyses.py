@@ -96,3 +96,87 @@ def test_equivariance_rejects_bad_options(setup, capsys):
     assert "the lowest shift comes first" in capsys.readouterr().err
     assert main([*base, "--images", "0"]) == 2
     assert "--images 0" in capsys.readouterr().err
+
+
+def test_blindspots_prints_the_map_and_writes_the_files(setup, capsys):
+    out = setup.tmp / "bs"
+    assert main(["blindspots", "--checkpoint", str(setup.ckpt), "--data", str(setup.data), "--device", "cpu",
+                 "--images", "3", "--patch-size", "8", "--stride", "8", "--background", "mean", "--precision", "fp32",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "3 test images of CIFAR-10 (lossy JPEG copy)" in text and "8x8 patch every 8 px" in text
+    assert "y\\x     0    8   16   24" in text   # columns x, rows y
+    with np.load(out / "blindspots.npz") as d:
+        acc = d["accuracy"]
+        assert acc.shape == (4, 4) and (d["count"] == 3).all()
+    row = next(line for line in text.splitlines() if line.startswith("  16 "))
+    assert row.split()[1:] == [f"{100 * v:.0f}" for v in acc[2]]
+    rows = list(csv.reader((out / "blindspots.csv").open()))
+    assert rows[0][:3] == ["model", "x", "y"] and len(rows) == 1 + 16 and rows[1][0] == "tiny"
+    assert (out / "blindspots.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_blindspots_ctrl_c_reports_the_images_finished(setup, capsys, monkeypatch):
+    from padlens.cli import terminal
+    calls = iter(range(100))   # two checks per image (81 positions in batches of 64): the fifth stops
+    monkeypatch.setattr(terminal.CtrlC, "__call__", lambda self: next(calls) >= 4 and setattr(self, "pressed", True)
+                        or self.pressed)
+    out = setup.tmp / "bs"
+    assert main(["blindspots", "--checkpoint", str(setup.ckpt), "--data", str(setup.data), "--device", "cpu",
+                 "--images", "5", "--patch-size", "16", "--stride", "2", "--precision", "fp32",
+                 "--out", str(out)]) == 130
+    assert "(interrupted: partial, 2 of 5 images)" in capsys.readouterr().out
+    with np.load(out / "blindspots.npz") as d:
+        assert (d["count"] == 2).all()
+
+
+def test_blindspots_rejects_bad_options(setup, capsys):
+    base = ["blindspots", "--checkpoint", str(setup.ckpt), "--data", str(setup.data), "--device", "cpu"]
+    assert main([*base, "--patch-size", "33"]) == 2
+    assert "patch size 33: give 1 to 32 pixels" in capsys.readouterr().err
+    assert main([*base, "--stride", "0"]) == 2
+    assert "stride 0" in capsys.readouterr().err
+    assert main([*base, "--images", "0"]) == 2
+    assert "--images 0" in capsys.readouterr().err
+
+
+def test_channels_ranks_every_layer_ablates_the_top_and_writes_the_files(setup, capsys):
+    from padlens.core.activations import blank_input, capture
+    from padlens.core.channels import rank_channels
+    out = setup.tmp / "ch"
+    assert main(["channels", "--checkpoint", str(setup.ckpt), "--data", str(setup.data), "--device", "cpu",
+                 "--images", "20", "--grid-images", "4", "--mean-images", "10", "--ablate", "2", "--top", "3",
+                 "--precision", "fp32", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "blank: blank input, all zeros after normalization" in text and "mean: dataset mean" in text
+    assert "(10 test images); per layer the channels scoring >= 0.5 and the top 3" in text
+    assert "model[3][4] Conv2d 16x4x4, blank input, mean filters of model[3][4]:" in text
+    direct = rank_channels(setup.model, capture(setup.model, blank_input("normalized", NORM))[0])[(3, 4)]
+    top = direct.top(2)
+    assert f"zeroing channels {top} of model[3][4] Conv2d (the top 2 on the blank input):" in text
+    assert "accuracy on 20 test images (fp32): before" in text and "predictions changed:" in text
+    assert "translation grid (affine, 25 shifts, 4 images)" in text
+    assert sorted(p.name for p in out.iterdir()) == ["channels.csv", "channels.npz", "channels.png",
+                                                     "channels_ablation.csv", "channels_ablation.png"]
+    with np.load(out / "channels.npz") as d:
+        np.testing.assert_array_equal(d["blank/model[3][4]/score"], direct.score)
+        assert list(d["ablation/channels"]) == top and int(d["ablation/evaluated"]) == 20
+    rows = list(csv.reader((out / "channels.csv").open()))
+    assert rows[0][:6] == ["input", "layer", "type", "map", "rank", "channel"]
+    assert {r[0] for r in rows[1:]} == {"blank", "mean"}
+    assert (out / "channels.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_channels_of_one_layer_without_ablation_needs_no_data_and_bad_options_are_refused(setup, capsys,
+                                                                                           monkeypatch):
+    monkeypatch.delenv("PADLENS_DATA", raising=False)
+    base = ["channels", "--checkpoint", str(setup.ckpt), "--device", "cpu"]
+    assert main([*base, "--layer", "model[2][6]", "--ablate", "0", "--mean-images", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "model[2][6] GELU 16x8x8, blank input, mean filters of model[2][4]:" in text and "zeroing" not in text
+    assert main([*base, "--layer", "model[9]", "--ablate", "0", "--mean-images", "0"]) == 2
+    assert "no ranked layer 'model[9]': give one of model[0][0]" in capsys.readouterr().err
+    assert main([*base, "--input", "mean", "--mean-images", "0"]) == 2
+    assert "--input mean ranks on the dataset mean" in capsys.readouterr().err
+    assert main([*base, "--top", "0"]) == 2
+    assert "--top 0: give a number of channels, at least 1" in capsys.readouterr().err

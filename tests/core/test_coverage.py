@@ -108,3 +108,48 @@ def test_report_states_each_checkpoints_coverage(report_run):
         assert (report_run.out / entry["label"] / "coverage.png").is_file()
     zeros, reflect = report_run.doc["checkpoints"]
     assert zeros["coverage"]["sizes"][0]["corner"] != reflect["coverage"]["sizes"][0]["corner"]
+
+
+class Wrapped(nn.Module):
+    """The same network behind a forward of its own: counted on every channel, the general way."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "circular", "symmetric", "partial"])
+def test_one_channel_counts_equal_every_channel_counts(mode):
+    from padlens.core.coverage import with_padding
+    model = with_padding(tiny()[0], mode)
+    for size in (32, 33):
+        fast, full = coverage_map(model, size), coverage_map(Wrapped(model), size)
+        # equal; partial padding's counts are not whole, and _snap may round either copy's near-whole ones
+        assert np.allclose(fast.counts, full.counts, rtol=1e-6, atol=0)
+        assert np.allclose(fast.image, full.image, rtol=1e-6, atol=0)
+        assert [u.split(" ", 1)[1] for u in fast.uneven] == [u.split(" ", 1)[1] for u in full.uneven]   # by path
+
+
+def test_with_padding_changes_only_the_padding():
+    from padlens.core.coverage import padding_coverage_job, with_padding
+    from padlens.core.padding import PartialConv2d, SymmetricConv2d
+    model = tiny()[0]
+    same = with_padding(model, "zeros")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(same(x), model(x))
+    sym = with_padding(model, "symmetric")
+    assert isinstance(sym[1][0], SymmetricConv2d) and sym[1][0].weight is model[1][0].weight   # shared, not copied
+    assert isinstance(with_padding(model, "partial")[2][4], PartialConv2d)
+    assert type(model[1][0]) is nn.Conv2d and model[1][0].padding_mode == "zeros"           # the model as it was
+    with pytest.raises(ValueError, match="unknown padding mode"):
+        with_padding(model, "mirror")
+    events = []
+    maps = run_job(padding_coverage_job(model, ["zeros", "circular"], [32, 33]), on_partial=events.append)
+    assert list(maps) == ["zeros", "circular"] and [m.size for m in maps["circular"]] == [32, 33]
+    assert maps["circular"][0].summary["constant"] and not maps["zeros"][0].summary["constant"]
+    assert np.array_equal(maps["circular"][1].counts, coverage_map(with_padding(model, "circular"), 33).counts)
+    assert [list(e) for e in events] == [["zeros"], ["zeros", "circular"]]

@@ -1,5 +1,6 @@
 """Shift equivariance per layer: exact for circular padding and whole-period rolls, lost with zero padding."""
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -84,3 +85,57 @@ def test_report_states_each_checkpoints_equivariance(report_run):
     assert abs(e["output_period"] - direct["output_period"]) < 1e-9
     assert f"| {entry['label']} | zeros | {EQUIVARIANCE_IMAGES} |" in text and f"{e['output_period']:.4f}" in text
     assert (report_run.out / entry["label"] / "equivariance.csv").is_file()
+
+
+def direct_similarity(model, pixels, spec, mode):
+    """The definition, computed the plain way: every layer's output for each image and each shifted copy, moved
+    by torch.roll or cut to the overlap, cosines in float64, averaged over the images (n/a: NaN)."""
+    from padlens.core.equivariance import OUTPUT, _layers
+    from padlens.core.layers import hook_outputs
+    from padlens.core.shifts import shift
+    found = _layers(model, NORM.apply(pixels[:1]))
+
+    def outputs(x):
+        got = {}
+        hooks = hook_outputs(model, lambda p, out: got.__setitem__(p, out.double()), [(p, m) for p, m, _ in found])
+        with torch.inference_mode():
+            got[OUTPUT] = model(NORM.apply(x)).double()
+        for h in hooks:
+            h.remove()
+        return [got[p] for p, _, _ in found] + [got[OUTPUT]]
+
+    ref = outputs(pixels)
+    shifts = [(dx, dy) for dy in spec.dys for dx in spec.dxs]
+    sim = np.full((len(ref), len(shifts)), np.nan)
+    for k, (dx, dy) in enumerate(shifts):
+        out = outputs(shift(pixels, int(dx), int(dy), mode))
+        for i, (a, r) in enumerate(zip(out, ref)):
+            if a.dim() == 2 or a.shape[-2:] == (1, 1):
+                pass                                       # no position left: compared unshifted
+            else:
+                h, w = a.shape[-2:]
+                if (dx * w) % 32 or (dy * h) % 32:
+                    continue
+                fx, fy = dx * w // 32, dy * h // 32
+                if mode == "roll":
+                    r = torch.roll(r, (fy, fx), (-2, -1))
+                elif abs(fx) >= w or abs(fy) >= h:
+                    continue
+                else:
+                    a = a[..., max(0, fy):h + min(0, fy), max(0, fx):w + min(0, fx)]
+                    r = r[..., max(0, -fy):h - max(0, fy), max(0, -fx):w - max(0, fx)]
+            sim[i, k] = torch.nn.functional.cosine_similarity(a.flatten(1), r.flatten(1), eps=1e-300).mean().item()
+    return sim
+
+
+@pytest.mark.parametrize("mode", ["roll", "affine"])
+def test_the_job_computes_the_definition(mode):
+    """The strided comparisons of the job (padded references, whole-shift batches) give the plain computation's
+    numbers, on a zero-padded model (where they differ from 1) and a grid of aligned and n/a shifts, wrapping
+    rolls included (18 px on the 16-px maps)."""
+    model, pixels, spec = tiny("zeros")[0], images(3), GridSpec(-6, 18, -2, 2, 2)
+    r = run_job(equivariance_job(model, pixels, NORM, spec, mode, batch_images=2, batch_rows=5))
+    want = direct_similarity(model, pixels, spec, mode)
+    assert np.array_equal(np.isnan(r.similarity), np.isnan(want))
+    assert np.nanmax(np.abs(r.similarity - want)) < 1e-5
+    assert np.nanmin(want) < 0.99                          # something to get wrong

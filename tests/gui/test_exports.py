@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QImage
-from PyQt6.QtWidgets import QFileDialog, QMessageBox
 
 from padlens.core.data import Dataset
 from padlens.gui.export import MARGIN, PNG_DPI, SCREEN_DPI, figure_rect
@@ -23,15 +22,6 @@ RED = (230, 0, 0)   # the mosaic's selection frame
 def trigger(w, text: str) -> None:
     acts = {a.text().replace("&", ""): a for top in w.menuBar().actions() for a in top.menu().actions()}
     acts[text].trigger()
-
-
-@pytest.fixture
-def save_as(monkeypatch):
-    def answer(*paths):
-        it = iter(paths)
-        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(next(it)), ""))
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    return answer
 
 
 def pixels(path) -> np.ndarray:

@@ -70,6 +70,9 @@ def test_feature_maps_tab_fits(small, qtbot):
     assert w.grid.maps is not None
     check(w, w.tabs.currentWidget())
     assert w.grid.side_widget.width() >= w.grid.side_widget.minimumWidth() > 0   # the maps beside the mosaic
+    header = w.tree.header()   # the layer tree keeps its Output column in view (it was cut off at 1280 wide)
+    assert w.tree.headerItem().text(2) == "Output"
+    assert header.sectionViewportPosition(2) + header.sectionSize(2) <= w.tree.viewport().width()
 
 
 def test_translation_tab_fits(small, qtbot):
@@ -80,6 +83,9 @@ def test_translation_tab_fits(small, qtbot):
     check(w, t)
     sizes = {(round(p.vb.width()), round(p.vb.height())) for p in t.figure.plots.values()}
     assert len(sizes) == 1, f"the three heatmaps differ in size: {sizes}"
+    worst = t.worst_figure   # under the heatmaps, checked by `check` with them: on screen, drawn, not flattened
+    assert worst.isVisible() and worst.share_points and len(worst.never_bar.opts["height"]) == 1
+    assert min(p.vb.height() for p in (worst.share_plot, worst.hist_plot)) >= 50
 
 
 def test_spatial_bias_tab_fits_and_its_table_needs_no_sideways_scrolling(small, qtbot):

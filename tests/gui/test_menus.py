@@ -21,7 +21,7 @@ TESTED = {   # each entry below has a test of its effect here; a new entry fails
     "Export spatial-bias table (CSV)...", "Export mean filters (PNG/SVG/PDF)...",
     "Export comparison heatmaps (PNG/SVG/PDF)...", "Export comparison maps (PNG/SVG/PDF)...",
     "Export comparison table (CSV)...", "Quit",
-    "Feature maps", "Translation", "Spatial bias", "Compare checkpoints", "Input size...", "Reset layout",
+    "Feature maps", "Translation", "Spatial bias", "Compare checkpoints", "Analyses", "Input size...", "Reset layout",
     "About PadLens",
 }
 
@@ -249,7 +249,7 @@ def test_export_comparison_heatmaps_maps_and_table(window, qtbot, tmp_path, save
 def test_view_entries_show_their_tabs(window):
     w = window
     for text, tab in (("Translation", w.translation), ("Spatial bias", w.bias), ("Compare checkpoints", w.comparison),
-                      ("Feature maps", w.feature_split)):
+                      ("Analyses", w.analyses), ("Feature maps", w.feature_split)):
         trigger(w, text)
         assert w.tabs.currentWidget() is tab
 
