@@ -78,6 +78,32 @@ class AnalysesTab(QTabWidget):
         return ended
 
 
+class AnalysisPanel(QWidget):
+    """What a panel holds of the interface above: only what its host pushes (settings and device at
+    construction, then model, data and input size; it never reads its parent), a JobRunner of its own, and
+    the last job's event, message and seconds, which its status line derives from. Subclasses show the state
+    in `_refresh()`."""
+
+    def __init__(self, settings: QSettings | None, device, parent=None):
+        super().__init__(parent)
+        self.settings, self.device = settings, device
+        self.runner = JobRunner(self)
+        self.loaded = None   # core.session.LoadedModel
+        self.input_size = 32
+        self.data = None     # core.data.Dataset, the test split
+        self.event, self.message, self.seconds = "", "", None
+
+    def set_data(self, test) -> None:
+        self.data = test
+        self._refresh()
+
+    def cancel(self) -> None:
+        self.runner.cancel()
+
+    def _refresh(self) -> None:
+        raise NotImplementedError
+
+
 def job_copy(model):
     """The model for a job: its modules copied here, on the GUI thread, whose forward hooks come and go (a job
     then never meets them), sharing the weights, which no job changes (a deep copy of the flagship's took

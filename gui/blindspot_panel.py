@@ -17,21 +17,21 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBox
 from padlens.core.blindspots import (BACKGROUNDS, DEFAULT_BACKGROUND, DEFAULT_IMAGES, DEFAULT_PATCH, DEFAULT_STRIDE,
                                      BlindspotResult, BlindspotSpec, blindspot_job, save_data)
 from padlens.core.checkpoint import padding_variants
-from padlens.core.data import Dataset, stratified_subset
+from padlens.core.data import stratified_subset
 from padlens.core.device import PRECISION_CHOICES, describe_precision, resolve_precision
 from padlens.core.files import file_identity
 from padlens.core.inference import fast_model
 from padlens.core.jobs import Partial, Progress
 from padlens.core.session import LoadedModel, load_model
 from padlens.core.timing import fmt_duration
+from padlens.gui.analyses_tab import AnalysisPanel
 from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure
 from padlens.gui.figures import grid_cell, grid_rect
 from padlens.gui.grid_settings import scroll_column, spin
+from padlens.gui.job_bar import JobBar
 from padlens.gui.style import (DATA_RANGE, RANGES, PanelFigure, color_bar, figure_caption, image_panel, jpeg_note,
                                set_label, set_levels, set_title, value_levels)
-from padlens.gui.job_bar import JobBar
 from padlens.gui.translation_tab import NEEDS_DATA
-from padlens.gui.worker import JobRunner
 
 METRICS = (("probability", "true-class probability"), ("accuracy", "accuracy"))   # the figure's rows
 NOT_COMPUTED = "Not computed for these settings yet: Start computes it."
@@ -203,21 +203,12 @@ class BlindspotFigure(PanelFigure):
             self.positionHovered.emit(*at)
 
 
-class BlindspotPanel(QWidget):
-    """Holds only what its host pushes to it (settings and device at construction, then model, data and input
-    size): it never reads its parent."""
-
+class BlindspotPanel(AnalysisPanel):
     def __init__(self, settings: QSettings, device, parent=None):
-        super().__init__(parent)
-        self.settings, self.device = settings, device
-        self.runner = JobRunner(self)
-        self.loaded: LoadedModel | None = None
-        self.input_size = 32
-        self.data: Dataset | None = None
+        super().__init__(settings, device, parent)
         self.cache: dict[tuple, BlindspotResult] = {}     # complete maps, per model and settings
         self.partial: dict[tuple, BlindspotResult] = {}   # the last job's unfinished maps
         self.job_keys: tuple = ()     # the keys of every model the last job was started for
-        self.event, self.message, self.seconds = "", "", None
         self.hovered: tuple[int, int] | None = None
         self._identities: dict[Path, str] = {}
 
@@ -336,16 +327,9 @@ class BlindspotPanel(QWidget):
             box.setToolTip(f"{p}: the current model" if same else str(p))
         self._refresh()
 
-    def set_data(self, test: Dataset | None) -> None:
-        self.data = test
-        self._refresh()
-
     def set_input_size(self, size: int) -> None:
         self.input_size = size
         self._refresh()
-
-    def cancel(self) -> None:
-        self.runner.cancel()
 
     # ---- what the settings ask for -------------------------------------------------------------
     def spec(self) -> BlindspotSpec:

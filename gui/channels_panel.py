@@ -22,7 +22,7 @@ from padlens.core.channels import (ABLATION_GRID, ABLATION_HEAD, ABLATION_MODE, 
                                    DEFAULT_IMAGES, DEFAULT_INPUT, DEFAULT_MEAN_IMAGES, DEFAULT_TOP, INPUTS,
                                    AblationResult, ChannelScan, LayerChannels, ablation_job, ablation_rows,
                                    ablation_text, channel_cells, save_data, scan_job, summarize)
-from padlens.core.data import Dataset, stratified_subset
+from padlens.core.data import stratified_subset
 from padlens.core.device import PRECISION_CHOICES, describe_precision, resolve_precision
 from padlens.core.figures_png import colorize
 from padlens.core.files import atomic_csv
@@ -30,14 +30,14 @@ from padlens.core.layers import describe_layers
 from padlens.core.mosaic import mosaic, tile_at
 from padlens.core.session import LoadedModel
 from padlens.core.timing import fmt_duration
+from padlens.gui.analyses_tab import AnalysisPanel
 from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure
 from padlens.gui.figures import grid_rect, origin_marker, show_origin
 from padlens.gui.grid_settings import scroll_column, spin
+from padlens.gui.job_bar import JobBar
 from padlens.gui.style import (TEXT, PanelFigure, color_bar, figure_caption, font, image_panel, jpeg_note, set_label,
                                set_levels, set_title, value_levels)
-from padlens.gui.job_bar import JobBar
 from padlens.gui.translation_tab import NEEDS_DATA
-from padlens.gui.worker import JobRunner
 
 COLUMNS = ("rank", "channel", "score", "border mean", "centre mean", "filter asym")
 GAP = 22   # mosaic pixels between cells (a cell is about 96 wide): room for each cell's label under it
@@ -232,22 +232,13 @@ class AblationFigure(PanelFigure):
             show_origin(marker, None)
 
 
-class ChannelsPanel(QWidget):
-    """Holds only what its host pushes to it (settings and device at construction, then model, data and input
-    size): it never reads its parent."""
-
+class ChannelsPanel(AnalysisPanel):
     def __init__(self, settings: QSettings, device, parent=None):
-        super().__init__(parent)
-        self.settings, self.device = settings, device
-        self.runner = JobRunner(self)
-        self.loaded: LoadedModel | None = None
-        self.input_size = 32
-        self.data: Dataset | None = None
+        super().__init__(settings, device, parent)
         self.scans: dict[tuple, ChannelScan] = {}
         self.ablations: dict[tuple, AblationResult] = {}   # complete and partial, per settings
         self.job: tuple[str, tuple] = ("", ())   # what the running (or last) job computes, and its key
         self.tried: set[tuple] = set()   # rankings started on their own once: after a cancel, Rank starts them
-        self.event, self.message, self.seconds = "", "", None
 
         self.input_box = QComboBox()
         for k, text in INPUTS.items():
@@ -379,19 +370,12 @@ class ChannelsPanel(QWidget):
         self._fill_layers()
         self._refresh()
 
-    def set_data(self, test: Dataset | None) -> None:
-        self.data = test
-        self._refresh()
-
     def set_input_size(self, size: int) -> None:
         if size != self.input_size:
             self.runner.cancel()
             self.input_size = size
             self._fill_layers()
         self._refresh()
-
-    def cancel(self) -> None:
-        self.runner.cancel()
 
     # ---- what the settings ask for -------------------------------------------------------------
     def _fill_layers(self) -> None:
