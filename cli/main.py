@@ -569,7 +569,7 @@ def cmd_download(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from padlens.cli.terminal import common_args
+    from padlens.cli.terminal import common_args, precision_arg
     from padlens.core.device import PRECISION_CHOICES
     from padlens.core.padding import PADDING_MODES
     from padlens.core.train import Recipe
@@ -628,9 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "+-POINTS (e.g. 2; cells near 50%% need about 2,400 images, so pair it with --images 0)")
     tr.add_argument("--mode", default="affine", choices=list(SHIFT_MODES))
     tr.add_argument("--out", required=True, help="folder for translation.npz, translation.csv and the figures")
-    tr.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
-                    help="auto (default): bf16 where the hardware has it natively, fp16 on other CUDA GPUs, else "
-                         "fp32-fast (batch norm folded, within 0.1 points of fp32); fp32 is exact")
+    precision_arg(tr)
     tr.add_argument("--seed", type=int, default=0, help="seed of the image subset")
     tr.add_argument("--compile", action="store_true",
                     help="torch.compile the model first (about 12 s here, then ~1.2x faster on a CPU)")
@@ -688,9 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
                     + " (default blank)")
     bs.add_argument("--images", type=int, default=DEFAULT_IMAGES,
                     help=f"test images, class-balanced (default {DEFAULT_IMAGES})")
-    bs.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
-                    help="auto (default): bf16 where the hardware has it natively, fp16 on other CUDA GPUs, else "
-                         "fp32-fast (batch norm folded); fp32 is exact")
+    precision_arg(bs)
     bs.add_argument("--input-size", type=int, default=32, help="resize the canvas to this size")
     bs.add_argument("--seed", type=int, default=0, help="seed of the image subset")
     bs.add_argument("--out", help="also write blindspots.npz, blindspots.csv (one row per position) and blindspots.png")
@@ -718,9 +714,7 @@ def build_parser() -> argparse.ArgumentParser:
                          f"{chan.DEFAULT_GRID_IMAGES}; 0: no grid)")
     ch.add_argument("--mean-images", type=int, default=chan.DEFAULT_MEAN_IMAGES,
                     help=f"test images averaged for the dataset mean (default {chan.DEFAULT_MEAN_IMAGES}; 0: none)")
-    ch.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
-                    help="of the accuracy and the grids: auto (default) is bf16 where native, fp16 on other CUDA GPUs, "
-                         "else fp32-fast (batch norm folded); the rankings are always fp32")
+    precision_arg(ch, "of the accuracy and the grids (the rankings are always fp32): ")
     ch.add_argument("--input-size", type=int, default=32, help="resize the input to this size")
     ch.add_argument("--seed", type=int, default=0, help="seed of the image subsets")
     ch.add_argument("--out", help="also write channels.npz, channels.csv (every layer's ranking), channels.png and the "

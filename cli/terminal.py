@@ -26,6 +26,14 @@ def common_args(p: argparse.ArgumentParser, data: bool = True) -> None:
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ...")
 
 
+def precision_arg(p: argparse.ArgumentParser, of: str = "") -> None:
+    """--precision with core.device's rule, worded once for every command that runs the model fast."""
+    from padlens.core.device import PRECISION_CHOICES
+    p.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                   help=f"{of}auto (default): bf16 where the hardware has it natively, fp16 on other CUDA GPUs, else "
+                        "fp32-fast (batch norm folded, within 0.1 points of fp32); fp32 is exact")
+
+
 class CtrlC:
     """Ctrl-C once: the job stops after its current step (pass the object as its should_stop) and the command
     saves what is finished; twice: KeyboardInterrupt at once. A context manager; the old handler comes back."""
