@@ -36,7 +36,7 @@ from padlens.gui.figures import grid_rect, origin_marker, show_origin
 from padlens.gui.grid_settings import scroll_column, spin
 from padlens.gui.job_bar import JobBar
 from padlens.gui.style import (TEXT, PanelFigure, color_bar, figure_caption, font, image_panel, jpeg_note, set_label,
-                               set_levels, set_title, value_levels)
+                               set_levels, set_title, value_levels, wrap_label)
 from padlens.gui.translation_tab import NEEDS_DATA
 
 COLUMNS = ("rank", "channel", "score", "border mean", "centre mean", "filter asym")
@@ -209,11 +209,20 @@ class AblationFigure(PanelFigure):
         self.diff_bar.setImageItem(self.images[2])
         self.addItem(self.acc_bar, row=1, col=2)
         self.addItem(self.diff_bar, row=1, col=4)
+        self.set_panels(self.plots, 3, 1, 1.0)   # fitted to the window from the start, not only once shown
+
+    def _show_axes(self, shown: bool) -> None:
+        """Empty axes say nothing: until an ablation, only the title (which says why)."""
+        for item in [*self.plots, self.acc_bar, self.diff_bar]:
+            item.setVisible(shown)
+        if not shown:   # no panels to fit: the title wraps at the figure's width, not at an old panel's
+            wrap_label(self.title, max(120, self.viewport().width() - 16))
 
     def show_result(self, result: AblationResult, title: str) -> None:
         before, after = result.grids
         diff = result.grid_difference
         set_title(self.title, title)
+        self._show_axes(True)
         for k, (grid, values) in enumerate(((before, before.accuracy), (after, after.accuracy), (before, diff))):
             self.images[k].setImage(values, autoLevels=False)
             self.images[k].setRect(grid_rect(grid))
@@ -227,6 +236,7 @@ class AblationFigure(PanelFigure):
 
     def show_nothing(self, message: str) -> None:
         set_title(self.title, message)
+        self._show_axes(False)
         for img, marker in zip(self.images, self.markers):
             img.clear()
             show_origin(marker, None)
