@@ -3,8 +3,8 @@ from PyQt6.QtCore import Qt
 
 
 def run_small_grid(qtbot, tab, images: int = 20, timeout: int = 60000) -> None:
-    """Set the Translation tab to a 3x3 grid (-4..4 px, step 4) of `images` images in exact fp32, click
-    Start and wait for the result."""
+    """Set the Translation tab (or the Compare tab: the same grid settings) to a 3x3 grid (-4..4 px, step 4)
+    of `images` images in exact fp32, click Start (Compute) and wait for the result."""
     tab.lo.setValue(-4)
     tab.hi.setValue(4)
     tab.step.setValue(4)

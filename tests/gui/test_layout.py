@@ -3,7 +3,6 @@ no visible control is squeezed below its minimum size (spin boxes into one anoth
 panels, colour bars and their tick labels lie inside the figure's window, not past its right edge."""
 import pyqtgraph as pg
 import pytest
-from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QProgressBar, QTableWidget,
                              QWidget)
 
@@ -103,12 +102,6 @@ def test_compare_tab_fits(small, qtbot, tmp_path):
     w.tabs.setCurrentIndex(3)
     assert c.set_checkpoints([_checkpoint(tmp_path / f"{m}.pt", m, k)
                               for k, m in enumerate(("zeros", "reflect", "replicate", "circular"))]) == []
-    c.lo.setValue(-4)
-    c.hi.setValue(4)
-    c.step.setValue(4)
-    c.count.setValue(20)
-    c.precision.setCurrentText("fp32")
-    qtbot.mouseClick(c.start_btn, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not c.runner.running, timeout=120000)
+    run_small_grid(qtbot, c, timeout=120000)
     settle(qtbot, w)
     check(w, c)

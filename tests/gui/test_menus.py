@@ -13,6 +13,7 @@ from PyQt6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 from torchvision.io import write_png
 
 from padlens.core.translation import GridResult
+from tests.gui.grids import run_small_grid
 
 TESTED = {   # each entry below has a test of its effect here; a new entry fails test_every_menu_entry_is_tested
     "Open checkpoint...", "Open custom model...", "Open data folder...", "Open image...",
@@ -191,13 +192,7 @@ def test_export_translation_heatmaps_and_numbers(window, qtbot, tmp_path, save_a
     save_as(tmp_path / "never.png")
     trigger(w, "Export translation heatmaps (PNG/SVG/PDF)...")
     assert "Nothing to export yet" in w.statusBar().currentMessage() and not (tmp_path / "never.png").exists()
-    t.lo.setValue(-4)
-    t.hi.setValue(4)
-    t.step.setValue(4)
-    t.count.setValue(20)
-    t.precision.setCurrentText("fp32")
-    qtbot.mouseClick(t.start_btn, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not t.runner.running, timeout=30000)
+    run_small_grid(qtbot, t, timeout=30000)
     save_as(tmp_path / "heat.png", tmp_path / "heat.svg", tmp_path / "grid.csv", tmp_path / "grid.npz")
     trigger(w, "Export translation heatmaps (PNG/SVG/PDF)...")
     trigger(w, "Export translation heatmaps (PNG/SVG/PDF)...")
@@ -228,13 +223,7 @@ def test_export_comparison_heatmaps_maps_and_table(window, qtbot, tmp_path, save
     trigger(w, "Compare checkpoints")
     assert c.set_checkpoints([_checkpoint(tmp_path / "z.pt", "zeros", 0),
                               _checkpoint(tmp_path / "c.pt", "circular", 1)]) == []
-    c.lo.setValue(-4)
-    c.hi.setValue(4)
-    c.step.setValue(4)
-    c.count.setValue(20)
-    c.precision.setCurrentText("fp32")
-    qtbot.mouseClick(c.start_btn, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not c.runner.running, timeout=60000)
+    run_small_grid(qtbot, c)
     save_as(tmp_path / "cmp_heat.png", tmp_path / "cmp_maps.svg", tmp_path / "cmp.csv")
     trigger(w, "Export comparison heatmaps (PNG/SVG/PDF)...")
     trigger(w, "Export comparison maps (PNG/SVG/PDF)...")
