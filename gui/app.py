@@ -7,6 +7,7 @@ main window, which takes the start-up window's place.
 """
 from __future__ import annotations
 
+import gc
 import importlib
 import signal
 import sys
@@ -27,7 +28,7 @@ def report_uncaught(kind, value, tb) -> None:
                          "console; please include it in a bug report.")
 
 
-_app = []   # the QApplication made here, kept alive: Qt ends with its Python object
+_app = []   # the QApplication made here and its collector timer, kept alive: Qt ends with its Python object
 
 
 def application():
@@ -36,10 +37,31 @@ def application():
     app = QApplication.instance()
     if app is None:
         app = QApplication(sys.argv[:1])
-        _app.append(app)
+        _app.extend([app, collect_between_events(app)])
     app.setApplicationName(APP)
     app.setOrganizationName(ORG)
     return app
+
+
+def collect_between_events(app, interval_ms: int = 1000):
+    """Run Python's cycle collector from a timer of the event loop instead of at any allocation, and return
+    the timer. Widgets are freed by the collector (their signals hold cycles); an automatic collection that
+    fires inside a paint frees a view whose scene is being drawn, and pyqtgraph's AxisItem.paint then
+    segfaults (seen in CI). Between events nothing is being drawn. Same thresholds as Python's own."""
+    from PyQt6.QtCore import QTimer
+    thresholds = gc.get_threshold()
+    gc.disable()
+
+    def collect():
+        counts = gc.get_count()
+        generation = max((g for g in range(3) if counts[g] > thresholds[g]), default=None)
+        if generation is not None:
+            gc.collect(generation)
+
+    timer = QTimer(app)
+    timer.timeout.connect(collect)
+    timer.start(interval_ms)
+    return timer
 
 
 def start_window():

@@ -1,3 +1,4 @@
+import gc
 import os
 from pathlib import Path
 
@@ -106,6 +107,22 @@ def no_job_outlives_its_test(request):
     ended = worker.wait_for_jobs(30000)
     pytest.fail(f"{request.node.name} left a job thread running after its widgets closed "
                 f"({'it ended once cancelled' if ended else 'it did not end within 30 s of cancel'})")
+
+
+@pytest.fixture(autouse=True)
+def no_collection_inside_a_paint(request):
+    """As in the app (gui/app.py collect_between_events): no automatic cycle collection while a Qt test runs,
+    where one firing inside a paint would free a widget being drawn (a segfault in CI); one collection after
+    its widgets closed instead."""
+    if "qapp" not in request.fixturenames:
+        yield
+        return
+    was_enabled = gc.isenabled()
+    gc.disable()
+    yield
+    gc.collect()
+    if was_enabled:
+        gc.enable()
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,20 @@ def test_the_start_up_window_shows_before_torch_is_imported(tmp_path):
     assert out.stdout.split() == ["True", "PadLens", "False"]
 
 
+def test_the_app_collects_cycles_between_events_not_at_any_allocation(tmp_path):
+    """A collection inside a paint freed a view being drawn (a segfault in CI): the app turns automatic
+    collection off and collects from its event loop, where garbage still goes away."""
+    code = ("import gc, weakref\nfrom PyQt6.QtCore import QTimer\nfrom padlens.gui.app import application\n"
+            "app = application()\nclass Node: pass\nnodes = [Node() for _ in range(5000)]\n"
+            "for a, b in zip(nodes, nodes[1:] + nodes[:1]): a.next = b\n"
+            "ref = weakref.ref(nodes[0]); del nodes, a, b\n"
+            "print(gc.isenabled(), ref() is not None)\n"
+            "QTimer.singleShot(2500, app.quit); app.exec()\nprint(ref() is not None)")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["False", "True", "False"], "off at once, the cycle alive, then collected"
+
+
 @pytest.fixture
 def startup(qapp, tmp_path):
     from PyQt6.QtCore import QSettings
