@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PyQt6.QtCore import QRectF, QSettings, Qt
+from PyQt6.QtCore import QRectF, QSettings, Qt, QTimer
 from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView,
                              QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton,
                              QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -200,7 +200,7 @@ class ComparisonTab(QWidget):
         layer_row.addWidget(self.layer_box)
         layer_row.addWidget(self.layer_info, 1)
         self.maps = PanelFigure()
-        self.maps.setMinimumHeight(220)
+        self.maps.setMinimumHeight(240)   # two rows of maps with their colour bars and titles
         self.maps.setToolTip("Channel-mean maps of the chosen layer; each row on one color scale.\n\n"
                              + BORDER_BIAS_HELP)
         self.map_plots: dict[str, list[pg.PlotItem]] = {k: [] for k, *_ in ROWS}
@@ -225,18 +225,18 @@ class ComparisonTab(QWidget):
         for c in (0, 1):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
 
+        # heatmaps, maps and table share the height by splitter: at 1280x720 the table below a splitter of two
+        # left the heatmaps ~20 px of height; it scrolls instead, and the user's split is remembered
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height() + 2 * 30)
         self.split = QSplitter(Qt.Orientation.Vertical)
-        for w in (heat_w, maps_w):
+        self._split_sized = False   # restored from the settings, or sized at first show
+        for w, stretch in ((heat_w, 5), (maps_w, 4), (self.table, 2)):
             self.split.addWidget(w)
+            self.split.setStretchFactor(self.split.count() - 1, stretch)
         self.split.setChildrenCollapsible(False)
-        right = QWidget()
-        rv = QVBoxLayout(right)
-        rv.setContentsMargins(0, 0, 0, 0)
-        rv.addWidget(self.split, 1)
-        rv.addWidget(self.table)
         outer = QHBoxLayout(self)
         outer.addWidget(left_column)
-        outer.addWidget(right, 1)
+        outer.addWidget(self.split, 1)
 
         self.add_btn.clicked.connect(self.choose_checkpoint)
         self.remove_btn.clicked.connect(self.remove_selected)
@@ -257,6 +257,9 @@ class ComparisonTab(QWidget):
     def showEvent(self, event) -> None:
         self.open_pending()
         super().showEvent(event)
+        if not self._split_sized:   # once laid out: by the splitter's own rule the table's size hint took a third
+            self._split_sized = True
+            QTimer.singleShot(0, lambda: self.split.setSizes([440, 400, 160]))
 
     def open_pending(self) -> None:
         """Load the checkpoints chosen at construction, once (see _pending)."""
@@ -708,7 +711,10 @@ class ComparisonTab(QWidget):
             self.layer_info.setText("no layer that every checkpoint has at the same path, of the same type and "
                                     "map size" if self.paths else "")
         self._build(len(entries))
-        set_title(self.maps_title, f"{info.name} {info.type}: channel-mean maps" if info else "")
+        counts = {e.mean_images for e in entries if e.mean_maps is not None}
+        one_count = len(counts) == 1   # said once in the title: per panel it widened every column past its map
+        set_title(self.maps_title, f"{info.name} {info.type}: channel-mean maps" if info else "",
+                  f"dataset mean over {counts.pop()} images" if info and one_count else "")
         for key, *_ in ROWS:
             maps = [(e.blank_maps if key == "blank" else e.mean_maps) for e in entries]
             shown = [m.get(path) if m is not None and path is not None else None for m in maps]
@@ -722,7 +728,7 @@ class ComparisonTab(QWidget):
                 img.setRect(map_rect(m))
                 plot.vb.setRange(map_rect(m), padding=0)   # the map fills its axes
                 bias = (e.blank_bias if key == "blank" else e.mean_bias).get(path, math.nan)
-                extra = f" ({e.mean_images} images)" if key == "mean" else ""
+                extra = f" ({e.mean_images} images)" if key == "mean" and not one_count else ""
                 note = f"bias {_fmt_bias(bias, True)}{extra}"   # the checkpoint's name heads the column
                 set_title(plot, e.name if key == ROWS[0][0] else "", note)
             set_levels(self.map_bars[key], value_levels(shown))
@@ -749,7 +755,7 @@ class ComparisonTab(QWidget):
         rows = min(max(len(entries), MIN_CHECKPOINTS), MAX_CHECKPOINTS)
         height = (self.table.horizontalHeader().sizeHint().height() + 2 * self.table.frameWidth()
                   + rows * self.table.verticalHeader().defaultSectionSize() + 2)
-        self.table.setFixedHeight(height)
+        self.table.setMaximumHeight(height)   # no taller than its rows; shorter in the splitter, scrolling
         for r, e in enumerate(entries):
             values = [
                 (e.name, e.path),
@@ -799,6 +805,8 @@ class ComparisonTab(QWidget):
         if not paths:
             paths = default_checkpoints()
         layer = s.value("cmp_layer")
+        if s.value("cmp_split"):
+            self._split_sized = self.split.restoreState(s.value("cmp_split"))
         return paths, (str(layer) if layer else None)
 
     def save_settings(self, s) -> None:
@@ -806,4 +814,5 @@ class ComparisonTab(QWidget):
         paths, layer = self._pending or (self.paths, self.layer_name())   # never shown: what it would have opened
         s.setValue("cmp_checkpoints", list(paths))
         s.setValue("cmp_layer", layer or "")
+        s.setValue("cmp_split", self.split.saveState())
 

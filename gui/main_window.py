@@ -20,6 +20,7 @@ from padlens.core.layers import path_name
 from padlens.core.session import Explorer, LoadedModel, Result, load_custom_job, load_model
 from padlens.core.spatial_bias import BORDER_BIAS_HELP, border_bias, mean_map
 from padlens.gui.app import APP, ORG
+from padlens.gui.elided_label import ElidedLabel
 from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure, write_npy, write_table_csv
 from padlens.gui.feature_grid import DEFAULT_SCALE, FeatureGrid
 from padlens.gui.grid_settings import auto_precision
@@ -87,7 +88,7 @@ class MainWindow(QMainWindow):
         self.analyses = AnalysesTab(self.settings, self.device, self)
         self.tabs.addTab(self.analyses, "Analyses")
         self.setCentralWidget(self.tabs)
-        self.model_label, self.data_label = QLabel(), QLabel()
+        self.model_label, self.data_label = ElidedLabel(), ElidedLabel()
         device = self.device or pick_device()   # where load_model puts the models when none was given
         self.translation.grid.set_device(device)
         self.precision_label = QLabel(f"{device} | grids: {auto_precision(device)}")

@@ -105,3 +105,22 @@ def test_compare_tab_fits(small, qtbot, tmp_path):
     run_small_grid(qtbot, c, timeout=120000)
     settle(qtbot, w)
     check(w, c)
+    # the table shares the height with the figures by splitter: below them it left the heatmaps ~20 px tall
+    assert c.split.indexOf(c.table) == 2
+    heights = [p.vb.height() for p in c.heat_plots + [c.diff_plot]]
+    assert min(heights) >= 50, f"heatmaps too small to read at 1280x720: {heights}"
+
+
+def test_status_bar_texts_shorten_in_the_middle_and_keep_their_whole_text(small, qtbot):
+    w = small
+    settle(qtbot, w)
+    labels = (w.model_label, w.data_label)
+    assert sum(x.width() for x in labels + (w.precision_label,)) <= w.statusBar().width()
+    for label in labels:   # each draws what fits its width: both ends, "..." between (it was cut off mid-word)
+        shown, whole = label.shown_text(), label.text()
+        assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width()
+        assert label.toolTip() in (whole, w.datasets["test"].source) and whole.startswith(shown.split("\u2026")[0])
+    w.resize(1800, 720)
+    settle_wide = qtbot.waitUntil(lambda: w.model_label.shown_text() == w.model_label.text(), timeout=3000)
+    assert settle_wide is None
+
