@@ -1,7 +1,9 @@
 """The Analyses tab: one sub-tab per further analysis of the loaded model (coverage, shift equivariance per
 layer, ...), each a panel the main window feeds through this tab.
 
-Every panel is a QWidget with this interface, which the tab forwards to all of them:
+A panel is made when its sub-tab is first shown (the four figures cost a third of a second that the window's
+start would otherwise wait for) and gets the latest model, input size and data then. Every panel is a QWidget
+with this interface, which the tab forwards to all panels made:
 
     Panel(settings: QSettings | None, device: torch.device, parent=None)   # where the window's models run
     set_model(loaded: LoadedModel, input_size: int) -> None   # a model and the input size it runs at, in one step
@@ -11,7 +13,7 @@ Every panel is a QWidget with this interface, which the tab forwards to all of t
 
 A panel runs its long work through gui/worker.py JobRunners made as its children (JobRunner(self)): the
 tab's stop() cancels every panel and waits a bounded time for those runners, as the window's close does
-for every tab. Adding a panel is one line in _panels().
+for every tab. Adding a panel is a line in PANELS.
 """
 from __future__ import annotations
 
@@ -20,47 +22,93 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings
-from PyQt6.QtWidgets import QFileDialog, QMessageBox, QTabWidget, QWidget
+from PyQt6.QtWidgets import QFileDialog, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from padlens.gui.worker import JobRunner
 
 
-def _panels() -> list[tuple[type, str]]:
-    """(class, tab title) of every panel, in tab order."""
+def _coverage():
     from padlens.gui.coverage_panel import CoveragePanel
-    from padlens.gui.blindspot_panel import BlindspotPanel
-    from padlens.gui.channels_panel import ChannelsPanel
+    return CoveragePanel
+
+
+def _equivariance():
     from padlens.gui.equivariance_panel import EquivariancePanel
-    return [
-        (CoveragePanel, "Coverage"),
-        (EquivariancePanel, "Shift equivariance"),
-        (BlindspotPanel, "Blind spots"),
-        (ChannelsPanel, "Padding-aware channels"),
-    ]
+    return EquivariancePanel
+
+
+def _blindspots():
+    from padlens.gui.blindspot_panel import BlindspotPanel
+    return BlindspotPanel
+
+
+def _channels():
+    from padlens.gui.channels_panel import ChannelsPanel
+    return ChannelsPanel
+
+
+PANELS = (("Coverage", _coverage), ("Shift equivariance", _equivariance), ("Blind spots", _blindspots),
+          ("Padding-aware channels", _channels))   # (tab title, the panel's class, imported when first shown)
+
+
+class _Page(QWidget):
+    """A sub-tab's page: empty until first shown, then it holds its panel (made then, so that the window's
+    start pays for none of the four panels' figures)."""
+
+    def __init__(self, panel_class, parent=None):
+        super().__init__(parent)
+        self.panel_class, self.panel = panel_class, None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
 
 
 class AnalysesTab(QTabWidget):
-    """Holds only what the main window pushes to it; forwards each call to every panel."""
+    """Holds only what the main window pushes to it; forwards each call to every panel made so far, and hands
+    the latest model, input size and data to a panel when it is made."""
 
     def __init__(self, settings: QSettings | None = None, device=None, parent=None):
         super().__init__(parent)
         from padlens.core.device import pick_device
-        device = device or pick_device()   # where load_model put the window's model when it was given none
-        self.panels: list[QWidget] = []
-        for cls, title in _panels():
-            panel = cls(settings, device, self)
-            self.panels.append(panel)
-            self.addTab(panel, title)
+        self.settings = settings
+        self.device = device or pick_device()   # where load_model put the window's model when it was given none
+        self.loaded, self.input_size, self.data = None, 32, None
+        for title, panel_class in PANELS:
+            self.addTab(_Page(panel_class, self), title)
+        self.currentChanged.connect(lambda _: self._make_current())
+
+    @property
+    def panels(self) -> list[QWidget]:
+        """The panels made so far, in tab order."""
+        return [page.panel for page in map(self.widget, range(self.count())) if page.panel is not None]
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._make_current()
+
+    def _make_current(self) -> None:
+        page = self.currentWidget()
+        if page is None or page.panel is not None or not self.isVisible():
+            return
+        panel = page.panel_class()(self.settings, self.device, page)
+        if self.loaded is not None:
+            panel.set_model(self.loaded, self.input_size)
+        if self.data is not None:
+            panel.set_data(self.data)
+        page.layout().addWidget(panel)
+        page.panel = panel
 
     def set_model(self, loaded, input_size: int) -> None:
+        self.loaded, self.input_size = loaded, input_size
         for p in self.panels:
             p.set_model(loaded, input_size)
 
     def set_data(self, test) -> None:
+        self.data = test
         for p in self.panels:
             p.set_data(test)
 
     def set_input_size(self, size: int) -> None:
+        self.input_size = size
         for p in self.panels:
             p.set_input_size(size)
 

@@ -14,7 +14,12 @@ from padlens.core.jobs import run_job
 from padlens.core.padding import PADDING_MODES
 from padlens.gui.coverage_panel import CoveragePanel, pixel_text
 from padlens.gui.equivariance_panel import EquivariancePanel, cell_text
+from padlens.gui.blindspot_panel import BlindspotPanel
+from padlens.gui.channels_panel import ChannelsPanel
 from tests.gui.test_layout import SIZE, check, settle
+
+TITLES = {CoveragePanel: "Coverage", EquivariancePanel: "Shift equivariance", BlindspotPanel: "Blind spots",
+          ChannelsPanel: "Padding-aware channels"}
 
 
 def open_panel(w, qtbot, cls):
@@ -25,10 +30,11 @@ def open_panel(w, qtbot, cls):
     k = w.tabs.indexOf(w.analyses)
     qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(k).center())
     assert w.tabs.currentWidget() is w.analyses
-    panel = next(p for p in w.analyses.panels if isinstance(p, cls))
     sub = w.analyses.tabBar()
-    qtbot.mouseClick(sub, Qt.MouseButton.LeftButton, pos=sub.tabRect(w.analyses.indexOf(panel)).center())
-    assert w.analyses.currentWidget() is panel
+    i = [w.analyses.tabText(j) for j in range(w.analyses.count())].index(TITLES[cls])
+    qtbot.mouseClick(sub, Qt.MouseButton.LeftButton, pos=sub.tabRect(i).center())
+    panel = w.analyses.currentWidget().panel
+    assert isinstance(panel, cls)
     return panel
 
 
@@ -41,6 +47,22 @@ def hover(qtbot, figure, plot, x: float, y: float) -> None:
 def coverage_ready(qtbot, panel, size=32):
     qtbot.waitUntil(lambda: not panel.runner.running and panel._built and panel.shown_key is not None
                     and panel.shown_key[1][0] == size, timeout=60000)
+
+
+def test_a_panel_is_made_when_first_shown_with_what_the_window_pushed_before(window, qtbot, fake_data):
+    """The window's start makes none of the panels (their figures cost a third of a second); the one opened
+    later runs on the model, input size and data the window has now."""
+    w = window
+    assert w.analyses.panels == []
+    w.set_input_size(48)
+    b = open_panel(w, qtbot, BlindspotPanel)
+    assert [type(p) for p in w.analyses.panels] == [CoveragePanel, BlindspotPanel]   # Coverage shown on the way
+    assert b.loaded is w.explorer.loaded and b.input_size == 48 and b.data is fake_data
+    w.set_input_size(32)
+    assert b.input_size == 32
+    c = open_panel(w, qtbot, ChannelsPanel)
+    assert c.loaded is w.explorer.loaded and c.input_size == 32 and c.data is fake_data
+    assert [type(p) for p in w.analyses.panels] == [CoveragePanel, BlindspotPanel, ChannelsPanel]
 
 
 def test_coverage_shows_every_padding_mode_at_both_sizes_with_a_read_out(window, qtbot):
