@@ -3,7 +3,9 @@ counted from the moment it was spawned, when the first window was painted (the s
 loads), when the main window was (usable: menus, tabs, the layer tree to come) and when the first feature maps
 were painted. One run warms the disk caches, then --runs more are timed; the medians are printed,
 as wall time and as the child's CPU time (what the wall time would be on an idle machine: other work on a
-shared 2-core machine stretches the wall time, not the CPU time).
+shared 2-core machine stretches the wall time, not the CPU time). The baseline, timed in the same runs: a
+fresh interpreter that only imports torch, the floor of a main window that needs it; the ratio says what
+PadLens adds on top.
 
     python bench/startup.py [--runs 3] [--data DIR] [--checkpoint PATH]
 
@@ -63,6 +65,15 @@ def run_once(checkpoint: str, data: str, config: str) -> dict[str, tuple[float, 
     return {k: (marks[k][0] - t0, marks[k][1]) for k in STAGES if k in marks}
 
 
+def torch_floor() -> tuple[float, float]:
+    """The baseline: (wall, CPU) seconds of a fresh interpreter that only imports torch, which the main window
+    needs and no lazy loading in PadLens can shorten."""
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-c", "import time, torch; print(time.process_time())"],
+                         capture_output=True, text=True, check=True)
+    return time.time() - t0, float(out.stdout.split()[-1])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=3)
@@ -80,16 +91,19 @@ def main(argv=None) -> int:
     for k in range(a.runs + 1):
         with tempfile.TemporaryDirectory(prefix="padlens-startup-") as config:
             t = run_once(a.checkpoint, data, config)
+        t["import torch"] = torch_floor()   # in the same run, so a busier moment stretches both
         label = "warm-up" if k == 0 else f"run {k}"
-        print(f"{label:>8}: " + ", ".join(f"{s} {t[s][0]:.2f} s (CPU {t[s][1]:.2f} s)" for s in STAGES if s in t),
-              flush=True)
+        print(f"{label:>8}: " + ", ".join(f"{s} {t[s][0]:.2f} s (CPU {t[s][1]:.2f} s)" for s in t), flush=True)
         if k:
             times.append(t)
-    for s in STAGES:
+    for s in (*STAGES, "import torch"):
         got = [t[s] for t in times if s in t]
         if got:
             print(f"median {s}: {statistics.median(g[0] for g in got):.2f} s wall, "
                   f"{statistics.median(g[1] for g in got):.2f} s CPU, over {len(got)} runs")
+    usable = [t["usable"][0] / t["import torch"][0] for t in times if "usable" in t]
+    if usable:
+        print(f"usable main window / bare `import torch`: {statistics.median(usable):.2f}x (median of the runs' ratios)")
     missing = [s for s in ("window", "usable", "maps") if any(s not in t for t in times)]
     if missing:
         print(f"never reached within 60 s in some runs: {', '.join(missing)}")
