@@ -15,6 +15,8 @@ from PyQt6.QtWidgets import QApplication, QGraphicsItem, QSizePolicy
 from padlens.core.mosaic import is_constant
 
 TEXT = "#1a1a1a"                  # titles, axes, tick labels: dark on the white figure background
+NO_INK = (0, 0, 0, 0)             # drawn, taking its room, but not seen
+TICK_LENGTH = -5                  # pyqtgraph's default: inwards, 5 px
 FONT_PT, LABEL_PT, TITLE_PT = 9, 10, 11
 MIN_TITLE_WIDTH = 60             # a panel title wraps at its panel's width, but not to a word a line
 BAR_WIDTH = 12                    # the colour strip of a colour bar, in pixels
@@ -76,9 +78,35 @@ def image_panel(layout: pg.GraphicsLayout | pg.GraphicsLayoutWidget, row: int, c
     for side in ("left", "bottom"):
         style_axis(plot.getAxis(side))
     set_title(plot, title)
-    img = pg.ImageItem()
+    img = PanelImage(plot)
     plot.addItem(img)
     return plot, img
+
+
+class PanelImage(pg.ImageItem):
+    """An image panel's image. While it holds none (nothing computed yet), its plot's axes draw no ticks or
+    numbers: pyqtgraph's empty frame, -0.5 to 0.5, would read as coordinates. The axis titles stay, and the
+    layout does not move when the data arrives (the numbers are transparent, not removed)."""
+
+    def __init__(self, plot: pg.PlotItem):
+        super().__init__()
+        self.plot = plot
+        self._show_ticks(False)
+
+    def setImage(self, image=None, autoLevels=None, **kwargs):
+        super().setImage(image, autoLevels, **kwargs)
+        if getattr(self, "plot", None) is not None:   # pyqtgraph may call it before __init__ is through
+            self._show_ticks(self.image is not None)
+
+    def clear(self):
+        super().clear()
+        self._show_ticks(False)
+
+    def _show_ticks(self, shown: bool) -> None:
+        for side in ("left", "bottom", "top", "right"):
+            axis = self.plot.getAxis(side)
+            axis.setTextPen(TEXT if shown else NO_INK)
+            axis.setStyle(tickLength=TICK_LENGTH if shown else 0)   # ticks point inwards: no room either way
 
 
 def color_bar(cmap: str, levels=(0.0, 1.0), label: str | None = None) -> pg.ColorBarItem:

@@ -52,3 +52,34 @@ save_heatmap_figures(r, {str(tmp_path)!r}, "one bright cell")
     accuracy = rgb[:, : rgb.shape[1] // 3]   # the first of the three heatmaps, with its color bar
     (bx, by), (hx, hy) = _centre(accuracy, VIRIDIS_TOP), _centre(accuracy, VIRIDIS_LOW)
     assert bx > hx and by < hy, f"bright cell at ({bx:.0f}, {by:.0f}), the others around ({hx:.0f}, {hy:.0f})"
+
+
+def _ticks_shown(plot) -> bool:
+    left = plot.getAxis("left")
+    return left.textPen().color().alpha() > 0 and left.style["tickLength"] != 0
+
+
+def test_an_empty_image_panel_draws_no_coordinates_until_its_data_arrives(qapp):
+    """pyqtgraph's empty frame (-0.5 to 0.5) would read as coordinates; the numbers come with the data and go
+    with it, in the room they always had."""
+    import pyqtgraph as pg
+
+    from padlens.gui.style import image_panel
+    figure = pg.GraphicsLayoutWidget()
+    plot, img = image_panel(figure, 0, 0, "panel")
+    assert not _ticks_shown(plot)
+    img.setImage(np.zeros((4, 4), np.float32))
+    assert _ticks_shown(plot)
+    img.setImage(levels=(0, 2))   # new levels for the same image: still shown
+    assert _ticks_shown(plot)
+    img.clear()
+    assert not _ticks_shown(plot)
+
+
+def test_the_translation_heatmaps_show_their_axes_numbers_once_computed(window, qtbot):
+    from tests.gui.grids import run_small_grid
+    tab = window.translation
+    plots = list(tab.figure.plots.values())
+    assert not any(_ticks_shown(p) for p in plots)
+    run_small_grid(qtbot, tab, images=10)
+    assert all(_ticks_shown(p) for p in plots)
