@@ -331,6 +331,7 @@ class ChannelsPanel(AnalysisPanel):
         self.bias_table.setHorizontalHeaderLabels(("layer", "border bias before", "after"))
         self.bias_table.verticalHeader().setVisible(False)
         self.bias_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        fit_columns(self.bias_table)   # its headers in full before the first ablation fills it
         self.ablation_figure = AblationFigure()
         top = QSplitter()
         top.addWidget(self.table)

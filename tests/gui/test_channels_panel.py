@@ -92,6 +92,16 @@ def test_the_dataset_mean_ranks_again_and_earlier_settings_come_from_memory(qtbo
     assert panel.layer().name == "model[2][6]" and panel.table.rowCount() == 16
 
 
+def test_the_border_bias_table_shows_its_headers_whole_before_an_ablation(qtbot, panel):
+    """Empty, it kept Qt's default column widths: "border bias before" read "order bias befor" behind a scroll
+    bar at 1280x720."""
+    t = panel.bias_table
+    assert t.rowCount() == 0
+    widths = [t.columnWidth(c) for c in range(t.columnCount())]
+    assert all(w >= t.horizontalHeader().sectionSizeHint(c) for c, w in enumerate(widths))
+    assert t.viewport().width() >= sum(widths) and t.horizontalScrollBar().maximum() == 0
+
+
 def test_ablate_shows_accuracy_border_bias_and_the_grid_difference(qtbot, panel):
     a = ablate(qtbot, panel)
     assert a.complete and a.channels == panel.layer().top(2) and a.evaluated == 20
