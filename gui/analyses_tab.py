@@ -48,7 +48,7 @@ def _channels():
 
 
 PANELS = (("Coverage", _coverage), ("Shift equivariance", _equivariance), ("Blind spots", _blindspots),
-          ("Padding-aware channels", _channels))   # (tab title, the panel's class, imported when first shown)
+          ("Padding-aware channels", _channels))   # (tab title, what imports the panel's class when first shown)
 
 
 class _Page(QWidget):

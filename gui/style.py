@@ -95,8 +95,7 @@ class PanelImage(pg.ImageItem):
 
     def setImage(self, image=None, autoLevels=None, **kwargs):
         super().setImage(image, autoLevels, **kwargs)
-        if getattr(self, "plot", None) is not None:   # pyqtgraph may call it before __init__ is through
-            self._show_ticks(self.image is not None)
+        self._show_ticks(self.image is not None)
 
     def clear(self):
         super().clear()
