@@ -126,7 +126,8 @@ class GridRequest:
                                         and np.nanmax(result.accuracy_halfwidth) <= self.target_halfwidth)
 
     def info(self) -> dict:
-        return {"checkpoint": self.loaded.meta.get("path", self.loaded.name), "data": self.data.source,
+        return {"checkpoint": self.loaded.meta.get("path", self.loaded.name), "padding": self.loaded.padding_mode,
+                "data": self.data.source,
                 "images": self.images, "seed": self.seed, "crop_pad": self.crop_pad, "fused": self.folded,
                 "device": str(self.device), "precision_text": self.precision_text, "title": self.title}
 

@@ -47,8 +47,10 @@ def grid_cell(r: GridResult, p) -> tuple[int, int] | None:
 
 
 def grid_caption(r: GridResult, padding: str = "") -> str:
-    """The exported heatmaps' caption: what was shifted how, on which model and data, over how many images."""
+    """The exported heatmaps' caption: what was shifted how, on which model (padding: the grid's own record when
+    not given) and data, over how many images."""
     info = r.info
+    padding = padding or str(info.get("padding", ""))
     model = Path(str(info.get("checkpoint", ""))).stem
     size = int(info.get("input_size", 32))
     step = int(r.dxs[1] - r.dxs[0]) if len(r.dxs) > 1 else int(r.dys[1] - r.dys[0]) if len(r.dys) > 1 else 0

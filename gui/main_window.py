@@ -202,7 +202,8 @@ class MainWindow(QMainWindow):
                           "<b>PadLens</b><br>See how padding breaks the translation robustness of a CNN.<br><br>"
                           "Feature maps after Alsallakh et al., <i>Mind the Pad - CNNs can develop blind spots</i>, "
                           "ICLR 2021.<br>Shortcuts: Ctrl+O checkpoint, Ctrl+I image, PgUp/PgDown previous/next image, "
-                          "Ctrl+R random image, Ctrl+E export grid, Ctrl+1..4 tabs.")
+                          f"Ctrl+R random image, Ctrl+E export grid, Ctrl+1..{self.tabs.count()} tabs, "
+                          "Ctrl+Return Start in the Translation tab.")
 
     # ---- model and data ------------------------------------------------------------------------
     def choose_checkpoint(self) -> None:

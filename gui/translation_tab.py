@@ -184,7 +184,7 @@ class TranslationTab(QWidget):
                                  "images for that, cells near 0% or 100% far fewer")
         self.start_btn, self.cancel_btn = QPushButton("Start"), QPushButton("Cancel")
         self.start_btn.setShortcut("Ctrl+Return")
-        self.start_btn.setToolTip("Compute the grid (Ctrl+Enter); a cached grid opens at once")
+        self.start_btn.setToolTip("Compute the grid (Ctrl+Return); a cached grid opens at once")
         self.cancel_btn.setEnabled(False)
         self.export_fig_btn, self.export_data_btn = QPushButton("Export figure..."), QPushButton("Export numbers...")
         self.bar = JobBar()

@@ -265,6 +265,22 @@ def test_about(window, monkeypatch):
     monkeypatch.setattr(QMessageBox, "about", lambda parent, title, text: shown.append((title, text)))
     trigger(window, "About PadLens")
     assert shown and shown[0][0] == "About PadLens" and "Mind the Pad" in shown[0][1]
+    assert f"Ctrl+1..{window.tabs.count()} tabs" in shown[0][1], "every tab's shortcut named"
+
+
+def test_ctrl_return_starts_the_translation_grid(window, qtbot):
+    w = window
+    trigger(w, "Translation")
+    t = w.translation
+    t.lo.setValue(-4)
+    t.hi.setValue(4)
+    t.step.setValue(4)
+    t.count.setValue(10)
+    t.precision.setCurrentText("fp32")
+    assert t.result is None
+    qtbot.keyClick(_active(w, qtbot), Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not t.runner.running and t.result is not None, timeout=60000)
+    assert t.result.images == 10 and list(t.result.dxs) == [-4, 0, 4]
 
 
 def test_quit_closes_and_remembers_the_settings(window, qtbot):
