@@ -16,6 +16,7 @@ from padlens.core.session import LoadedModel
 from padlens.gui.analyses_tab import ask_folder, job_copy
 from padlens.gui.comparison import map_rect
 from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure
+from padlens.gui.job_bar import JobBar
 from padlens.gui.style import PanelFigure, color_bar, figure_caption, image_panel, set_levels, set_title, value_levels
 from padlens.gui.worker import JobRunner
 
@@ -67,8 +68,15 @@ class CoveragePanel(QWidget):
         self.export_btn.setToolTip("The maps on screen as PNG (300 dpi), SVG or PDF, with their caption")
         self.save_btn.setToolTip("Per padding mode: coverage_<mode>.npz (counts per size), .csv (one row per pixel) "
                                  "and .png, into a folder")
-        top.addWidget(self.export_btn)
-        top.addWidget(self.save_btn)
+        self.bar = JobBar()   # in the row of the modes: a row of its own would take the maps' height at 1280x720
+        self.bar.setMinimumWidth(160)
+        self.compute_btn, self.cancel_btn = QPushButton("Compute"), QPushButton("Cancel")
+        self.compute_btn.setToolTip("Count the paths again after a Cancel (they are counted on their own when "
+                                    "the panel is shown or the model or input size changes)")
+        self.compute_btn.setEnabled(False)
+        self.cancel_btn.setEnabled(False)
+        for w in (self.bar, self.compute_btn, self.cancel_btn, self.export_btn, self.save_btn):
+            top.addWidget(w)
         self.figure = PanelFigure()
         self.figure.setMinimumHeight(240)
         self.figure.setToolTip(COVERAGE_HELP)
@@ -89,6 +97,8 @@ class CoveragePanel(QWidget):
         v.addWidget(self.status)
         v.addWidget(help_label)
 
+        self.compute_btn.clicked.connect(self.compute)
+        self.cancel_btn.clicked.connect(self.cancel)
         self.export_btn.clicked.connect(self.export_figure)
         self.save_btn.clicked.connect(self.save_data)
         self.figure.scene().sigMouseMoved.connect(self._hover)
@@ -116,6 +126,11 @@ class CoveragePanel(QWidget):
         window cancels, then waits for the runner)."""
         self._quiet = True
         self.runner.cancel()
+
+    def compute(self) -> None:
+        """Compute button: count the paths a Cancel left out."""
+        self._quiet = False
+        self.refresh()
 
     # ---- computing -------------------------------------------------------------------------------
     def sizes(self) -> list[int]:
@@ -160,19 +175,26 @@ class CoveragePanel(QWidget):
 
         def done(maps):
             self._cache[key] = maps
+            self.bar.finish()
             if self.key() == key:
                 self._show(key, "")
 
         def failed(msg):
             self._error = msg
+            self.bar.idle()
             if self.key() == key:
                 self._show(None, f"Cannot count the paths of this model: {msg}")
 
         self._running_key = key
-        self.runner.start(job, on_partial=partial, on_result=done, on_error=failed)
+        self.bar.start()
+        self.runner.start(job, on_progress=lambda done, total, _: self.bar.progress(done, total), on_partial=partial,
+                          on_result=done, on_error=failed, on_cancelled=lambda _: self.bar.cancelled())
         self._show(None, f"Computing the maps at {sizes[0]}x{sizes[0]} and {sizes[1]}x{sizes[1]}...")
 
     def _show(self, key, status: str) -> None:
+        self.cancel_btn.setEnabled(self.runner.running)
+        self.compute_btn.setEnabled(not self.runner.running and self._quiet and self.key() is not None
+                                    and self.key() not in self._cache)
         if key is not None:
             self.maps, self.shown_key = self._cache[key], key
         elif not (self.runner.running and self.shown_key == self.key()):

@@ -88,6 +88,33 @@ def test_coverage_shows_every_padding_mode_at_both_sizes_with_a_read_out(window,
     assert len({(round(p.vb.width()), round(p.vb.height())) for p in shown}) == 1
 
 
+def test_coverage_shows_progress_cancels_and_computes_again(window, qtbot, monkeypatch):
+    import threading
+
+    import padlens.core.coverage as coverage
+    reached, clicked, calls, count = threading.Event(), threading.Event(), [], coverage.coverage_map
+
+    def held(*args):   # the second padding mode waits for the click: the cancel comes mid-way, always
+        calls.append(1)
+        if len(calls) == 3:
+            reached.set()
+            clicked.wait(30)
+        return count(*args)
+    monkeypatch.setattr(coverage, "coverage_map", held)
+    c = open_panel(window, qtbot, CoveragePanel)
+    qtbot.waitUntil(reached.is_set, timeout=30000)
+    qtbot.waitUntil(lambda: c.bar.value() == 1 and c.bar.maximum() == len(PADDING_MODES), timeout=30000)
+    assert c.cancel_btn.isEnabled() and not c.compute_btn.isEnabled()
+    qtbot.mouseClick(c.cancel_btn, Qt.MouseButton.LeftButton)
+    clicked.set()
+    qtbot.waitUntil(lambda: not c.runner.running and c.status.text() == "Cancelled.", timeout=30000)
+    assert c.bar.format().startswith("cancelled at") and not c.cancel_btn.isEnabled() and c.compute_btn.isEnabled()
+    qtbot.mouseClick(c.compute_btn, Qt.MouseButton.LeftButton)
+    coverage_ready(qtbot, c)
+    assert list(c.maps) == list(PADDING_MODES) and c.bar.format() == "done"
+    assert not c.compute_btn.isEnabled() and not c.cancel_btn.isEnabled()
+
+
 def test_coverage_follows_the_input_size(window, qtbot):
     w = window
     c = open_panel(w, qtbot, CoveragePanel)
