@@ -20,7 +20,7 @@ from padlens.core.grid_cache import GridRequest
 from padlens.core.inference import fast_model, grid_batch
 from padlens.core.timing import fmt_duration, known_rate, measure_rate, rate_key
 from padlens.core.translation import GridResult, GridSpec, grid_cost, pitfalls, shift_period
-from padlens.core.worst_case import format_worst_case, worst_case
+from padlens.core.worst_case import RADII, format_worst_case, worst_case
 from padlens.gui.export import FIGURE_FILTERS, ask_save_path, confirm_overwrite, run_export, write_figure
 from padlens.gui.figures import HeatmapFigure, grid_caption
 from padlens.gui.grid_settings import GridSettings, scroll_column, spin
@@ -250,6 +250,13 @@ class TranslationTab(QWidget):
         scale_row.addWidget(QLabel("Colour scale"))
         scale_row.addWidget(self.range_box)
         scale_row.addStretch(1)
+        r = max(RADII)
+        self.radii_btn = QPushButton(f"Grid for every radius 1-{r} px")
+        self.radii_btn.setToolTip(f"The worst case over shifts measures radius r only where the grid has a shift "
+                                  f"at r: this sets a step-1 grid within \u00b1{r} px ({(2 * r + 1) ** 2} shifts; "
+                                  f"the estimate beside Start says what it takes), then Start computes it")
+        self.radii_btn.clicked.connect(self.grid_for_every_radius)
+        scale_row.addWidget(self.radii_btn)
         right = QWidget()
         rv = QVBoxLayout(right)
         rv.addLayout(scale_row)
@@ -454,6 +461,15 @@ class TranslationTab(QWidget):
         if self.result is None:
             self.try_cache()
         self._refresh()
+
+    def grid_for_every_radius(self) -> None:
+        """The grid settings for a worst case at every radius of core.worst_case.RADII (not started: the
+        estimate beside Start prices it first)."""
+        r = max(RADII)
+        self.grid.y_same.setChecked(True)
+        self.lo.setValue(-r)
+        self.hi.setValue(r)
+        self.step.setValue(1)
 
     # ---- estimate ------------------------------------------------------------------------------
     def _refresh_estimate(self, measure: bool = True) -> None:

@@ -145,3 +145,20 @@ def test_the_heatmap_export_writes_the_worst_case_beside_it(jpeg_window, qtbot, 
     monkeypatch.setattr("padlens.gui.export.QMessageBox.question", lambda *a, **k: QMessageBox.StandardButton.No)
     trigger(w, "Export translation heatmaps (PNG/SVG/PDF)...")
     assert not (tmp_path / "again.png").exists() and (tmp_path / "again_worst_case.png").read_text() == "keep"
+
+
+def test_the_every_radius_button_sets_a_grid_that_measures_every_radius(window, qtbot):
+    """A step-4 grid leaves radii 1-3 and 5-7 n.a.; the button's grid (step 1 within the largest radius) measures
+    them all once Start computes it."""
+    tab = window.translation
+    tab.grid.y_same.setChecked(False)
+    qtbot.mouseClick(tab.radii_btn, Qt.MouseButton.LeftButton)
+    assert tab.grid.spec() == type(tab.grid.spec())(-max(RADII), max(RADII), -max(RADII), max(RADII), 1)
+    assert tab.grid.y_same.isChecked() and tab.result is None and not tab.runner.running   # set, not started
+    tab.count.setValue(10)
+    tab.precision.setCurrentText("fp32")
+    qtbot.mouseClick(tab.start_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.runner.running and tab.result is not None, timeout=60000)
+    fig = tab.worst_figure
+    assert fig.na_radii == [] and na_marks(fig) == [] and sorted(fig.share_points) == list(RADII)
+    assert_shows(fig, tab.result)
