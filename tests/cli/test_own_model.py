@@ -184,7 +184,8 @@ def test_bad_own_model_is_a_clear_error(own, case, capsys):
     assert message in _error(["layers", "--model-file", str(py), *options], capsys)
 
 
-@pytest.mark.parametrize("command", ["layers", "eval", "translate", "bias", "report", "app"])
+@pytest.mark.parametrize("command", ["layers", "eval", "translate", "bias", "report", "coverage", "equivariance",
+                                     "blindspots", "channels", "app"])
 def test_every_command_reports_a_failing_model_without_a_window(own, command, capsys, monkeypatch):
     monkeypatch.setattr("padlens.gui.app.main", lambda *a: pytest.fail("the window opened on a broken model"))
     extra = {"translate": ["--out", str(own.tmp / "t")], "report": ["--out", str(own.tmp / "r")]}.get(command, [])
