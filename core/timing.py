@@ -17,6 +17,19 @@ from padlens.core.jobs import Job, Progress, never
 _rates: dict[tuple, float] = {}   # forward passes per second, by rate_key: measured once per session
 
 
+FEW_MINUTES = 300.0   # a run estimated longer than this is offered an image count that fits in it
+
+
+def fewer_images(seconds, images: int) -> str:
+    """What a long run's estimate offers: the largest of a few image counts whose run (`seconds(n)`) fits in
+    FEW_MINUTES, else a coarser grid; nothing for a run that fits already."""
+    if seconds(images) <= FEW_MINUTES:
+        return ""
+    fits = [n for n in (500, 200, 100, 50, 20, 10) if n < images and seconds(n) <= FEW_MINUTES]
+    return (f". {fits[0]} images: about {fmt_duration(seconds(fits[0]))}" if fits else
+            ". A coarser step or a smaller range is quicker")
+
+
 def fmt_duration(seconds: float) -> str:
     """A duration as a person reads it: '0.4 s', '45 s', '3 min 20 s', '25 min', '4 h 05 min'. Long ones in
     hours, never as minutes past 59 ('206:35' read as a time of day)."""

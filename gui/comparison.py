@@ -26,7 +26,11 @@ from padlens.core.data import Dataset
 from padlens.core.layers import LayerInfo, describe_layers
 from padlens.core.session import LoadedModel, load_model
 from padlens.core.spatial_bias import BORDER_BIAS_HELP, check_input_size
-from padlens.core.translation import GridSpec
+from padlens.core.device import hardware
+from padlens.core.grid_cache import GridRequest
+from padlens.core.inference import fast_model, grid_batch
+from padlens.core.timing import fewer_images, fmt_duration, known_rate, measure_rate, rate_key
+from padlens.core.translation import GridSpec, grid_cost
 from padlens.core.comparison import SEED, CheckpointEntry, common_layers, comparison_job
 from padlens.gui.figures import augment_box, grid_cell, grid_rect, origin_marker, show_origin
 from padlens.gui.style import (RANGES, PanelFigure, color_bar, figure_caption, image_panel, jpeg_note,
@@ -71,6 +75,22 @@ def default_checkpoints() -> list[str]:
     """The flagship (the most accurate model, zero padding) and the padding variants, at most MAX_CHECKPOINTS."""
     found = [p for p in [shipped_dir() / FLAGSHIP, *padding_variants()] if p.is_file()]
     return [str(p) for p in found[:MAX_CHECKPOINTS]]
+
+
+def compare_estimate_text(todo: list[GridRequest], rates: list[float], n_checkpoints: int, size: int) -> str:
+    """The line under Compute: the grids not in the cache (`todo`) at each one's measured rate (forward passes
+    per second), plus one pass per image for its dataset-mean maps; a long run comes with an image count that
+    fits in a few minutes."""
+    if not todo:
+        return f"All {n_checkpoints} grids are in the cache: Compute opens them (the maps take seconds)."
+
+    def seconds(images: int) -> float:
+        return sum((grid_cost(r.spec, r.mode, min(images, r.images), size).rows + min(images, r.images)) / rate
+                   for r, rate in zip(todo, rates))
+    cached = n_checkpoints - len(todo)
+    text = (f"About {fmt_duration(seconds(todo[0].images))} on this {hardware(todo[0].device)} for "
+            f"{len(todo)} grid{'s' * (len(todo) != 1)}" + (f" ({cached} in the cache)" if cached else ""))
+    return text + fewer_images(seconds, todo[0].images) + "."
 
 
 def map_rect(m: np.ndarray) -> QRectF:
@@ -128,6 +148,11 @@ class ComparisonTab(QWidget):
         self.start_btn.setToolTip("Compute grids and maps for every checkpoint; cached grids are reused")
         self.cancel_btn.setEnabled(False)
         self.bar = JobBar()
+        self.timer = JobRunner(self)   # times each checkpoint for the estimate under Compute
+        self.timer.idle.connect(lambda: self._refresh_estimate(measure=self._timed))   # a stopped timing is not redone
+        self._timed = False
+        self.estimate = QLabel()
+        self.estimate.setWordWrap(True)
         self.status = QLabel("Choose checkpoints and press Compute.")
         self.status.setWordWrap(True)
         grid_box = QGroupBox("Translation grid")
@@ -137,6 +162,7 @@ class ComparisonTab(QWidget):
         buttons.addWidget(self.start_btn)
         buttons.addWidget(self.cancel_btn)
         gv.addLayout(buttons)
+        gv.addWidget(self.estimate)
         gv.addWidget(self.bar)
         gv.addWidget(self.status)
 
@@ -253,10 +279,15 @@ class ComparisonTab(QWidget):
             self._restore(settings) if settings is not None
             else (default_checkpoints(), None))
         self.set_data(None)
+        for w in g.value_widgets:   # another grid: another estimate
+            w.valueChanged.connect(lambda *_: self._refresh_estimate())
+        for box in (self.mode, self.precision):
+            box.currentTextChanged.connect(lambda *_: self._refresh_estimate())
 
     def showEvent(self, event) -> None:
         self.open_pending()
         super().showEvent(event)
+        self._refresh_estimate()
         if not self._split_sized:   # once laid out: by the splitter's own rule the table's size hint took a third
             self._split_sized = True
             QTimer.singleShot(0, lambda: self.split.setSizes([440, 400, 160]))
@@ -395,6 +426,13 @@ class ComparisonTab(QWidget):
         self._refresh_layers()
         if self.result is not None:
             self._show_result()
+        self._refresh_estimate()
+
+    def closeEvent(self, event) -> None:
+        """Shown on its own (the window stops both runners when it closes)."""
+        for runner in (self.runner, self.timer):
+            runner.stop(5000)
+        super().closeEvent(event)
 
     def _refresh_layers(self) -> None:
         size = self.input_size
@@ -459,6 +497,42 @@ class ComparisonTab(QWidget):
         self.cancel_btn.setEnabled(running)
         self.add_btn.setEnabled(not running and len(self.paths) < MAX_CHECKPOINTS)
         self.remove_btn.setEnabled(not running and bool(self.paths))
+        self._refresh_estimate(running=running)
+
+    # ---- estimate ------------------------------------------------------------------------------
+    def _requests(self) -> list[GridRequest]:
+        n = min(self.count.value(), len(self.data))
+        return [GridRequest(self.models[p], self.data, self.spec(), self.mode.currentText(), n, SEED,
+                            self.precision.currentText(), self.input_size) for p in self.paths]
+
+    def _refresh_estimate(self, measure: bool = True, running: bool | None = None) -> None:
+        """The line under Compute: what the grids not in the cache take here, from a quick timing of each
+        checkpoint on this device (in the background, one checkpoint after another, once per checkpoint,
+        device, precision and input size) while the tab shows."""
+        running = self.runner.running if running is None else running
+        if running or self._problem() is not None:
+            self.estimate.setText("")
+            return
+        todo = [r for r in self._requests() if r.path is None or not r.path.is_file()]
+        keys = [rate_key(r.loaded.cache_id or id(r.loaded), r.device, r.precision, self.input_size) for r in todo]
+        unknown = [(r, k) for r, k in zip(todo, keys) if known_rate(k) is None]
+        if unknown:
+            if measure and self.isVisible() and not self.timer.running:
+                req, key = unknown[0]
+                model = fast_model(req.loaded.model, req.device, req.precision, fold=req.fold)   # on the GUI thread
+                norm, device, precision, size = req.loaded.norm, req.device, req.precision, self.input_size
+                self._timed = False
+
+                def timed(rate):
+                    self._timed = rate is not None
+                self.timer.start(lambda stop: measure_rate(model, norm, device, precision, size,
+                                                           grid_batch(device, precision), key, should_stop=stop),
+                                 on_result=timed)
+            self.estimate.setText(f"Timing the checkpoints on this {hardware(todo[0].device)} "
+                                  f"({len(todo) - len(unknown)} of {len(todo)})..." if self.timer.running else "")
+            return
+        self.estimate.setText(compare_estimate_text(todo, [known_rate(k) for k in keys], len(self.paths),
+                                                    self.input_size))
 
     # ---- running -------------------------------------------------------------------------------
     def _planned(self) -> list[CheckpointEntry]:
@@ -472,6 +546,7 @@ class ComparisonTab(QWidget):
         if problem:
             self.status.setText(problem)
             return False
+        self.timer.cancel()   # the grids' own progress times them from here
         self._refresh_layers()
         names = checkpoint_labels(self.paths)
         size = self.input_size
@@ -523,7 +598,7 @@ class ComparisonTab(QWidget):
         self._show_result()
         cached = sum(e.from_cache for e in value["entries"])
         self.bar.finish()
-        self.status.setText(f"Done in {self.bar.elapsed:.1f} s"
+        self.status.setText(f"Done in {fmt_duration(self.bar.elapsed)}"
                             + (f"; {cached} grid{'s' * (cached != 1)} from the cache." if cached else
                                "; grids cached for next time (shared with the Translation tab).")
                             + "".join(f" Note: {n}." for n in value.get("notes", ())))   # damaged cache files

@@ -667,7 +667,7 @@ class MainWindow(QMainWindow):
         if self._end_model_load is not None:   # an own model still loading: abandoned, never waited for
             self._end_model_load()
         for runner in (self.mean_runner, self.data_runner, self.translation.runner, self.translation.timer,
-                       self.comparison.runner, self.analyses):
+                       self.comparison.runner, self.comparison.timer, self.analyses):
             runner.stop(CLOSE_WAIT_MS)
         super().closeEvent(event)
 

@@ -18,7 +18,7 @@ from padlens.core.session import LoadedModel
 from padlens.core.shifts import SHIFT_MODES, shift, visible_fraction
 from padlens.core.grid_cache import GridRequest
 from padlens.core.inference import fast_model, grid_batch
-from padlens.core.timing import fmt_duration, known_rate, measure_rate, rate_key
+from padlens.core.timing import fewer_images, fmt_duration, known_rate, measure_rate, rate_key
 from padlens.core.translation import GridResult, GridSpec, grid_cost, pitfalls, shift_period
 from padlens.core.worst_case import RADII, format_worst_case, worst_case
 from padlens.gui.export import FIGURE_FILTERS, ask_save_path, confirm_overwrite, run_export, write_figure
@@ -46,7 +46,6 @@ NOT_COMPUTED = "Not computed for these settings yet: Start (Ctrl+Return) compute
 RUNNING = "Running: a first heatmap from a few images (up to one per class), refined as more are done."
 READOUT_HINT = "Hover a cell for its numbers; click it for shifted examples."
 WORST_CASE_LATER = "Worst case over shifts: shown with the grid's heatmaps."
-FEW_MINUTES = 300.0   # a run longer than this gets an image count that fits in it beside the estimate
 
 
 @dataclass(frozen=True)
@@ -135,14 +134,7 @@ def estimate_text(spec: GridSpec, mode: str, images: int, size: int, rate: float
     bound = "At most" if bounded else "About"
     text = (f"{bound} {fmt_duration(cost.rows / rate)} on this {where}; the first heatmap after about "
             f"{fmt_duration(cost.first_rows / rate)}")
-    if cost.rows / rate > FEW_MINUTES:
-        fits = [n for n in (500, 200, 100, 50, 20, 10) if n < images
-                and grid_cost(spec, mode, n, size).rows / rate <= FEW_MINUTES]
-        if fits:
-            text += f". {fits[0]} images: about {fmt_duration(grid_cost(spec, mode, fits[0], size).rows / rate)}"
-        else:
-            text += ". A coarser step or a smaller range is quicker"
-    return text + "."
+    return text + fewer_images(lambda n: grid_cost(spec, mode, n, size).rows / rate, images) + "."
 
 
 class TranslationTab(QWidget):

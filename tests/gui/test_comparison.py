@@ -270,3 +270,36 @@ def test_a_damaged_cache_file_is_discarded_named_and_computed_again(tab, qtbot, 
     for f in files:
         assert "Note: discarded the unreadable" in status and f.name in status
         assert f.stat().st_size > 50, "computed again and cached"
+
+
+def test_the_estimate_under_compute_times_each_checkpoint_and_counts_only_uncached_grids(tab, qtbot):
+    from padlens.core.timing import fmt_duration, known_rate, rate_key
+    from padlens.core.translation import grid_cost
+    tab.show()
+    qtbot.waitExposed(tab)
+    qtbot.waitUntil(lambda: tab.estimate.text().startswith("About"), timeout=30000)
+    reqs = tab._requests()
+    rates = [known_rate(rate_key(r.loaded.cache_id, r.device, r.precision, 32)) for r in reqs]
+    assert all(rates), "each checkpoint timed on its own"
+    seconds = sum((grid_cost(r.spec, r.mode, r.images, 32).rows + r.images) / rate for r, rate in zip(reqs, rates))
+    assert tab.estimate.text().startswith(f"About {fmt_duration(seconds)} on this ") and "for 2 grids." in \
+        tab.estimate.text()
+    qtbot.mouseClick(tab.start_btn, Qt.MouseButton.LeftButton)
+    assert tab.estimate.text() == ""   # the progress bar says the time left while it runs
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    assert tab.estimate.text().startswith("All 2 grids are in the cache")
+    assert tab.status.text().startswith("Done in ") and " s;" in tab.status.text()
+    tab.count.setValue(30)   # another grid: priced again, at the rates already measured
+    assert tab.estimate.text().startswith("About") and not tab.timer.running
+
+
+def test_a_long_comparison_is_priced_with_fewer_images_offered(tab):
+    from padlens.core.timing import FEW_MINUTES
+    from padlens.core.translation import grid_cost
+    tab.count.setValue(len(tab.data))
+    reqs = tab._requests()
+    rate = (grid_cost(reqs[0].spec, reqs[0].mode, reqs[0].images, 32).rows + reqs[0].images) * 2 / 1200  # 20 min
+    text = comparison.compare_estimate_text(reqs, [rate, rate], 3, 32)
+    assert text.startswith("About 20 min on this ") and "for 2 grids (1 in the cache)" in text
+    fits = int(text.split(". ")[1].split(" images")[0])
+    assert fits < reqs[0].images and fits * 1200 / reqs[0].images <= FEW_MINUTES, "the offer fits in a few minutes"

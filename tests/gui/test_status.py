@@ -13,7 +13,8 @@ from torchvision.io import write_png
 import padlens.core.grid_cache as grid_cache
 from padlens.core.jobs import Partial, Progress
 from padlens.core.translation import GridSpec, grid_cost
-from padlens.gui.translation_tab import FEW_MINUTES, NEEDS_DATA, estimate_text
+from padlens.core.timing import FEW_MINUTES
+from padlens.gui.translation_tab import NEEDS_DATA, estimate_text
 
 
 @pytest.fixture
