@@ -191,18 +191,24 @@ def report_grid(result, out: Path, seconds: float | None, stem: str = "translati
         lines += [f"time: {fmt_time(seconds)} ({result.count.sum() / max(seconds, 1e-9):.0f} cells x images/s; "
                   "shifts that leave only fill or repeat another shift's input ran once); "
                   f"{result.info.get('cache', '')}"]
-    lines.append(f"writing {out / f'{stem}.npz'}, {out / f'{stem}.csv'} and the figures")
+    lines.append(f"writing {out / f'{stem}.npz'}, {out / f'{stem}.csv'}, {out / f'{stem}_worst_case.csv'} and the "
+                 "figures")
     print("\n".join(lines), flush=True)
     return save_grid(result, out, stem)
 
 
 def save_grid(result, out: Path, stem: str = "translation") -> int:
-    """The numbers (NPZ, CSV), then the heatmap figures where Qt is installed; returns the exit status.
+    """The numbers (NPZ, CSV, the worst case's CSV), then the heatmap and worst-case figures where Qt is
+    installed; returns the exit status.
     Numbers that cannot be written into out (a full disk, a folder gone meanwhile) are kept elsewhere
     (keep_unsaved) and the message names the file."""
+    from padlens.core.worst_case import worst_case, write_worst_case_csv
+    w = worst_case(result)
     try:
         result.save_npz(out / f"{stem}.npz")
         result.write_csv(out / f"{stem}.csv")
+        if w is not None:
+            write_worst_case_csv(w, out / f"{stem}_worst_case.csv")
     except OSError as e:
         print(f"padlens: error: writing into {out} failed ({e}); {keep_unsaved(result, stem)}", file=sys.stderr)
         return 1

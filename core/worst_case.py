@@ -88,3 +88,17 @@ def format_worst_case(w: dict | None) -> list[str]:
     smallest = ", ".join(f"{r} px: {k}" for r, k in zip(h["radius"], h["images"]))
     lines.append(f"  smallest flipping shift per image: {smallest or 'none'}; no grid shift flips {h['never']}")
     return lines
+
+
+def write_worst_case_csv(w: dict, path) -> None:
+    """One row per radius the grid measures: shifts within it, images flipped, the share with its 95% interval,
+    how many images flip first at exactly that radius, and whether the share is a lower bound (the grid lacks
+    some whole-pixel shift within it)."""
+    from padlens.core.files import atomic_csv
+    first = dict(zip(w["histogram"]["radius"], w["histogram"]["images"]))
+    rows = [("radius", "shifts_within", "images_flipped", "images", "share", "share_low", "share_high",
+             "smallest_flip_here", "lower_bound")]
+    rows += [(r, k, f, w["images"], f"{s:.6f}", f"{lo:.6f}", f"{hi:.6f}", first.get(r, 0), int(r > w["complete_radius"]))
+             for r, k, f, s, lo, hi in zip(w["radii"], w["shifts"], w["flipped"], w["share"], w["low"], w["high"])]
+    rows.append(("never", "", w["histogram"]["never"], w["images"], "", "", "", "", ""))
+    atomic_csv(path, rows)

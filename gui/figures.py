@@ -205,7 +205,8 @@ class HeatmapFigure(PanelFigure):
 
 def save_heatmap_figures(result: GridResult, out_dir, title: str = "", augment_range: int | None = None,
                          name: str = "translation_heatmaps") -> list[Path]:
-    """Write name.png and name.svg without showing a window: from the command line Qt runs
+    """Write name.png and name.svg, and the worst case over shifts as name_worst_case.png/.svg, without showing a
+    window: from the command line Qt runs
     offscreen (no display needed, a stale one does not matter); inside the app nothing flashes up."""
     from PyQt6.QtWidgets import QApplication
 
@@ -227,4 +228,7 @@ def save_heatmap_figures(result: GridResult, out_dir, title: str = "", augment_r
     written = [write_figure(fig.scene(), out / f"{name}{ext}", "PadLens translation heatmaps", grid_caption(result))
                for ext in (".png", ".svg")]
     fig.close()
+    if result.flip_radius is not None:   # beside them, named as the Translation tab's export names it
+        from padlens.gui.worst_case_figure import write_worst_case_figure   # it imports this module
+        written += [write_worst_case_figure(result, out / f"{name}_worst_case{ext}") for ext in (".png", ".svg")]
     return written

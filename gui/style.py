@@ -344,6 +344,10 @@ class PanelFigure(pg.GraphicsLayoutWidget):
         super().showEvent(ev)
         self._fit_timer.start(0)   # fitted while hidden (another tab on show), it had no size to fit to
 
+    def closeEvent(self, ev) -> None:
+        self._fit_timer.stop()   # a figure closed after an export may be deleted before the timer fires
+        super().closeEvent(ev)
+
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)
         if hasattr(self, "_fit_timer"):   # the view resizes once while the base class is still being set up

@@ -197,8 +197,9 @@ def test_heatmap_figures_for_the_command_line_are_written_without_a_window(qapp,
     r.count[:] = 10
     r.correct[:] = np.arange(9).reshape(3, 3)
     written = save_heatmap_figures(r, tmp_path, "test grid")
-    assert [p.name for p in written] == ["translation_heatmaps.png", "translation_heatmaps.svg"]
-    assert QImage(str(written[0])).width() >= 1000
+    assert [p.name for p in written] == ["translation_heatmaps.png", "translation_heatmaps.svg",
+                                         "translation_heatmaps_worst_case.png", "translation_heatmaps_worst_case.svg"]
+    assert QImage(str(written[0])).width() >= 1000 and QImage(str(written[2])).width() >= 1000
     assert written[1].read_text().lstrip().startswith("<?xml")
 
 
