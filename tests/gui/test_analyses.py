@@ -38,6 +38,21 @@ def open_panel(w, qtbot, cls):
     return panel
 
 
+def hold_at_call(n: int, fn):
+    """fn wrapped so that its n-th call (on the job's thread) waits until the test sets `clicked`: a Cancel
+    clicked once `reached` is set lands at that point of the job, always. Returns (wrapper, reached, clicked)."""
+    import threading
+    reached, clicked, calls = threading.Event(), threading.Event(), []
+
+    def held(*args):
+        calls.append(1)
+        if len(calls) == n:
+            reached.set()
+            clicked.wait(30)
+        return fn(*args)
+    return held, reached, clicked
+
+
 def hover(qtbot, figure, plot, x: float, y: float) -> None:
     """The mouse over view point (x, y) of a plot of the figure, as pyqtgraph's scene reports a move (offscreen
     Qt sends no hover moves, and a widget pixel is a third of a map pixel)."""
@@ -89,17 +104,8 @@ def test_coverage_shows_every_padding_mode_at_both_sizes_with_a_read_out(window,
 
 
 def test_coverage_shows_progress_cancels_and_computes_again(window, qtbot, monkeypatch):
-    import threading
-
     import padlens.core.coverage as coverage
-    reached, clicked, calls, count = threading.Event(), threading.Event(), [], coverage.coverage_map
-
-    def held(*args):   # the second padding mode waits for the click: the cancel comes mid-way, always
-        calls.append(1)
-        if len(calls) == 3:
-            reached.set()
-            clicked.wait(30)
-        return count(*args)
+    held, reached, clicked = hold_at_call(3, coverage.coverage_map)   # the second padding mode: mid-way, always
     monkeypatch.setattr(coverage, "coverage_map", held)
     c = open_panel(window, qtbot, CoveragePanel)
     qtbot.waitUntil(reached.is_set, timeout=30000)
@@ -187,22 +193,14 @@ def test_equivariance_runs_shows_reads_out_and_keeps_its_result(window, qtbot, t
 
 
 def test_cancel_half_way_keeps_a_correct_partial_result(window, qtbot, fake_data, monkeypatch):
-    import threading
-
     import padlens.core.equivariance as equivariance
     w = window
     e = open_panel(w, qtbot, EquivariancePanel)
     small_grid(e, images=40, step=2)
     e.grid.lo.setValue(-8)
     e.grid.hi.setValue(8)                                   # 81 shifts: 4 batches per chunk of 5 images
-    reached, clicked, calls, shifted = threading.Event(), threading.Event(), [], equivariance.shifted_copies
-
-    def held(*args):   # the second chunk's first batch waits for the click: the cancel comes half-way, always
-        calls.append(1)
-        if len(calls) == 5:
-            reached.set()
-            clicked.wait(30)
-        return shifted(*args)
+    # the second chunk's first batch waits for the click: the cancel comes half-way, always
+    held, reached, clicked = hold_at_call(5, equivariance.shifted_copies)
     monkeypatch.setattr(equivariance, "shifted_copies", held)
     qtbot.mouseClick(e.start_btn, Qt.MouseButton.LeftButton)
     name = w.explorer.loaded.name

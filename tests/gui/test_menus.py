@@ -269,14 +269,11 @@ def test_about(window, monkeypatch):
 
 
 def test_ctrl_return_starts_the_translation_grid(window, qtbot):
+    from tests.gui.grids import small_grid_settings
     w = window
     trigger(w, "Translation")
     t = w.translation
-    t.lo.setValue(-4)
-    t.hi.setValue(4)
-    t.step.setValue(4)
-    t.count.setValue(10)
-    t.precision.setCurrentText("fp32")
+    small_grid_settings(t, images=10)
     assert t.result is None
     qtbot.keyClick(_active(w, qtbot), Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: not t.runner.running and t.result is not None, timeout=60000)
