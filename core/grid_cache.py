@@ -21,6 +21,7 @@ from padlens.core.device import describe_precision, resolve_precision
 from padlens.core.inference import fast_model, folds, grid_batch
 from padlens.core.jobs import Job, never
 from padlens.core.session import LoadedModel
+from padlens.core.timing import measure_rate, rate_key
 from padlens.core.translation import GridResult, GridSpec, check_target_halfwidth, translation_grid
 
 GRID_VERSION = 3   # bump when the same settings would compute a different grid (2: axes anchored at 0;
@@ -72,6 +73,19 @@ class GridRequest:
     @property
     def images(self) -> int:
         return len(self.subset)
+
+    @property
+    def rate_key(self) -> tuple:
+        """What this grid's speed depends on (core.timing.rate_key): model, device, precision, input size."""
+        return rate_key(self.loaded.cache_id or id(self.loaded), self.device, self.precision, self.input_size)
+
+    def timing_job(self) -> Callable[[Callable[[], bool]], Job]:
+        """A job that times this grid's model as the grid runs it (core.timing.measure_rate, remembered under
+        rate_key). The model is prepared now, on the caller's thread: the GUI's, whose hooks a job must not meet."""
+        model = fast_model(self.loaded.model, self.device, self.precision, fold=self.fold)
+        norm, device, precision, size, key = self.loaded.norm, self.device, self.precision, self.input_size, self.rate_key
+        return lambda stop: measure_rate(model, norm, device, precision, size, grid_batch(device, precision), key,
+                                         should_stop=stop)
 
     @property
     def folded(self) -> bool:

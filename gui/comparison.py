@@ -28,8 +28,7 @@ from padlens.core.session import LoadedModel, load_model
 from padlens.core.spatial_bias import BORDER_BIAS_HELP, check_input_size
 from padlens.core.device import hardware
 from padlens.core.grid_cache import GridRequest
-from padlens.core.inference import fast_model, grid_batch
-from padlens.core.timing import fewer_images, fmt_duration, known_rate, measure_rate, rate_key
+from padlens.core.timing import fewer_images, fmt_duration, known_rate
 from padlens.core.translation import GridSpec, grid_cost
 from padlens.core.comparison import SEED, CheckpointEntry, common_layers, comparison_job
 from padlens.gui.figures import augment_box, grid_cell, grid_rect, origin_marker, show_origin
@@ -77,7 +76,7 @@ def default_checkpoints() -> list[str]:
     return [str(p) for p in found[:MAX_CHECKPOINTS]]
 
 
-def compare_estimate_text(todo: list[GridRequest], rates: list[float], n_checkpoints: int, size: int) -> str:
+def compare_estimate_text(todo: list[GridRequest], rates: list[float], n_checkpoints: int) -> str:
     """The line under Compute: the grids not in the cache (`todo`) at each one's measured rate (forward passes
     per second), plus one pass per image for its dataset-mean maps; a long run comes with an image count that
     fits in a few minutes."""
@@ -85,7 +84,7 @@ def compare_estimate_text(todo: list[GridRequest], rates: list[float], n_checkpo
         return f"All {n_checkpoints} grids are in the cache: Compute opens them (the maps take seconds)."
 
     def seconds(images: int) -> float:
-        return sum((grid_cost(r.spec, r.mode, min(images, r.images), size).rows + min(images, r.images)) / rate
+        return sum((grid_cost(r.spec, r.mode, min(images, r.images), r.input_size).rows + min(images, r.images)) / rate
                    for r, rate in zip(todo, rates))
     cached = n_checkpoints - len(todo)
     text = (f"About {fmt_duration(seconds(todo[0].images))} on this {hardware(todo[0].device)} for "
@@ -514,25 +513,18 @@ class ComparisonTab(QWidget):
             self.estimate.setText("")
             return
         todo = [r for r in self._requests() if r.path is None or not r.path.is_file()]
-        keys = [rate_key(r.loaded.cache_id or id(r.loaded), r.device, r.precision, self.input_size) for r in todo]
-        unknown = [(r, k) for r, k in zip(todo, keys) if known_rate(k) is None]
+        unknown = [r for r in todo if known_rate(r.rate_key) is None]
         if unknown:
             if measure and self.isVisible() and not self.timer.running:
-                req, key = unknown[0]
-                model = fast_model(req.loaded.model, req.device, req.precision, fold=req.fold)   # on the GUI thread
-                norm, device, precision, size = req.loaded.norm, req.device, req.precision, self.input_size
                 self._timed = False
 
                 def timed(rate):
                     self._timed = rate is not None
-                self.timer.start(lambda stop: measure_rate(model, norm, device, precision, size,
-                                                           grid_batch(device, precision), key, should_stop=stop),
-                                 on_result=timed)
+                self.timer.start(unknown[0].timing_job(), on_result=timed)
             self.estimate.setText(f"Timing the checkpoints on this {hardware(todo[0].device)} "
                                   f"({len(todo) - len(unknown)} of {len(todo)})..." if self.timer.running else "")
             return
-        self.estimate.setText(compare_estimate_text(todo, [known_rate(k) for k in keys], len(self.paths),
-                                                    self.input_size))
+        self.estimate.setText(compare_estimate_text(todo, [known_rate(r.rate_key) for r in todo], len(self.paths)))
 
     # ---- running -------------------------------------------------------------------------------
     def _planned(self) -> list[CheckpointEntry]:

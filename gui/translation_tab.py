@@ -17,8 +17,7 @@ from padlens.core.files import atomic_write
 from padlens.core.session import LoadedModel
 from padlens.core.shifts import SHIFT_MODES, shift, visible_fraction
 from padlens.core.grid_cache import GridRequest
-from padlens.core.inference import fast_model, grid_batch
-from padlens.core.timing import fewer_images, fmt_duration, known_rate, measure_rate, rate_key
+from padlens.core.timing import fewer_images, fmt_duration, known_rate
 from padlens.core.translation import GridResult, GridSpec, grid_cost, pitfalls, shift_period
 from padlens.core.worst_case import RADII, format_worst_case, worst_case
 from padlens.gui.export import FIGURE_FILTERS, ask_save_path, confirm_overwrite, run_export, write_figure
@@ -474,14 +473,9 @@ class TranslationTab(QWidget):
         if self.result is not None and req.same_grid(self.shown_req) and req.complete(self.result):
             self.estimate.setText("Computed: on screen.")
             return
-        key = rate_key(self.loaded.cache_id or id(self.loaded), req.device, req.precision, self.input_size)
-        rate = known_rate(key)
+        rate = known_rate(req.rate_key)
         if measure and rate is None and self.isVisible() and not self.runner.running and not self.timer.running:
-            model = fast_model(self.loaded.model, req.device, req.precision, fold=req.fold)   # on the GUI thread
-            norm, device, precision, size = self.loaded.norm, req.device, req.precision, self.input_size
-            self.timer.start(lambda stop: measure_rate(model, norm, device, precision, size,
-                                                       grid_batch(device, precision),
-                                                       key, should_stop=stop))
+            self.timer.start(req.timing_job())
         if rate is None and not self.timer.running:
             self.estimate.setText("")
             return

@@ -279,7 +279,7 @@ def test_the_estimate_under_compute_times_each_checkpoint_and_counts_only_uncach
     qtbot.waitExposed(tab)
     qtbot.waitUntil(lambda: tab.estimate.text().startswith("About"), timeout=30000)
     reqs = tab._requests()
-    rates = [known_rate(rate_key(r.loaded.cache_id, r.device, r.precision, 32)) for r in reqs]
+    rates = [known_rate(rate_key(r.loaded.cache_id, r.device, r.precision, 32)) for r in reqs]   # as measured
     assert all(rates), "each checkpoint timed on its own"
     seconds = sum((grid_cost(r.spec, r.mode, r.images, 32).rows + r.images) / rate for r, rate in zip(reqs, rates))
     assert tab.estimate.text().startswith(f"About {fmt_duration(seconds)} on this ") and "for 2 grids." in \
@@ -299,7 +299,7 @@ def test_a_long_comparison_is_priced_with_fewer_images_offered(tab):
     tab.count.setValue(len(tab.data))
     reqs = tab._requests()
     rate = (grid_cost(reqs[0].spec, reqs[0].mode, reqs[0].images, 32).rows + reqs[0].images) * 2 / 1200  # 20 min
-    text = comparison.compare_estimate_text(reqs, [rate, rate], 3, 32)
+    text = comparison.compare_estimate_text(reqs, [rate, rate], 3)
     assert text.startswith("About 20 min on this ") and "for 2 grids (1 in the cache)" in text
     fits = int(text.split(". ")[1].split(" images")[0])
     assert fits < reqs[0].images and fits * 1200 / reqs[0].images <= FEW_MINUTES, "the offer fits in a few minutes"
