@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from padlens.gui.style import (RANGES, PanelFigure, color_bar, figure_caption, i
                                set_label, set_levels, set_title, value_levels)
 from padlens.gui.grid_settings import GridSettings, scroll_column
 from padlens.gui.job_bar import JobBar
+from padlens.gui.translation_tab import NEEDS_DATA
 from padlens.gui.worker import JobRunner
 
 MIN_CHECKPOINTS, MAX_CHECKPOINTS = 2, 4
@@ -99,6 +101,41 @@ def map_rect(m: np.ndarray) -> QRectF:
 
 # ---- the tab -----------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class CompareState:
+    """What the status line describes; the line is a function of it (compare_status)."""
+    data: str | None = None    # the test split's source; None: no split open
+    images: int = 0            # its size
+    running: bool = False
+    message: str = ""          # the running job's last progress message
+    stopping: str = ""         # why a running job is being cancelled
+    event: str = ""            # what the last action came to: done, cancelled, failed or refused ("": nothing yet)
+    detail: str = ""           # a failure's or a refusal's words
+    seconds: float = 0.0       # a finished run's time
+    cached: int = 0            # grids a finished run took from the cache
+    notes: tuple[str, ...] = ()   # its notes (damaged cache files)
+    complete: int = 0          # checkpoints complete when cancelled
+    planned: int = 0           # checkpoints the run was for
+
+
+def compare_status(s: CompareState) -> str:
+    if s.running:
+        return s.stopping or s.message or "Running: each checkpoint is shown as soon as it is done."
+    if s.event in ("refused", "failed"):
+        return s.detail if s.event == "refused" else f"Failed: {s.detail}"
+    if s.data is None:
+        return NEEDS_DATA
+    if s.event == "done":
+        return (f"Done in {fmt_duration(s.seconds)}"
+                + (f"; {s.cached} grid{'s' * (s.cached != 1)} from the cache." if s.cached else
+                   "; grids cached for next time (shared with the Translation tab).")
+                + "".join(f" Note: {n}." for n in s.notes))
+    if s.event == "cancelled":
+        return (f"Cancelled: showing what was done ({s.complete} of {s.planned} checkpoints complete; a partial grid "
+                "is not cached).")
+    return f"{s.images} test images ({s.data}). Press Compute."
+
+
 class ComparisonTab(QWidget):
     """Holds only what the main window pushes to it (settings and device at construction, then data and
     input size): it never reads its parent. Without settings it starts on the shipped padding variants."""
@@ -152,7 +189,8 @@ class ComparisonTab(QWidget):
         self._timed = False
         self.estimate = QLabel()
         self.estimate.setWordWrap(True)
-        self.status = QLabel("Choose checkpoints and press Compute.")
+        self.state = CompareState()
+        self.status = QLabel(compare_status(self.state))
         self.status.setWordWrap(True)
         grid_box = QGroupBox("Translation grid")
         gv = QVBoxLayout(grid_box)
@@ -303,11 +341,10 @@ class ComparisonTab(QWidget):
     # ---- inputs --------------------------------------------------------------------------------
     def set_data(self, data: Dataset | None) -> None:
         self.data = data
-        if data is None:
-            self.status.setText("Needs the CIFAR-10 test split: open a data folder (Ctrl+D) or download it on "
-                                "the Feature maps tab.")
-        elif not self.runner.running:
-            self.status.setText(f"{len(data)} test images ({data.source}). Press Compute.")
+        source = data.source if data is not None else None
+        same = source == self.state.data   # the same split again keeps what was said of its grids
+        self._say(data=source, images=len(data) if data is not None else 0,
+                  **({} if same or self.state.running else {"event": "", "detail": ""}))
         self._update_buttons()
 
     def _load(self, path: str, quiet: bool) -> LoadedModel | None:
@@ -350,7 +387,7 @@ class ComparisonTab(QWidget):
     def add_checkpoint(self, path) -> bool:
         path = str(path)
         if self._key(path) in {self._key(q) for q in self.paths}:
-            self.status.setText(f"{Path(path).name} is already in the comparison.")
+            self._say(event="refused", detail=f"{Path(path).name} is already in the comparison.")
             return False
         lm = self._load(path, quiet=False)
         if lm is None:
@@ -398,9 +435,11 @@ class ComparisonTab(QWidget):
                                  f"(now {n}): remove {n - MAX_CHECKPOINTS}.</span>")
         else:
             self.message.setText(f"{n} checkpoints.")
+        if self.state.event == "refused":
+            self._say(event="", detail="")   # what was refused is no longer the question
         if self.runner.running:
             self.runner.cancel()     # its results come back as cancelled, then _finished re-maps them
-            self.status.setText("Checkpoints changed: cancelling the computation under way.")
+            self._say(stopping="Checkpoints changed: cancelling the computation under way.")
         else:
             self._remap_result()
         self._refresh_layers()
@@ -536,7 +575,7 @@ class ComparisonTab(QWidget):
             return False
         problem = self._problem()
         if problem:
-            self.status.setText(problem)
+            self._say(event="refused", detail=problem)
             return False
         self.timer.cancel()   # the grids' own progress times them from here
         self._refresh_layers()
@@ -546,8 +585,8 @@ class ComparisonTab(QWidget):
             try:
                 check_input_size(self.models[p].model, size)
             except ValueError as e:
-                self.status.setText(f"{name} cannot be compared at this input size: {e}. Change View > Input "
-                                    "size or remove it.")
+                self._say(event="refused", detail=f"{name} cannot be compared at this input size: {e}. Change View > "
+                                                  "Input size or remove it.")
                 return False
         # private copies, made here on the GUI thread: the job's hooks and this thread's never meet, and
         # no copy is taken while a hook of this thread is registered
@@ -564,14 +603,21 @@ class ComparisonTab(QWidget):
             return (yield from comparison_job(models, data, spec, mode, n, SEED, precision, size, should_stop=stop))
 
         self.bar.start()
-        self.status.setText("Running: each checkpoint is shown as soon as it is done.")
+        self._say(running=True, message="", stopping="", event="", detail="", planned=len(self.planned))
         self.runner.start(job, on_progress=self._progress, on_partial=self._partial, on_result=self._done,
                           on_cancelled=self._cancelled, on_error=self._failed, on_finished=self._finished)
         self._update_buttons()
         return True
 
     def cancel(self) -> None:
+        if self.runner.running:
+            self._say(stopping="Cancelling: what is finished stays on screen.")
         self.runner.cancel()
+
+    def _say(self, **changes) -> None:
+        """Change what the status line describes, then say it: the line is compare_status of that state."""
+        self.state = dataclasses.replace(self.state, **changes)
+        self.status.setText(compare_status(self.state))
 
     def _merge(self, value: dict) -> dict:
         entries = list(value["entries"]) + list(self.planned[len(value["entries"]):])
@@ -579,7 +625,7 @@ class ComparisonTab(QWidget):
 
     def _progress(self, done: int, total: int, msg: str) -> None:
         self.bar.progress(done, total)   # long times in hours, as everywhere (was "about 305:42 left")
-        self.status.setText(msg)
+        self._say(message=msg)
 
     def _partial(self, value: dict) -> None:
         self.result = self._merge(value)
@@ -588,24 +634,20 @@ class ComparisonTab(QWidget):
     def _done(self, value: dict) -> None:
         self.result = self._merge(value)
         self._show_result()
-        cached = sum(e.from_cache for e in value["entries"])
         self.bar.finish()
-        self.status.setText(f"Done in {fmt_duration(self.bar.elapsed)}"
-                            + (f"; {cached} grid{'s' * (cached != 1)} from the cache." if cached else
-                               "; grids cached for next time (shared with the Translation tab).")
-                            + "".join(f" Note: {n}." for n in value.get("notes", ())))   # damaged cache files
+        self._say(running=False, event="done", seconds=self.bar.elapsed,
+                  cached=sum(e.from_cache for e in value["entries"]), notes=tuple(value.get("notes", ())))
 
     def _cancelled(self, value) -> None:
         if value is not None:
             self.result = self._merge(value)
             self._show_result()
         self.bar.cancelled()
-        full = sum(e.mean_maps is not None for e in (value or {}).get("entries", []))
-        self.status.setText(f"Cancelled: showing what was done ({full} of {len(self.planned)} checkpoints "
-                            "complete; a partial grid is not cached).")
+        self._say(running=False, event="cancelled",
+                  complete=sum(e.mean_maps is not None for e in (value or {}).get("entries", [])))
 
     def _failed(self, msg: str) -> None:
-        self.status.setText(f"Failed: {msg}")
+        self._say(running=False, event="failed", detail=msg)
         QMessageBox.warning(self, "Comparison failed", msg)
 
     def _finished(self) -> None:

@@ -303,3 +303,40 @@ def test_a_long_comparison_is_priced_with_fewer_images_offered(tab):
     assert text.startswith("About 20 min on this ") and "for 2 grids (1 in the cache)" in text
     fits = int(text.split(". ")[1].split(" images")[0])
     assert fits < reqs[0].images and fits * 1200 / reqs[0].images <= FEW_MINUTES, "the offer fits in a few minutes"
+
+
+def test_the_status_line_is_one_function_of_what_happened():
+    from padlens.gui.comparison import CompareState, compare_status
+    from padlens.gui.translation_tab import NEEDS_DATA
+    split = CompareState(data="CIFAR-10 test", images=60)
+    assert compare_status(CompareState()) == NEEDS_DATA
+    assert compare_status(split) == "60 test images (CIFAR-10 test). Press Compute."
+    running = CompareState(data="d", running=True, planned=2)
+    assert compare_status(running) == "Running: each checkpoint is shown as soon as it is done."
+    assert compare_status(CompareState(running=True, message="zeros: 3 of 9 shifts")) == "zeros: 3 of 9 shifts"
+    assert compare_status(CompareState(running=True, message="m", stopping="Checkpoints changed: x")).startswith(
+        "Checkpoints changed"), "a progress message does not hide that the run is being stopped"
+    done = CompareState(data="d", event="done", seconds=75, cached=1, notes=("discarded a.npz",))
+    assert compare_status(done) == "Done in 1 min 15 s; 1 grid from the cache. Note: discarded a.npz."
+    assert "cached for next time" in compare_status(CompareState(data="d", event="done", seconds=3))
+    assert compare_status(CompareState(data="d", event="cancelled", complete=1, planned=3)).startswith(
+        "Cancelled: showing what was done (1 of 3 checkpoints complete")
+    assert compare_status(CompareState(event="refused", detail="Choose 2 to 4 checkpoints (now 1).")) == \
+        "Choose 2 to 4 checkpoints (now 1).", "a refusal is said even before a split is open"
+    assert compare_status(CompareState(data="d", event="failed", detail="boom")) == "Failed: boom"
+
+
+def test_reloading_the_same_split_keeps_done_and_another_split_asks_for_compute(tab, qtbot, data):
+    from padlens.core.data import Dataset
+    assert tab.run()
+    qtbot.waitUntil(lambda: not tab.runner.running, timeout=30000)
+    done = tab.status.text()
+    assert done.startswith("Done in")
+    tab.set_data(Dataset(data.images, data.labels, data.source))   # File > Open data on the same folder
+    assert tab.status.text() == done
+    tab.set_data(Dataset(data.images[:30], data.labels[:30], "another split"))
+    assert tab.status.text() == "30 test images (another split). Press Compute."
+    tab.remove_checkpoint(tab.paths[-1])
+    assert not tab.run() and tab.status.text().startswith("Choose 2 to 4")
+    tab.add_checkpoint(tab.paths[0])
+    assert tab.status.text().endswith("is already in the comparison.")
