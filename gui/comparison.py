@@ -488,8 +488,8 @@ class ComparisonTab(QWidget):
         self.layer_box.blockSignals(True)
         self.layer_box.clear()
         for info in self.layers:
-            self.layer_box.addItem(f"{info.name} {info.type}", info.name)   # the name is what settings keep
-            c, h, w = info.output_shape
+            c, h, w = info.output_shape   # every checkpoint's map has this size; the channel counts may differ
+            self.layer_box.addItem(f"{info.name}  {info.type}  {h}x{w}", info.name)   # settings keep the name
             self.layer_box.setItemData(self.layer_box.count() - 1, f"{info.type}, {info.params}; {c} channels "
                                        f"of {h}x{w}", Qt.ItemDataRole.ToolTipRole)
         self.layer_box.blockSignals(False)

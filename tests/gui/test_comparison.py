@@ -202,7 +202,9 @@ def test_checkpoint_count_is_checked(tab, checkpoints, tmp_path, monkeypatch):
     assert len(tab.paths) == 6 and "At most 4" in tab.message.text() and not tab.run()
     tab.set_checkpoints(checkpoints)
     assert "2 checkpoints" in tab.message.text() and tab.start_btn.isEnabled()
-    assert f"{LAYER} Conv2d" in [tab.layer_box.itemText(i) for i in range(tab.layer_box.count())]   # name and type
+    _, h, w = next(i for i in tab.layers if i.name == LAYER).output_shape
+    assert (h, w) == (32, 32) and f"{LAYER}  Conv2d  32x32" in [tab.layer_box.itemText(i)
+                                                               for i in range(tab.layer_box.count())]   # name, type, size
 
 
 def test_no_data_no_run(tab):
