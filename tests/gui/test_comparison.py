@@ -87,6 +87,8 @@ def test_run_shows_shared_heatmaps_difference_maps_and_table(tab, qtbot):
     tab.diff_a.setCurrentIndex(1)
     tab.diff_b.setCurrentIndex(0)
     np.testing.assert_allclose(tab.diff_image.image, circ.grid.accuracy - zeros.grid.accuracy)
+    (x0, x1), (y0, y1) = tab.diff_plot.vb.viewRange()   # the axes end with the grid's cells (-4..4, step 4)
+    assert (x0, x1, y0, y1) == pytest.approx((-6, 6, -6, 6)), "no blank margin, no cell cut off"
     # channel-mean maps of the chosen layer, one shared scale per row
     path = tab.layer_path()
     for key in ("blank", "mean"):
