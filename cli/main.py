@@ -3,6 +3,7 @@ the core without a window."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -212,19 +213,25 @@ def save_grid(result, out: Path, stem: str = "translation") -> int:
     except OSError as e:
         print(f"padlens: error: writing into {out} failed ({e}); {keep_unsaved(result, stem)}", file=sys.stderr)
         return 1
+    return app_figures("figures", "save_heatmap_figures", result, out, name=f"{stem}_heatmaps")
+
+
+def app_figures(module: str, function: str, *args, **kwargs) -> int:
+    """Write figures with the app's own figure code (padlens.gui.MODULE.FUNCTION, drawn offscreen), after the
+    numbers are saved: so a command's figure is the one the window exports (300 dpi PNG and SVG, axes, labelled
+    colour bars, caption). Without Qt, a note (the numbers stand alone); a failure is an error, the numbers kept."""
     try:   # the figures need Qt (gui); the numbers do not
-        from padlens.gui.figures import save_heatmap_figures
+        draw = getattr(importlib.import_module(f"padlens.gui.{module}"), function)
     except ImportError as e:
-        print(f"note: no heatmap figures ({e}); the numbers are in the files above")
+        print(f"note: no figures ({e}); the numbers are in the files above")
         return 0
     try:
-        written = save_heatmap_figures(result, out, name=f"{stem}_heatmaps")
+        written = draw(*args, **kwargs)
     except Exception as e:  # noqa: BLE001 - the numbers are saved; say what went wrong with the pictures
-        print(f"padlens: the heatmap figures failed ({type(e).__name__}: {e}); the numbers are saved",
-              file=sys.stderr)
+        print(f"padlens: the figures failed ({type(e).__name__}: {e}); the numbers are saved", file=sys.stderr)
         return 1
-    if written:
-        print("figures: " + ", ".join(str(p) for p in written))
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
@@ -239,6 +246,7 @@ def cmd_bias(a) -> int:
     from padlens.core.device import pick_device
     from padlens.core.files import writable_folder
     from padlens.core.jobs import run_job
+    from padlens.core.layers import path_name
     from padlens.core.spatial_bias import BORDER_BIAS_HELP, bias_table, check_input_size, mean_filters
     if a.mean_images < 0:
         raise ValueError(f"--mean-images {a.mean_images}: give a number of test images, or 0 for none")
@@ -248,6 +256,7 @@ def cmd_bias(a) -> int:
     model, norm = loaded.model, loaded.norm
     check_input_size(model, a.input_size)
     acts = {k: capture(model, blank_input(k, norm, a.input_size), device)[0] for k in ("normalized", "pixel")}
+    what = {"normalized": "blank input, all zeros after normalization", "pixel": "blank input, a black image"}
     if a.mean_images:
         data = load_split(a.data, "test")
         subset = data.images[stratified_subset(data.labels, a.mean_images)]   # ImageFolder splits are class-sorted
@@ -255,6 +264,7 @@ def cmd_bias(a) -> int:
                                on_progress=lambda ev: progress_line(ev.done / ev.total, ev.message))
         sys.stderr.write("\n")
         acts[f"mean of {n}"] = mean_acts
+        what[f"mean of {n}"] = f"dataset mean over {n} test images"
     table = bias_table(model, acts, a.input_size)
     fmt = lambda v: "n/a" if v is None or math.isnan(v) else f"{v:.3f}"  # noqa: E731
     heads = ["layer", "type", *[f"bias {k}" for k in acts], "filter asym", "padding arithmetic"]
@@ -270,12 +280,18 @@ def cmd_bias(a) -> int:
     if out:
         leaf_acts = {k: {x["path"]: v[x["path"]] for x in table if x["path"] in v} for k, v in acts.items()}
         try:
-            for path in write_bias_files(out, heads, rows, leaf_acts, mean_filters(model), loaded.name):
-                print(f"wrote {path}")
+            written, maps = write_bias_files(out, heads, rows, leaf_acts)
         except OSError as e:
             print(f"padlens: error: writing into {out} failed ({e}); the table above is the result, and the "
                   "same command with a writable --out writes the files", file=sys.stderr)
             return 1
+        for path in written:
+            print(f"wrote {path}")
+        key = lambda k: k.replace(" ", "_")  # noqa: E731 - the file name's part
+        filters = {path_name(p): k for p, k in mean_filters(model).items()}
+        return app_figures("bias_tab", "write_bias_figures", {key(k): v for k, v in maps.items()}, filters, out,
+                           loaded.name, loaded.padding_mode, {key(k): what[k] for k in maps},
+                           data.source if a.mean_images else "", a.input_size)
     return 0
 
 
@@ -299,28 +315,20 @@ def keep_unsaved(result, stem: str) -> str:
     return f"it could not be kept elsewhere either ({'; '.join(failed)}).{cached}"
 
 
-def write_bias_files(out: Path, heads, rows, acts: dict, filters: dict, label: str) -> list[Path]:
-    """bias.csv (the table), maps.npz (every layer's channel-mean map per input) and their figures;
-    acts: {input: {layer path: activation}} of the layers to show."""
+def write_bias_files(out: Path, heads, rows, acts: dict) -> tuple[list[Path], dict]:
+    """bias.csv (the table) and maps.npz (every layer's channel-mean map per input); returns the paths and the
+    maps ({input: {layer name: map}}) for the figures. acts: {input: {layer path: activation}} of the layers
+    to show."""
     import numpy as np
 
     from padlens.core.files import atomic_csv, atomic_write
-    from padlens.core.figures_png import filters_figure, maps_figure
     from padlens.core.layers import path_name
     from padlens.core.spatial_bias import mean_map
     written = [atomic_csv(out / "bias.csv", [heads, *rows])]
-    maps = {k: {p: mean_map(t) for p, t in v.items() if t.dim() == 3} for k, v in acts.items()}
-    arrays = {f"{k}/{path_name(p)}": m.numpy() for k, v in maps.items() for p, m in v.items()}
+    maps = {k: {path_name(p): mean_map(t) for p, t in v.items() if t.dim() == 3} for k, v in acts.items()}
+    arrays = {f"{k}/{p}": m.numpy() for k, v in maps.items() for p, m in v.items()}
     written.append(atomic_write(out / "maps.npz", lambda tmp: np.savez_compressed(tmp, **arrays)))
-    for k, v in maps.items():
-        name = k.replace(" ", "_")
-        written.append(maps_figure(out / f"maps_{name}.png", list(v.values()),
-                                   f"{label}: channel mean per layer, input: {k}",
-                                   labels=[path_name(p) for p in v]))
-    if filters:
-        written.append(filters_figure(out / "mean_filters.png", list(filters.values()),
-                                      f"{label}: mean conv kernels (blue negative, red positive)"))
-    return written
+    return written, maps
 
 
 def cmd_coverage(a) -> int:
@@ -349,8 +357,10 @@ def cmd_coverage(a) -> int:
         print(f"uneven at {m.size}x{m.size}: " + ("; ".join(m.uneven) if m.uneven else "none"))
     print(f"\n{COVERAGE_HELP}")
     if out:
-        for path in save_coverage(maps, out, loaded.name):
+        for path in save_coverage(maps, out):
             print(f"wrote {path}")
+        return app_figures("coverage_panel", "write_coverage_figures", {loaded.padding_mode: maps}, out, loaded.name,
+                           loaded.padding_mode)
     return 0
 
 
@@ -409,8 +419,10 @@ def cmd_equivariance(a) -> int:
              if drop else ""))
     print(f"time: {fmt_time(time.perf_counter() - t)}\n{EQUIVARIANCE_HELP}")
     if out:
-        for path in save_equivariance(result, out, title):
+        for path in save_equivariance(result, out):
             print(f"wrote {path}")
+        rc = app_figures("equivariance_panel", "write_equivariance_figures", {loaded.name: result}, out)
+        return 130 if stop.pressed else rc
     return 130 if stop.pressed else 0
 
 
@@ -478,8 +490,11 @@ def cmd_blindspots(a) -> int:
           f"centred: {cell(s['centre'])}\nworst: {cell(s['worst'])}\nbest: {cell(s['best'])}\n"
           f"images per position: {result.images}; time: {fmt_time(time.perf_counter() - t)}\n{BLINDSPOTS_HELP}")
     if out:
-        for path in save_blindspots(result, out, loaded.name, title):
+        for path in save_blindspots(result, out, loaded.name):
             print(f"wrote {path}")
+        rc = app_figures("blindspot_panel", "write_blindspot_figures", [(loaded.name, loaded.padding_mode, result)],
+                         out, title)
+        return 130 if stop.pressed else rc
     return 130 if stop.pressed else 0
 
 
@@ -556,8 +571,11 @@ def cmd_channels(a) -> int:
                       + ("" if result.grids[1] is not None else ", no grid after"), file=sys.stderr)
     print(f"time: {fmt_time(time.perf_counter() - t)}\n{CHANNELS_HELP}")
     if out:
-        for path in save_channels(scan, out, loaded.name, a.input, layer, a.top, result):
+        for path in save_channels(scan, out, layer, result):
             print(f"wrote {path}")
+        rc = app_figures("channels_panel", "write_channel_figures", scan, a.input, layer, a.top, loaded.name,
+                         loaded.padding_mode, out, result, device)
+        return 130 if stop.pressed else rc
     return 130 if stop.pressed else 0
 
 

@@ -11,20 +11,27 @@ from padlens.cli.terminal import CtrlC, common_args, fmt_time, progress_line
 from padlens.core.device import PRECISION_CHOICES, pick_device
 from padlens.core.files import writable_folder
 from padlens.core.jobs import Progress, run_job
-from padlens.core.report import DEFAULT_MODES, report
+from padlens.core.report import DEFAULT_MODES, FigureWriters, report
 from padlens.core.report import __doc__ as report_doc
 from padlens.core.shifts import SHIFT_MODES
 from padlens.core.translation import GridSpec
 
 
-def heatmap_writer():
-    """The app's heatmap figure writer, or None where Qt is not installed (the PNGs are written anyway)."""
+def app_writers() -> FigureWriters | None:
+    """The app's own figures as the report's writers (drawn offscreen), or None where Qt is not installed (the
+    numbers are written anyway)."""
     try:
+        from padlens.gui.bias_tab import write_bias_figures
+        from padlens.gui.blindspot_panel import write_blindspot_figures
+        from padlens.gui.channels_panel import write_channel_figures
+        from padlens.gui.coverage_panel import write_coverage_figures
+        from padlens.gui.equivariance_panel import write_equivariance_figures
         from padlens.gui.figures import save_heatmap_figures
     except ImportError as e:
-        print(f"note: no Qt heatmap figures ({e}); the PNG figures are still written", file=sys.stderr)
+        print(f"note: no figures ({e}); the numbers are still written", file=sys.stderr)
         return None
-    return save_heatmap_figures
+    return FigureWriters(save_heatmap_figures, write_bias_figures, write_coverage_figures, write_equivariance_figures,
+                         write_blindspot_figures, write_channel_figures)
 
 
 def cmd_report(a) -> int:
@@ -49,7 +56,7 @@ def cmd_report(a) -> int:
         with CtrlC() as stop:
             md = run_job(report(models, a.out, a.data, a.device, a.images, spec, a.modes, a.mean_images,
                                 a.precision, a.eval_images, a.seed, a.input_size,
-                                heatmap_figures=None if a.no_qt_figures else heatmap_writer(),
+                                figures=None if a.no_figures else app_writers(),
                                 should_stop=stop), on_progress=on_progress)
     except KeyboardInterrupt:
         sys.stderr.write("\n")
@@ -101,6 +108,7 @@ def add_report_parser(sub):
     r.add_argument("--input-size", type=int, default=32,
                    help="resize inputs to this size for the grids, feature maps and padding arithmetic "
                         "(the resizing remedy; default 32)")
-    r.add_argument("--no-qt-figures", action="store_true", help="skip the Qt heatmap figures (PNGs are still written)")
+    r.add_argument("--no-figures", action="store_true",
+                   help="write no figures, only report.md, report.json and the numbers (the figures need Qt)")
     r.set_defaults(func=cmd_report)
     return r

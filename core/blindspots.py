@@ -318,40 +318,8 @@ def blindspot_title(name: str, result: BlindspotResult) -> str:
             f"{jpeg}{sized}")
 
 
-def blindspot_figure(results: dict[str, BlindspotResult], title: str) -> torch.Tensor:
-    """Probability (top row) and accuracy (bottom row) over the patch's top-left position, one column per model
-    (named above it), one colour scale per row: its data range, written beside its bar."""
-    from padlens.core.figures_png import colorbar, colorize, draw_text, montage, text_size, upscale, with_caption
-    rows = []
-    for key, what in (("probability", "true-class probability"), ("accuracy", "accuracy")):
-        maps = [getattr(r, key) for r in results.values()]
-        finite = np.concatenate([m[np.isfinite(m)] for m in maps])
-        levels = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if levels[1] - levels[0] < 1e-6:
-            levels = (levels[0] - 0.01, levels[1] + 0.01)
-        tiles = montage([upscale(colorize(m, "viridis", levels), max(1, 180 // max(m.shape))) for m in maps],
-                        cols=len(maps), gap=10, labels=list(results))
-        h = tiles.shape[-2]
-        scale = [f"{levels[1]:.3f}", f"{levels[0]:.3f}"]
-        legend = torch.full((3, h, 16 + max(text_size(v, 2)[1] for v in scale)), 255, dtype=torch.uint8)
-        bar = colorbar(h - 24, "viridis", 10)   # beside the tiles, below their labels
-        legend[:, 14:14 + bar.shape[-2], :10] = bar
-        draw_text(legend, scale[0], 14, 14, 2)
-        draw_text(legend, scale[1], 14, h - 20, 2)
-        rows.append(with_caption(torch.cat([tiles, legend], -1), f"{what} (colour: its range over the maps)"))
-    width = max(r.shape[-1] for r in rows)
-    body = torch.full((3, sum(r.shape[-2] for r in rows) + 16, width), 255, dtype=torch.uint8)
-    y = 0
-    for r in rows:
-        body[:, y:y + r.shape[-2], :r.shape[-1]] = r
-        y += r.shape[-2]
-    draw_text(body, "x: patch left edge, right; y: patch top edge, down (px)", 6, y + 4, 2)
-    return with_caption(body, title)
-
-
-def save_blindspots(result: BlindspotResult, out, label: str, title: str, stem: str = "blindspots") -> list:
-    """stem.npz (the arrays), stem.csv (one row per position) and stem.png (both maps) in folder out."""
-    from padlens.core.figures_png import save_png
+def save_blindspots(result: BlindspotResult, out, label: str, stem: str = "blindspots") -> list:
+    """stem.npz (the arrays) and stem.csv (one row per position) in folder out; the figure is the app's
+    (gui.blindspot_panel.write_blindspot_figures)."""
     results = {label: result}
-    return [save_data(out / f"{stem}.npz", results), save_data(out / f"{stem}.csv", results),
-            save_png(out / f"{stem}.png", blindspot_figure(results, title))]
+    return [save_data(out / f"{stem}.npz", results), save_data(out / f"{stem}.csv", results)]

@@ -475,13 +475,14 @@ def summarize(result: AblationResult) -> dict:
 # ---------------------------------------------------------------------------------------------------
 # Words, figures and files
 
-def channels_title(name: str, scan: ChannelScan, kind: str, layer: LayerChannels) -> str:
+def channels_title(name: str, scan: ChannelScan, kind: str, layer: LayerChannels, top: int) -> str:
     """What the figure of a layer's top channels shows, with the image count of a dataset mean and the JPEG copy."""
     jpeg = " (lossy JPEG copy)" if "JPEG" in str(scan.info.get("data", "")) else ""
     what = (f"dataset mean over {scan.info.get('mean_images')} test images of CIFAR-10{jpeg}" if kind == "mean"
             else INPUTS[kind].split(",")[0])
     size = int(scan.info.get("input_size", 32))
-    return f"{name}: {layer.label}, channels by border score, {what}" + (f", input {size}x{size}" if size != 32 else "")
+    return (f"{name}: the top {min(top, len(layer.score))} channels of {layer.label} by border score, {what}"
+            + (f", input {size}x{size}" if size != 32 else ""))
 
 
 def ablation_text(s: dict) -> list[str]:
@@ -511,9 +512,9 @@ def ablation_text(s: dict) -> list[str]:
 
 
 def channel_cells(layer: LayerChannels, channels: list[int]) -> list[torch.Tensor]:
-    """One uint8 [3, h, w] picture per channel: its map (viridis, its own range; core.figures_png.map_tile) above its
+    """One uint8 [3, h, w] picture per channel: its map (viridis, its own range; core.colormaps.map_tile) above its
     mean filter (blue negative, white 0, red positive, its own range), centred; the map alone without filters."""
-    from padlens.core.figures_png import colorize, map_tile, upscale_to
+    from padlens.core.colormaps import colorize, map_tile, upscale_to
     cells = []
     for c in channels:
         tile = map_tile(torch.from_numpy(layer.maps[c]))
@@ -525,46 +526,6 @@ def channel_cells(layer: LayerChannels, channels: list[int]) -> list[torch.Tenso
             tile = torch.cat([tile, below], -2)
         cells.append(tile)
     return cells
-
-
-def channels_figure(layer: LayerChannels, channels: list[int], title: str) -> torch.Tensor:
-    """The top channels' maps and mean filters, each labelled with its channel number and score."""
-    from padlens.core.figures_png import draw_text, montage, with_caption
-    labels = [f"{c}: {layer.score[c]:+.2f}" for c in channels]
-    img = montage(channel_cells(layer, channels), cols=min(8, len(channels)), gap=8, labels=labels)
-    note = ("channel: score; map: own range, viridis" + ("; below: mean filter, blue negative, red positive"
-                                                         if layer.filters is not None else ""))
-    out = torch.full((3, img.shape[-2] + 14, img.shape[-1]), 255, dtype=torch.uint8)
-    out[:, :img.shape[-2]] = img
-    draw_text(out, note, 8, img.shape[-2] + 2, 2)
-    return with_caption(out, title)
-
-
-def ablation_figure(result: AblationResult, title: str) -> torch.Tensor:
-    """Grid accuracy before and after (0 to 100%) and after - before (blue: fell, red: rose; symmetric range),
-    each with its bar, the range written beside it."""
-    from padlens.core.figures_png import colorbar, colorize, draw_text, montage, text_size, upscale, with_caption
-    before, after = result.grids
-    diff = result.grid_difference
-    m = float(np.nanmax(np.abs(diff))) if np.isfinite(diff).any() else 0.0
-    m = max(m, 0.01)
-    f = max(4, 160 // max(diff.shape))
-    tiles = [upscale(colorize(g.accuracy, "viridis", (0, 1)), f) for g in (before, after)]
-    tiles.append(upscale(colorize(diff, "diverging", (-m, m)), f))
-    h = tiles[0].shape[-2]
-    for k, (cmap, hi, lo) in enumerate((("viridis", "100%", "0%"), ("viridis", "100%", "0%"),
-                                        ("diverging", f"{100 * m:+.0f} PP", f"{-100 * m:+.0f} PP"))):
-        legend = torch.full((3, h, 18 + max(text_size(t, 2)[1] for t in (hi, lo))), 255, dtype=torch.uint8)
-        legend[:, :, :10] = colorbar(h, cmap, 10)
-        draw_text(legend, hi, 14, 0, 2)
-        draw_text(legend, lo, 14, h - 10, 2)
-        tiles[k] = torch.cat([tiles[k], torch.full((3, h, 6), 255, dtype=torch.uint8), legend], -1)
-    img = montage(tiles, cols=3, gap=10, labels=["before", "after", "after - before"])
-    out = torch.full((3, img.shape[-2] + 14, img.shape[-1]), 255, dtype=torch.uint8)
-    out[:, :img.shape[-2]] = img
-    draw_text(out, f"dx {before.dxs[0]} to {before.dxs[-1]} (right), dy {before.dys[0]} to {before.dys[-1]} (down)",
-              10, img.shape[-2] + 2, 2)
-    return with_caption(out, title)
 
 
 CSV_HEAD = ["input", "layer", "type", "map", "rank", "channel", "score", "border_mean", "centre_mean",
@@ -637,20 +598,14 @@ def save_data(path, scan: ChannelScan, layer: LayerPath | None = None, ablation:
     return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
-def save_channels(scan: ChannelScan, out, name: str, kind: str, layer: LayerPath, top: int = DEFAULT_TOP,
-                  ablation: AblationResult | None = None, stem: str = "channels") -> list[Path]:
-    """stem.npz and stem.csv (save_data), stem.png (the top channels of layer on input kind), and with an ablation
-    stem_ablation.csv (ablation_rows) and, with its grid, stem_ablation.png (the grid before, after, difference)."""
-    from padlens.core.figures_png import save_png
+def save_channels(scan: ChannelScan, out, layer: LayerPath, ablation: AblationResult | None = None,
+                  stem: str = "channels") -> list[Path]:
+    """stem.npz and stem.csv (save_data) and, with an ablation, stem_ablation.csv (ablation_rows); the figures are
+    the app's (gui.channels_panel.write_channel_figures)."""
     out = Path(out)
-    lc = scan.layer(kind, layer)
-    written = [save_data(out / f"{stem}.npz", scan, layer, ablation), save_data(out / f"{stem}.csv", scan),
-               save_png(out / f"{stem}.png", channels_figure(lc, lc.top(top), channels_title(name, scan, kind, lc)))]
+    written = [save_data(out / f"{stem}.npz", scan, layer, ablation), save_data(out / f"{stem}.csv", scan)]
     if ablation is not None:
         written.append(atomic_csv(out / f"{stem}_ablation.csv", [ABLATION_HEAD, *ablation_rows(ablation)]))
-        if ablation.grid_difference is not None:
-            written.append(save_png(out / f"{stem}_ablation.png",
-                                    ablation_figure(ablation, ablation_title(name, ablation))))
     return written
 
 

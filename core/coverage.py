@@ -299,9 +299,9 @@ def padding_coverage_job(model: nn.Module, modes: list[str], sizes: list[int], i
 # ---------------------------------------------------------------------------------------------------
 # Files and figures
 
-def save_coverage(maps: list[CoverageMap], out, label: str, stem: str = "coverage") -> list:
-    """stem.npz (counts_S and image_S per size), stem.csv (one row per pixel and size) and stem.png."""
-    from padlens.core.figures_png import save_png
+def save_coverage(maps: list[CoverageMap], out, stem: str = "coverage") -> list:
+    """stem.npz (counts_S and image_S per size) and stem.csv (one row per pixel and size); the figure is the
+    app's (gui.coverage_panel.write_coverage_figures)."""
     arrays = {}
     for m in maps:
         arrays[f"counts_{m.size}"] = m.counts
@@ -312,19 +312,4 @@ def save_coverage(maps: list[CoverageMap], out, label: str, stem: str = "coverag
         rows += [[m.size, y, x, f"{m.counts[y, x]:.6g}"] for y in range(m.counts.shape[0])
                  for x in range(m.counts.shape[1])]
     written.append(atomic_csv(out / f"{stem}.csv", rows))
-    written.append(save_png(out / f"{stem}.png", coverage_figure(maps, label)))
     return written
-
-
-def coverage_figure(maps: list[CoverageMap], label: str):
-    """One tile per size, each on its own scale with a colour bar, labelled with its min-max paths."""
-    from padlens.core.figures_png import colorbar, colorize, montage, upscale, with_caption
-    tiles, labels = [], []
-    for m in maps:
-        img = upscale(colorize(m.counts, "viridis"), max(1, 192 // m.size))
-        gap = torch.full((3, img.shape[-2], 4), 255, dtype=torch.uint8)
-        tiles.append(torch.cat([img, gap, colorbar(img.shape[-2], "viridis", 8)], -1))
-        s = m.summary
-        labels.append(f"{m.size}x{m.size}: {s['min']:.0f}-{s['max']:.0f}" + (" uneven" if m.uneven else ""))
-    return with_caption(montage(tiles, cols=len(tiles), gap=10, labels=labels),
-                        f"{label}: paths per input pixel (coverage)")

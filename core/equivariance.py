@@ -376,46 +376,9 @@ def equivariance_title(name: str, result: EquivarianceResult) -> str:
             f"of CIFAR-10{jpeg}{sized}")
 
 
-def equivariance_figure(result: EquivarianceResult, title: str) -> torch.Tensor:
-    """The layer x shift heatmap: layers as rows (labelled), shifts as columns (dy-major, a gap between dy
-    values), n/a grey, colour from the lowest similarity (bottom of the bar) to 1 (top)."""
-    from padlens.core.figures_png import colorbar, colorize, draw_text, text_size, with_caption
-    sim = result.similarity
-    finite = sim[np.isfinite(sim)]
-    lo = min(float(finite.min()), 0.999) if finite.size else 0.0
-    cells = colorize(sim, "viridis", (lo, 1.0))
-    cw, ch = 6, 12
-    img = cells.repeat_interleave(ch, -2).repeat_interleave(cw, -1)
-    dys = result.shifts[:, 1]
-    breaks = [k for k in range(1, len(dys)) if dys[k] != dys[k - 1]]
-    parts, start = [], 0
-    for k in [*breaks, len(dys)]:   # a white gap between the columns of one dy and the next
-        parts += [img[..., start * cw:k * cw], torch.full((3, img.shape[-2], 2), 255, dtype=torch.uint8)]
-        start = k
-    heat = torch.cat(parts[:-1], -1)
-    labels = [OUTPUT if n == OUTPUT else f"{n.removeprefix('model')} {t} {h}x{w}"
-              for n, t, (h, w) in zip(result.layers, result.types, result.sizes)]
-    lw = max(text_size(t, 2)[1] for t in labels) + 8
-    bar = colorbar(heat.shape[-2], "viridis", 10)
-    scale_w = text_size(f"{lo:.3f}", 2)[1] + 4
-    out = torch.full((3, heat.shape[-2] + 14, lw + heat.shape[-1] + 6 + bar.shape[-1] + 4 + scale_w), 255,
-                     dtype=torch.uint8)
-    for i, t in enumerate(labels):
-        draw_text(out, t, 2, i * ch + 1, 2)
-    out[:, :heat.shape[-2], lw:lw + heat.shape[-1]] = heat
-    x = lw + heat.shape[-1] + 6
-    out[:, :bar.shape[-2], x:x + bar.shape[-1]] = bar
-    draw_text(out, "1.000", x + bar.shape[-1] + 4, 0, 2)
-    draw_text(out, f"{lo:.3f}", x + bar.shape[-1] + 4, bar.shape[-2] - 10, 2)
-    dx, dy = result.shifts[0], result.shifts[-1]
-    draw_text(out, f"columns: shifts (dx, dy) from ({dx[0]}, {dx[1]}) to ({dy[0]}, {dy[1]}), dx fastest",
-              lw, heat.shape[-2] + 3, 2)
-    return with_caption(out, title)
-
-
-def save_equivariance(result: EquivarianceResult, out, title: str, stem: str = "equivariance") -> list:
-    """stem.npz, stem.csv (the layer x shift table) and stem.png (the heatmap) in folder out."""
-    from padlens.core.figures_png import save_png
+def save_equivariance(result: EquivarianceResult, out, stem: str = "equivariance") -> list:
+    """stem.npz and stem.csv (the layer x shift table) in folder out; the figure is the app's
+    (gui.equivariance_panel.write_equivariance_figures)."""
     result.save_npz(out / f"{stem}.npz")
     result.write_csv(out / f"{stem}.csv")
-    return [out / f"{stem}.npz", out / f"{stem}.csv", save_png(out / f"{stem}.png", equivariance_figure(result, title))]
+    return [out / f"{stem}.npz", out / f"{stem}.csv"]

@@ -6,8 +6,8 @@ filters of every conv, the padding arithmetic, the coverage map, shift equivaria
 blind-spot maps and the padding-aware channels (core.coverage, core.equivariance, core.blindspots,
 core.channels). With an input size other than 32, the zero-padded
 baseline is also measured at 32x32 (grids and blank inputs), so that section 4 can say what resizing
-changes. Writes PNG figures (core.figures_png, no Qt), the
-heatmap figures of a writer the caller hands in (the command line passes the app's), `report.md` answering the questions with the measured
+changes. Writes the figures with the writers the caller hands in (FigureWriters: core draws no Qt, and the
+command line passes the app's own figures, PNG at 300 dpi and SVG), `report.md` answering the questions with the measured
 numbers (written by core.report_markdown) and `report.json` with all of them, every accuracy and accuracy
 difference with its 95% interval (core.stats).
 
@@ -20,6 +20,7 @@ import datetime as _dt
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -46,7 +47,6 @@ INTERVAL_METHOD = ("95% intervals: Wilson score interval for an accuracy (core.s
                    "(core.stats.diff_interval). Both are conservative here: a mean over grid cells counts its images, "
                    "not cells x images, and the differences compare accuracies on the same images, which Newcombe's "
                    "method treats as independent.")
-HEATMAP = 192      # displayed size of an accuracy heatmap
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -226,34 +226,12 @@ def _clean(o):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Figures (core.figures_png, no Qt)
-
-def _heatmap_image(acc: np.ndarray, dxs, dys, crop_pad: int | None) -> torch.Tensor:
-    """Accuracy per cell (rows: dy from negative = up to positive = down), the (0,0) cell outlined in
-    white, the training crop box in red, a color bar (0 at the bottom, 100% at the top) at the right."""
-    from padlens.core.figures_png import colorbar, colorize, outline, upscale
-    f = max(4, HEATMAP // max(acc.shape))
-    img = upscale(colorize(acc, "viridis", (0.0, 1.0)), f).clone()
-    dxs, dys = np.asarray(dxs), np.asarray(dys)
-    if crop_pad is not None:
-        cols, rows = np.flatnonzero(np.abs(dxs) <= crop_pad), np.flatnonzero(np.abs(dys) <= crop_pad)
-        if len(cols) and len(rows):
-            outline(img, rows[0] * f, cols[0] * f, (rows[-1] + 1) * f, (cols[-1] + 1) * f, (255, 60, 60), 2)
-    c0, r0 = np.flatnonzero(dxs == 0), np.flatnonzero(dys == 0)
-    if len(c0) and len(r0):
-        outline(img, r0[0] * f, c0[0] * f, (r0[0] + 1) * f, (c0[0] + 1) * f, (255, 255, 255), 1)
-    h = img.shape[-2]
-    gap = torch.full((3, h, 6), 255, dtype=torch.uint8)
-    return torch.cat([img, gap, colorbar(h, "viridis", 10)], dim=-1)
-
-
-# ---------------------------------------------------------------------------------------------------
 # The job
 
 def report(checkpoints: list, out_dir, data_root=None, device="auto", images: int = 500,
            grid: GridSpec = DEFAULT_GRID, modes=DEFAULT_MODES, mean_images: int = 500, precision: str = "auto",
            eval_images: int = 0, seed: int = 0, input_size: int = 32,
-           heatmap_figures: Callable | None = None, should_stop: Callable[[], bool] = never, progress: Callable[[Progress], None] | None = None):
+           figures: FigureWriters | None = None, should_stop: Callable[[], bool] = never, progress: Callable[[Progress], None] | None = None):
     """Job: measure every checkpoint, write figures, report.md and report.json into out_dir.
 
     checkpoints: checkpoint paths, or models already opened on the device `device` picks (core.session's
@@ -274,7 +252,6 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     from padlens.core.data import load_split, stratified_subset
     from padlens.core.device import describe_precision, pick_device, resolve_precision
     from padlens.core.evaluate import evaluate
-    from padlens.core.figures_png import filters_figure, maps_figure, montage, save_png, with_caption
     from padlens.core.layers import path_name
     from padlens.core.shifts import SHIFT_MODES
     from padlens.core.spatial_bias import (BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, filter_asymmetry,
@@ -378,7 +355,6 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     t_start = time.perf_counter()
     results: list[dict] = []
     interrupted = False
-    sized = f", input resized to {input_size}x{input_size}" if input_size != 32 else ""
     for i, (path, lm, label) in enumerate(zip(paths, loaded, labels)):
         if should_stop():
             interrupted = True
@@ -454,59 +430,44 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                 "layers": rows32,
                 "mean_border_bias": {f"blank_{k}": _finite_mean(r[f"blank_{k}"] for r in rows32) for k in BLANK_KINDS}}
 
-        # 4. figures
-        figs: dict[str, object] = {}
-        captions = {"blank_normalized": "blank input, zeros after normalization",
-                    "blank_pixel": "blank input, black image",
-                    "dataset_mean": f"mean response over {count} test images" + (", " + JPEG_LABEL if jpeg else "")}
-        for what, text in captions.items():
-            figs[f"maps_{what}"] = maps_figure(folder / f"maps_{what}.png",
-                                                [maps[what][tuple(r["path"])] for r in shown],
-                                                f"{label}: channel mean per layer, {text}{sized}")
-        if filt:
-            figs["mean_filters"] = filters_figure(folder / "mean_filters.png", list(filt.values()),
-                                                   f"{label}: mean conv kernels (blue negative, red positive)")
-        tiles = []
+        # 4. figures: every layer's channel-mean maps per input, the mean filters, the translation heatmaps
+        what = {"blank_normalized": "blank input, zeros after normalization", "blank_pixel": "blank input, a black image",
+                "dataset_mean": f"mean response over {count} test images"}
+        layer_maps = {k: {r["name"]: maps[k][tuple(r["path"])] for r in shown} for k in what}
+        drawn = draw(figures, "bias", layer_maps, {path_name(p): k for p, k in filt.items()}, folder, label,
+                     pads[i], what, data.source, input_size)
+        figs = {name: next((p for p in drawn["figures"] if Path(p).name == f"{name}.png"), None)
+                for name in [f"maps_{k}" for k in what] + ["mean_filters"]}
+        figs["heatmaps"] = {}
+        notes_here = [drawn["figure_note"]] if drawn.get("figure_note") else []
         for mode, g in grids.items():
-            img = _heatmap_image(g.accuracy, g.dxs, g.dys, crop_pad)
-            cap = f"{label}: accuracy, {mode} shifts{sized}"
-            if jpeg:
-                cap += ", " + JPEG_LABEL
-            figs[f"accuracy_{mode}"] = save_png(folder / f"accuracy_{mode}.png", with_caption(img, cap))
-            tiles.append(img)
-        if tiles:
-            both = montage(tiles, cols=len(tiles), gap=10, labels=list(grids))
-            cap = f"{label}: accuracy per shift (dx right, dy down){sized}" + (", " + JPEG_LABEL if jpeg else "")
-            figs["accuracy_heatmaps"] = save_png(folder / "accuracy_heatmaps.png", with_caption(both, cap))
-        figs["qt"] = {}
-        if heatmap_figures is not None:   # handed in by the top layer (the CLI passes gui.figures'); core draws no Qt
-            for mode, g in grids.items():
-                title = g.info.get("title") or f"{label}: {mode} shifts"
-                if jpeg and "JPEG" not in title:
-                    title += f" ({JPEG_LABEL})"
-                try:
-                    figs["qt"][mode] = heatmap_figures(g, folder / mode, title, crop_pad)
-                except Exception as e:  # noqa: BLE001 - the numbers and PNGs exist; say what failed
-                    entry["qt_figures_note"] = f"the heatmap figures failed: {type(e).__name__}: {e}"
-                    break
+            title = g.info.get("title") or f"{label}: {mode} shifts"
+            if jpeg and "JPEG" not in title:
+                title += f" ({JPEG_LABEL})"
+            drawn = draw(figures, "heatmaps", g, folder / mode, title, crop_pad)
+            figs["heatmaps"][mode] = drawn["figure"]
+            notes_here += [drawn["figure_note"]] if drawn.get("figure_note") else []
+        figs["note"] = "; ".join(notes_here)
         entry["figures"] = figs
 
         # 5. further analyses: the coverage map, shift equivariance per layer and blind spots
-        entry["coverage"] = coverage_section(model, folder, label, input_size)
-        job = equivariance_section(lm, data.images[eq_idx], data.source, folder, label, input_size, dev, should_stop)
+        entry["coverage"] = coverage_section(lm, folder, label, input_size, figures)
+        job = equivariance_section(lm, data.images[eq_idx], data.source, folder, label, input_size, dev, should_stop,
+                                   figures)
         entry["equivariance"] = yield from relay(job, done, total, f"{head}: shift equivariance per layer", progress)
         if entry["equivariance"] is None:
             interrupted = True
             break
         done += eq_work
-        job = blindspots_section(lm, data, bs_idx, folder, label, input_size, dev, grid_precision, should_stop)
+        job = blindspots_section(lm, data, bs_idx, folder, label, input_size, dev, grid_precision, should_stop,
+                                 figures)
         entry["blindspots"] = yield from relay(job, done, total, f"{head}: blind spots", progress)
         if entry["blindspots"] is None:
             interrupted = True
             break
         done += bs_work
         job = channels_section(lm, data, mean_acts, count, folder, label, input_size, dev, grid_precision, seed,
-                               should_stop)
+                               should_stop, figures)
         entry["channels"] = yield from relay(job, done, total, f"{head}: padding-aware channels", progress)
         if entry["channels"] is None:
             interrupted = True
@@ -541,6 +502,32 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     return md
 
 
+@dataclass(frozen=True)
+class FigureWriters:
+    """What draws the report's translation and analysis figures, handed in by the caller: core draws no Qt, and
+    the command line passes the app's own figures (cli.report.app_writers), so a report's figure is the one the
+    window exports. Each writes PNG and SVG files into the folder it is given and returns their paths."""
+    heatmaps: Callable       # (GridResult, folder, title, crop_pad)
+    bias: Callable           # ({input: {layer name: map}}, {conv name: mean filter}, folder, label, padding mode,
+                             #  {input: what it is}, data source, input size)
+    coverage: Callable       # ({padding mode: [CoverageMap per size]}, folder, label, padding mode)
+    equivariance: Callable   # ({label: EquivarianceResult}, folder)
+    blindspots: Callable     # ([(label, padding mode, BlindspotResult)], folder, title)
+    channels: Callable       # (ChannelScan, input kind, layer path, top, label, padding mode, folder, ablation, device)
+
+
+def draw(figures: FigureWriters | None, name: str, *args) -> dict:
+    """{"figures": paths, "figure": the PNG} from writer `name`; no writers: none drawn. A writer that fails
+    leaves "figure_note" (the report says it) and the numbers, which are written first, stand."""
+    if figures is None:
+        return {"figures": [], "figure": None}
+    try:
+        paths = list(getattr(figures, name)(*args))
+    except Exception as e:  # noqa: BLE001 - the numbers exist; say what failed
+        return {"figures": [], "figure": None, "figure_note": f"the {name} figure failed: {type(e).__name__}: {e}"}
+    return {"figures": paths, "figure": next((p for p in paths if Path(p).suffix == ".png"), None)}
+
+
 # ---------------------------------------------------------------------------------------------------
 # Further analyses, one function each, called by the job for every model: coverage, shift equivariance, blind spots
 
@@ -548,22 +535,24 @@ EQUIVARIANCE_IMAGES = 10   # few: the cosines vary little between images, and th
 EQUIVARIANCE_GRID = GridSpec(-8, 8, -8, 8, 4)   # 25 shifts: 0, 4 and 8 px; 8 of them multiples of the period
 
 
-def coverage_section(model: nn.Module, folder: Path, label: str, input_size: int) -> dict:
+def coverage_section(loaded, folder: Path, label: str, input_size: int, figures: FigureWriters | None = None) -> dict:
     """The coverage map at input_size and at its 2^n / 2^n + 1 partner (core.coverage.comparison_size): the
-    summary and uneven layers per size, coverage.npz/.csv/.png in folder. Needs no images."""
+    summary and uneven layers per size, coverage.npz/.csv and its figure in folder. Needs no images."""
     from padlens.core.coverage import COVERAGE_HELP, comparison_size, coverage_map, save_coverage
-    maps = [coverage_map(model, s) for s in (input_size, comparison_size(input_size))]
-    npz, csv, png = save_coverage(maps, folder, label)
+    maps = [coverage_map(loaded.model, s) for s in (input_size, comparison_size(input_size))]
+    npz, csv = save_coverage(maps, folder)
     return {"definition": COVERAGE_HELP, "sizes": [{**m.summary, "input_size": m.size, "uneven": m.uneven}
                                                    for m in maps],
-            "files": {"npz": npz, "csv": csv}, "figure": png}
+            "files": {"npz": npz, "csv": csv},
+            **draw(figures, "coverage", {loaded.padding_mode: maps}, folder, label, loaded.padding_mode)}
 
 
 def equivariance_section(loaded, images: torch.Tensor, data_source: str, folder: Path, label: str, input_size: int,
-                         device, should_stop: Callable[[], bool] = never):
+                         device, should_stop: Callable[[], bool] = never, figures: FigureWriters | None = None):
     """Job: core.equivariance on these images under `roll` shifts of EQUIVARIANCE_GRID (roll: nothing leaves
     the frame, so what differs is the padding and the pooling phase); returns its summary (core.equivariance.
-    summarize) with the settings, and writes equivariance.npz/.csv/.png into folder. Returns None when stopped."""
+    summarize) with the settings, and writes equivariance.npz/.csv and its figure into folder. Returns None when
+    stopped."""
     from padlens.core.equivariance import (EQUIVARIANCE_HELP, equivariance_job, equivariance_title,
                                            save_equivariance, summarize)
     result = yield from equivariance_job(loaded.model, images, loaded.norm, EQUIVARIANCE_GRID, "roll", device,
@@ -571,11 +560,11 @@ def equivariance_section(loaded, images: torch.Tensor, data_source: str, folder:
     if should_stop():
         return None
     title = equivariance_title(label, result)
-    npz, csv, png = save_equivariance(result, folder, title)
+    npz, csv = save_equivariance(result, folder)
     g = EQUIVARIANCE_GRID
     return {**summarize(result), "definition": EQUIVARIANCE_HELP, "title": title, "shifts": len(result.shifts),
             "grid": {"x_min": g.x_min, "x_max": g.x_max, "y_min": g.y_min, "y_max": g.y_max, "step": g.step},
-            "files": {"npz": npz, "csv": csv}, "figure": png}
+            "files": {"npz": npz, "csv": csv}, **draw(figures, "equivariance", {label: result}, folder)}
 
 
 BLINDSPOT_IMAGES = 10   # one per class: the report runs 260 canvases per model, the command line defaults more
@@ -583,10 +572,10 @@ BLINDSPOT_SPEC = BlindspotSpec(16, 4, "blank")   # 25 positions, both edges incl
 
 
 def blindspots_section(loaded, data, idx: torch.Tensor, folder: Path, label: str, input_size: int, device,
-                       precision: str, should_stop: Callable[[], bool] = never):
+                       precision: str, should_stop: Callable[[], bool] = never, figures: FigureWriters | None = None):
     """Job: core.blindspots on the images idx of data (BLINDSPOT_SPEC, the grids' precision); returns its summary
-    (core.blindspots.summarize) with the settings, and writes blindspots.npz/.csv/.png into folder. Returns None
-    when stopped."""
+    (core.blindspots.summarize) with the settings, and writes blindspots.npz/.csv and its figure into folder.
+    Returns None when stopped."""
     from padlens.core.blindspots import BLINDSPOTS_HELP, blindspot_job, blindspot_title, save_blindspots, summarize
     result = yield from blindspot_job(loaded.model, data.images[idx], data.labels[idx], loaded.norm, BLINDSPOT_SPEC,
                                       device, precision, input_size, data.mean_color, {"data": data.source},
@@ -594,10 +583,11 @@ def blindspots_section(loaded, data, idx: torch.Tensor, folder: Path, label: str
     if result.images < len(idx):
         return None
     title = blindspot_title(label, result)
-    npz, csv, png = save_blindspots(result, folder, label, title)
+    npz, csv = save_blindspots(result, folder, label)
     return {**summarize(result), "definition": BLINDSPOTS_HELP, "title": title, "patch": BLINDSPOT_SPEC.patch,
             "stride": BLINDSPOT_SPEC.stride, "background": BLINDSPOT_SPEC.background, "input_size": input_size,
-            "precision": result.info["precision"], "files": {"npz": npz, "csv": csv}, "figure": png}
+            "precision": result.info["precision"], "files": {"npz": npz, "csv": csv},
+            **draw(figures, "blindspots", [(label, loaded.padding_mode, result)], folder, title)}
 
 
 CHANNEL_IMAGES = 500   # accuracy before and after zeroing: 1,000 forward passes per model, no grid
@@ -605,12 +595,14 @@ CHANNEL_ABLATE = 4
 
 
 def channels_section(loaded, data, mean_acts: dict, mean_count: int, folder: Path, label: str, input_size: int,
-                     device, precision: str, seed: int = 0, should_stop: Callable[[], bool] = never):
+                     device, precision: str, seed: int = 0, should_stop: Callable[[], bool] = never,
+                     figures: FigureWriters | None = None):
     """Job: core.channels on this model. Every layer's channels ranked on the blank input and on the dataset-mean
     responses the report already has (mean_acts, over mean_count images); the top CHANNEL_ABLATE of the last
     convolution on the blank input zeroed: accuracy on CHANNEL_IMAGES class-balanced test images at the grids'
     precision and every layer's border bias on the blank input, before and after (no grid, to keep it cheap).
-    Writes channels.npz/.csv/.png and channels_ablation.csv into folder; returns the numbers, None when stopped."""
+    Writes channels.npz/.csv, channels_ablation.csv and the figure into folder; returns the numbers, None when
+    stopped."""
     from padlens.core.activations import blank_input, capture
     from padlens.core.channels import (BLANK_KIND, BORDER_SCORE, CHANNELS_HELP, ChannelScan, ablation_job,
                                        default_layer, rank_channels, save_channels, summarize)
@@ -624,11 +616,12 @@ def channels_section(loaded, data, mean_acts: dict, mean_count: int, folder: Pat
                                      input_size=input_size, seed=seed, should_stop=should_stop)
     if not result.complete:
         return None
-    npz, csv, png, ablation_csv = save_channels(scan, folder, label, "blank", layer, ablation=result)
+    npz, csv, ablation_csv = save_channels(scan, folder, layer, result)
     inputs = {kind: [{"layer": lc.name, "type": lc.type, "channels": len(lc.score), "responding": lc.responding(),
                       "top": [{"channel": c, "score": float(lc.score[c]), "border": float(lc.border[c]),
                                "centre": float(lc.centre[c])} for c in lc.top(CHANNEL_ABLATE)]}
                      for lc in layers.values()] for kind, layers in scan.inputs.items()}
     return {"definition": CHANNELS_HELP, "threshold": BORDER_SCORE, "mean_images": mean_count, "inputs": inputs,
             "ablation": summarize(result), "files": {"npz": npz, "csv": csv, "ablation_csv": ablation_csv},
-            "figure": png}
+            **draw(figures, "channels", scan, "blank", layer, CHANNEL_ABLATE, label, loaded.padding_mode, folder,
+                   result, device)}

@@ -61,6 +61,18 @@ def _rel(p, out: Path) -> str:
         return str(p)
 
 
+def _figure_link(text: str, path, out: Path, note: str = "") -> str:
+    """A link to a figure, or why there is none (the writer failed: its note; else figures were skipped)."""
+    if path:
+        return f"[{text}]({_rel(path, out)})"
+    return f"{text}: not drawn ({note or 'figures skipped: --no-figures'})"
+
+
+def _figure(text: str, section: dict, out: Path) -> str:
+    """An analysis's figure link (draw's 'figure' and 'figure_note' in its section)."""
+    return _figure_link(text, section.get("figure"), out, section.get("figure_note", ""))
+
+
 def render_markdown(doc: dict, out: Path) -> str:
     from padlens.core.shifts import SHIFT_MODES
     s, results = doc["settings"], doc["checkpoints"]
@@ -134,14 +146,11 @@ def render_markdown(doc: dict, out: Path) -> str:
                 f"`{x['name']}` {x['type']} ({x['dataset_mean_worst_region'] or 'no single region'}); mean over "
                 f"layers {_num(r['mean_border_bias']['dataset_mean'])}.")
         f = r["figures"]
-        shown = [x for x in r["layers"] if x["shown"]]
-        add("- Figures (tiles numbered in this order: "
-            + ", ".join(f"{k + 1} = `{x['name']}` {x['type']}" for k, x in enumerate(shown))
-            + "; each tile scaled to its own min..max, a flat tile is a constant map): "
-            f"[blank, zeros after normalization]({_rel(f['maps_blank_normalized'], out)}), "
-            f"[blank, black image]({_rel(f['maps_blank_pixel'], out)}), "
-            f"[dataset mean{jl}]({_rel(f['maps_dataset_mean'], out)})"
-            + (f", [mean kernels]({_rel(f['mean_filters'], out)})" if "mean_filters" in f else "") + ".")
+        links = [_figure_link(text, f.get(key), out, f.get("note", "")) for key, text in (
+            ("maps_blank_normalized", "blank, zeros after normalization"), ("maps_blank_pixel", "blank, black image"),
+            ("maps_dataset_mean", f"dataset mean{jl}"), ("mean_filters", "mean kernels"))]
+        add("- Figures (every convolution's and activation's channel-mean map, named by layer, each on its own "
+            "range; a flat tile is a constant map): " + ", ".join(links) + ".")
         add("")
 
     # 2 ------------------------------------------------------------------------------------------------
@@ -163,12 +172,9 @@ def render_markdown(doc: dict, out: Path) -> str:
     add("")
     for r in results:
         f = r["figures"]
-        if "accuracy_heatmaps" in f:
-            qt = [f"[{m}]({_rel(p[0], out)})" for m, p in f.get("qt", {}).items() if p]
-            add(f"- {r['label']}: [accuracy heatmaps]({_rel(f['accuracy_heatmaps'], out)}){jl}; white: the unshifted "
-                "cell, red: the training crop box" + (f"; full figures with loss and consistency: {', '.join(qt)}"
-                                                        if qt else "")
-                + (f"; {r['qt_figures_note']}" if r.get("qt_figures_note") else "") + ".")
+        add(f"- {r['label']}: accuracy, loss and consistency over (dx, dy){jl}, the unshifted cell marked and the "
+            "training crop range boxed: " + ", ".join(_figure_link(m, p, out, f.get("note", ""))
+                                                    for m, p in f["heatmaps"].items()) + ".")
     add("")
 
     # 3 ------------------------------------------------------------------------------------------------
@@ -427,7 +433,7 @@ def _coverage_section(add, results: list[dict], out: Path) -> None:
         if r.get("coverage"):
             sizes = r["coverage"]["sizes"]
             flat = [f"{c['input_size']}x{c['input_size']}" for c in sizes if c["constant"]]
-            add(f"- {r['label']}: [coverage maps]({_rel(r['coverage']['figure'], out)}) at "
+            add(f"- {r['label']}: {_figure('coverage maps', r['coverage'], out)} at "
                 + " and ".join(f"{c['input_size']}x{c['input_size']}" for c in sizes)
                 + (f"; every pixel equally covered at {', '.join(flat)}" if flat else "")
                 + f"; per pixel in `{_rel(r['coverage']['files']['csv'], out)}`.")
@@ -471,7 +477,7 @@ def _equivariance_section(add, results: list[dict], out: Path, jl: str) -> None:
         add(f"| `{name}` {kind} | " + " | ".join(cells) + " |")
     add("")
     for r, e in eqs:
-        add(f"- {r['label']}: [layer x shift heatmap]({_rel(e['figure'], out)}){jl}; the table in "
+        add(f"- {r['label']}: {_figure('layer x shift heatmap', e, out)}{jl}; the table in "
             f"`{_rel(e['files']['csv'], out)}`.")
     add("")
 
@@ -507,7 +513,7 @@ def _blindspots_section(add, results: list[dict], out: Path, jl: str) -> None:
             f"the position changes it by up to {100 * spread:.1f} points, from {cell(b['worst'])} to "
             f"{cell(b['best'])}; mean true-class probability {_num(b['mean_probability'])}, "
             f"{_num(b['edge_probability'])} where the patch touches the edge and "
-            f"{_num(b['inner_probability'])} elsewhere. [Maps]({_rel(b['figure'], out)}){jl}; per position in "
+            f"{_num(b['inner_probability'])} elsewhere. {_figure('Maps', b, out)}{jl}; per position in "
             f"`{_rel(b['files']['csv'], out)}`.")
     add("")
 
@@ -553,6 +559,6 @@ def _channels_section(add, results: list[dict], out: Path, jl: str) -> None:
             f"{a['images']} predictions and the accuracy by {_dci(a['difference'])}; their border and centre means on "
             "the blank input: " + ", ".join(f"{t['channel']}: {t['border']:.3g} / {t['centre']:.3g}"
                                             for t in last["top"])
-            + f". [Top channels and mean filters]({_rel(c['figure'], out)}){jl}; every layer's ranking in "
+            + f". {_figure('Top channels and mean filters', c, out)}{jl}; every layer's ranking in "
             f"`{_rel(c['files']['csv'], out)}`, the ablation in `{_rel(c['files']['ablation_csv'], out)}`.")
     add("")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import torch
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (QAbstractItemView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
@@ -12,7 +14,9 @@ from PyQt6.QtWidgets import (QAbstractItemView, QLabel, QSplitter, QTableWidget,
 from padlens.core.activations import Activations
 from padlens.core.layers import LayerInfo, path_name
 from padlens.core.spatial_bias import BORDER_BIAS_HELP, FILTER_ASYMMETRY_HELP, bias_table, mean_filters
+from padlens.gui.export import write_offscreen
 from padlens.gui.feature_grid import FeatureGrid
+from padlens.gui.style import figure_caption
 
 COLUMNS = ("Layer", "Type", "Output", "Bias\nblank\n(norm. zeros)", "Bias\nblank\n(black)",
            "Bias\ndataset\nmean", "Mean-filter\nasymmetry", "Padding")   # headers wrapped: no sideways scrolling
@@ -118,3 +122,61 @@ class SpatialBiasTab(QWidget):
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             item.setToolTip(COLUMN_TIPS[5])
             self.table.setItem(r, 5, item)
+
+
+MAPS_SIZE = (1200, 520)   # figure files' size in screen pixels: a row or two of named tiles
+
+
+def to_common_size(maps: list, least: int = 24) -> np.ndarray:
+    """Maps of different sizes (every layer's) as one [N, S, S'] stack at the largest size (at least `least`
+    pixels, a whole multiple of the largest: a 3x3 filter becomes 24x24), each enlarged by repeating its pixels
+    (nearest, no smoothing: the border rows stay rows), so one mosaic holds them all with room for their names."""
+    arrays = [np.asarray(m.float() if isinstance(m, torch.Tensor) else m, np.float32) for m in maps]
+    h, w = max(a.shape[0] for a in arrays), max(a.shape[1] for a in arrays)
+    h, w = h * -(-least // h), w * -(-least // w)
+    return np.stack([a[np.arange(h) * a.shape[0] // h][:, np.arange(w) * a.shape[1] // w] for a in arrays])
+
+
+def write_tile_figure(tiles: dict[str, object], paths, title: str, caption: str, cmap: str = "viridis") -> list[Path]:
+    """Named 2-D maps (every layer's channel-mean map, every convolution's mean filter) as the Spatial bias tab
+    draws its filters: one mosaic, each tile on its own range and named under it, drawn offscreen (the command
+    line and the report)."""
+    stack = to_common_size(list(tiles.values()))
+
+    def show(grid: FeatureGrid) -> None:
+        grid.cmap_box.setCurrentText(cmap)
+        grid.set_maps(stack, title, list(tiles))
+        grid.grid_widget.caption = caption
+
+    # a gap of half a tile between the tiles holds a readable name under each
+    return write_offscreen(lambda: FeatureGrid(gap=stack.shape[1] // 2), MAPS_SIZE, show, paths, "PadLens spatial bias",
+                           figure=lambda grid: grid.grid_widget)
+
+
+def filters_caption(name: str, padding: str) -> str:
+    """What an exported figure of the mean filters says under it (the tab's export and the command line's)."""
+    return figure_caption(model=name, padding=padding, extra="the mean filter of each convolution, averaged over "
+                                                             "its input and output channels; each on its own range")
+
+
+def write_bias_figures(maps: dict[str, dict[str, object]], filters: dict[str, object], out, name: str, padding: str,
+                       inputs: dict[str, str], data: str = "", input_size: int = 32,
+                       exts=(".png", ".svg")) -> list[Path]:
+    """maps_KEY.png/.svg for each input KEY of maps ({key: {layer name: channel-mean map}}, inputs[key] saying
+    what the input is) and mean_filters.png/.svg ({conv name: mean kernel}, when there are any of one shape)."""
+    out = Path(out)
+    sized = f" ({input_size}x{input_size})" if input_size != 32 else ""
+    written = []
+    for key, layer_maps in maps.items():
+        what = inputs[key]
+        written += write_tile_figure(
+            layer_maps, [out / f"maps_{key}{e}" for e in exts], f"{name}: channel-mean map of every layer, {what}",
+            figure_caption(model=name, padding=padding, input=what + sized,
+                           data=data if "mean" in key else "",
+                           extra="each map on its own range, enlarged to the largest map's size by repeating its "
+                                 "pixels; named by layer"))
+    if filters and len({tuple(k.shape) for k in filters.values()}) == 1:
+        written += write_tile_figure(filters, [out / f"mean_filters{e}" for e in exts],
+                                     f"{name}: mean filter of each convolution", filters_caption(name, padding),
+                                     cmap="CET-D1")
+    return written

@@ -25,7 +25,7 @@ from padlens.core.jobs import Partial, Progress
 from padlens.core.session import LoadedModel, load_model
 from padlens.core.timing import fmt_duration
 from padlens.gui.analyses_tab import AnalysisPanel
-from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure
+from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure, write_offscreen
 from padlens.gui.figures import grid_cell, grid_rect
 from padlens.gui.grid_settings import scroll_column, spin
 from padlens.gui.job_bar import JobBar
@@ -201,6 +201,43 @@ class BlindspotFigure(PanelFigure):
         at = self.position_at(pos)
         if at:
             self.positionHovered.emit(*at)
+
+
+def blindspot_caption(shown: list[tuple[Entry, BlindspotResult | None]], spec: BlindspotSpec, source: str) -> str:
+    """What an exported figure says under it: models, patch, background, images and data set."""
+    models = [(e.name, e.padding) for e, _ in shown]
+    one = len(models) == 1
+    done = [r for _, r in shown if r is not None]
+    images = min(r.images for r in done) if done else 0
+    precision = next((r.info.get("precision_text", "") for r in done), "")
+    return figure_caption(
+        model=models[0][0] if one else "", padding=models[0][1] if one else "",
+        input=f"CIFAR-10 test images scaled to {spec.patch}x{spec.patch} px, pasted with their top-left corner "
+              f"every {spec.stride} px of a 32x32 canvas, background {BACKGROUNDS[spec.background]}; maps over "
+              "the patch's top-left corner (x right, y down)",
+        data=source, images=images,
+        extra="; ".join(t for t in ("" if one else "models " + ", ".join(f"{m} ({p} padding)" for m, p in models),
+                                    precision) if t))
+
+
+EXPORT_SIZE = (1100, 560)   # a figure file's size in screen pixels: two maps and their bars side by side
+
+
+def write_blindspot_figures(models: list[tuple[str, str, BlindspotResult]], out, title: str,
+                            stem: str = "blindspots", exts=(".png", ".svg"), mode: str = DATA_RANGE) -> list[Path]:
+    """The blind-spot figure the panel exports, for (name, padding, result) of each model, as stem.png/.svg in
+    folder out, drawn offscreen (the command line and the report); the settings come from the results."""
+    r = models[0][2]
+    spec = BlindspotSpec(r.patch, int(r.info["stride"]), str(r.info["background"]))
+    shown = [(Entry(name, padding, None, ()), res) for name, padding, res in models]
+
+    def show(fig: BlindspotFigure) -> None:
+        fig.show_results(shown, title, mode)
+        fig.caption = blindspot_caption(shown, spec, str(r.info.get("data", "")))
+
+    size = (EXPORT_SIZE[0] if len(models) == 1 else 300 * len(models) + 200, EXPORT_SIZE[1] + 200 * (len(models) > 1))
+    return write_offscreen(BlindspotFigure, size, show, [Path(out) / f"{stem}{ext}" for ext in exts],
+                           "PadLens blind spots")
 
 
 class BlindspotPanel(AnalysisPanel):
@@ -486,21 +523,7 @@ class BlindspotPanel(AnalysisPanel):
         return head + (f"<br>so far {lo} of the {n} images in every map" if 0 < lo < n else "")
 
     def caption(self, shown) -> str:
-        """What an exported figure says under it: models, patch, background, images and data set."""
-        spec = self.spec()
-        models = [(e.name, e.padding) for e, _ in shown]
-        one = len(models) == 1
-        done = [r for _, r in shown if r is not None]
-        images = min(r.images for r in done) if done else 0
-        precision = next((r.info.get("precision_text", "") for r in done), "")
-        return figure_caption(
-            model=models[0][0] if one else "", padding=models[0][1] if one else "",
-            input=f"CIFAR-10 test images scaled to {spec.patch}x{spec.patch} px, pasted with their top-left corner "
-                  f"every {spec.stride} px of a 32x32 canvas, background {BACKGROUNDS[spec.background]}; maps over "
-                  "the patch's top-left corner (x right, y down)",
-            data=self.data.source if self.data is not None else "", images=images,
-            extra="; ".join(t for t in ("" if one else "models " + ", ".join(f"{m} ({p} padding)" for m, p in models),
-                                        precision) if t))
+        return blindspot_caption(shown, self.spec(), self.data.source if self.data is not None else "")
 
     def hover(self, x: int, y: int) -> None:
         self.hovered = (x, y)

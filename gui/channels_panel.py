@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
+import torch
 from PyQt6.QtCore import QRectF, QSettings, Qt, pyqtSignal
 from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QGraphicsSimpleTextItem, QGroupBox,
@@ -21,21 +22,22 @@ from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QGraphic
 from padlens.core.channels import (ABLATION_GRID, ABLATION_HEAD, ABLATION_MODE, DEFAULT_ABLATE, DEFAULT_GRID_IMAGES,
                                    DEFAULT_IMAGES, DEFAULT_INPUT, DEFAULT_MEAN_IMAGES, DEFAULT_TOP, INPUTS,
                                    AblationResult, ChannelScan, LayerChannels, ablation_job, ablation_rows,
-                                   ablation_text, channel_cells, save_data, scan_job, summarize)
+                                   ablation_text, ablation_title, channel_cells, channels_title, save_data, scan_job,
+                                   summarize)
 from padlens.core.data import stratified_subset
 from padlens.core.device import PRECISION_CHOICES, describe_precision, resolve_precision
-from padlens.core.figures_png import colorize
+from padlens.core.colormaps import colorize
 from padlens.core.files import atomic_csv
 from padlens.core.layers import describe_layers
 from padlens.core.mosaic import mosaic, tile_at
 from padlens.core.session import LoadedModel
 from padlens.core.timing import fmt_duration
 from padlens.gui.analyses_tab import AnalysisPanel
-from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure
+from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure, write_offscreen
 from padlens.gui.figures import grid_rect, origin_marker, show_origin
 from padlens.gui.grid_settings import scroll_column, spin
 from padlens.gui.job_bar import JobBar
-from padlens.gui.style import (TEXT, PanelFigure, color_bar, figure_caption, font, image_panel, jpeg_note, set_label,
+from padlens.gui.style import (TEXT, PanelFigure, color_bar, figure_caption, font, image_panel, set_label,
                                set_levels, set_title, value_levels, wrap_label)
 from padlens.gui.translation_tab import NEEDS_DATA
 
@@ -45,7 +47,7 @@ TOP_COLOUR = (255, 236, 200)   # the table rows of the channels Ablate would zer
 
 
 def diverging_colormap() -> pg.ColorMap:
-    """core.figures_png's blue-white-red as a pyqtgraph colour map, so a bar shows the colours the mosaic and the
+    """core.colormaps's blue-white-red as a pyqtgraph colour map, so a bar shows the colours the mosaic and the
     difference heatmap are drawn with."""
     t = np.linspace(0, 1, 33)
     return pg.ColorMap(t, colorize(t[None], "diverging", (0, 1))[:, 0].T.numpy())
@@ -240,6 +242,55 @@ class AblationFigure(PanelFigure):
         for img, marker in zip(self.images, self.markers):
             img.clear()
             show_origin(marker, None)
+
+
+def mosaic_caption(name: str, padding: str, scan: ChannelScan, kind: str, lc: LayerChannels) -> str:
+    """What an exported mosaic says under it: model, layer, input (with its image count and data for the mean)."""
+    size = int(scan.info.get("input_size", 32))
+    return figure_caption(
+        model=name, padding=padding, layer=f"{lc.name} ({lc.type})",
+        input=INPUTS[kind] + (f" ({size}x{size})" if size != 32 else ""),
+        data=str(scan.info.get("data", "")) if kind == "mean" else "",
+        images=scan.info.get("mean_images") if kind == "mean" else None,
+        extra=("channels ranked by the signed border bias of their own maps; each cell: its map (own range) "
+               "above its mean filter" + (f" (of {lc.conv})" if lc.conv else "")))
+
+
+def ablation_caption(name: str, padding: str, a: AblationResult, device) -> str:
+    """What an exported ablation figure says under it: the grid, the channels zeroed and the precision."""
+    g = a.grids[0]
+    return figure_caption(
+        model=name, padding=padding, layer=f"{a.layer} ({a.type})",
+        input=f"CIFAR-10 test images, {ABLATION_MODE} shifts dx {int(g.dxs[0]):+d} to {int(g.dxs[-1]):+d}, dy "
+              f"{int(g.dys[0]):+d} to {int(g.dys[-1]):+d}",
+        data=str(a.info.get("data", "")), images=min(x.images for x in a.grids),
+        extra=f"channels {a.channels} zeroed (the top {len(a.channels)} on the {a.input} input); "
+              f"{describe_precision(a.info['precision'], device)}")
+
+
+MOSAIC_SIZE, ABLATION_SIZE = (1100, 700), (1500, 520)   # figure files' sizes in screen pixels
+
+
+def write_channel_figures(scan: ChannelScan, kind: str, layer, top: int, name: str, padding: str, out,
+                          ablation: AblationResult | None = None, device=None, stem: str = "channels",
+                          exts=(".png", ".svg")) -> list[Path]:
+    """The panel's figures as files, drawn offscreen (the command line and the report): stem.png/.svg, the top
+    channels of layer on input kind; with an ablation that has its grid, stem_ablation.png/.svg."""
+    out, lc = Path(out), scan.layer(kind, layer)
+
+    def mosaic(fig: ChannelMosaic) -> None:
+        fig.show_channels(lc, lc.top(top), channels_title(name, scan, kind, lc, top))
+        fig.caption = mosaic_caption(name, padding, scan, kind, lc)
+
+    written = write_offscreen(ChannelMosaic, MOSAIC_SIZE, mosaic, [out / f"{stem}{e}" for e in exts],
+                              "PadLens padding-aware channels")
+    if ablation is not None and ablation.grid_difference is not None:
+        def grid(fig: AblationFigure) -> None:
+            fig.show_result(ablation, ablation_title(name, ablation))
+            fig.caption = ablation_caption(name, padding, ablation, device or torch.device("cpu"))
+        written += write_offscreen(AblationFigure, ABLATION_SIZE, grid, [out / f"{stem}_ablation{e}" for e in exts],
+                                   "PadLens channel ablation")
+    return written
 
 
 class ChannelsPanel(AnalysisPanel):
@@ -571,8 +622,9 @@ class ChannelsPanel(AnalysisPanel):
                 self.table.setItem(r, col, item)
         fit_columns(self.table)
         self.table.setToolTip(f"Highlighted: the top {k}, which Ablate zeroes")
-        self.mosaic.show_channels(lc, lc.top(self.top.value()), self.title(lc))
-        self.mosaic.caption = self.caption(lc)
+        self.mosaic.show_channels(lc, lc.top(self.top.value()),
+                                  channels_title(self.loaded.name, self.scan(), self.kind(), lc, self.top.value()))
+        self.mosaic.caption = mosaic_caption(self.loaded.name, self.loaded.padding_mode, self.scan(), self.kind(), lc)
 
     def _show_ablation(self, a: AblationResult | None, state: PanelState) -> None:
         enabled = a is not None and a.grid_difference is not None
@@ -599,43 +651,12 @@ class ChannelsPanel(AnalysisPanel):
         fit_columns(self.bias_table)
         self.bias_table.setToolTip(f"Border bias of every layer on the {a.input} input (bold: the ablated layer)")
         if enabled:
-            self.ablation_figure.show_result(a, self.ablation_title(a))
-            self.ablation_figure.caption = self.ablation_caption(a)
+            self.ablation_figure.show_result(a, ablation_title(self.loaded.name, a))
+            self.ablation_figure.caption = ablation_caption(self.loaded.name, self.loaded.padding_mode, a, self.device)
         else:
             self.ablation_figure.show_nothing("No translation grid yet" if a.info.get("grid_images") else
                                               "No translation grid (grid images 0)")
             self.ablation_figure.caption = ""
-
-    def title(self, lc: LayerChannels) -> str:
-        kind = self.kind()
-        what = (f"dataset mean over {self.mean_images.value()} test images{jpeg_note(self.data.source)}"
-                if kind == "mean" else INPUTS[kind].split(",")[0])
-        return f"{self.loaded.name}: the top {min(self.top.value(), len(lc.score))} channels of {lc.label}, {what}"
-
-    def caption(self, lc: LayerChannels) -> str:
-        kind = self.kind()
-        return figure_caption(
-            model=self.loaded.name, padding=self.loaded.padding_mode, layer=f"{lc.name} ({lc.type})",
-            input=INPUTS[kind] + (f" ({self.input_size}x{self.input_size})" if self.input_size != 32 else ""),
-            data=self.data.source if kind == "mean" and self.data is not None else "",
-            images=self.mean_images.value() if kind == "mean" else None,
-            extra=("channels ranked by the signed border bias of their own maps; each cell: its map (own range) "
-                   "above its mean filter" + (f" (of {lc.conv})" if lc.conv else "")))
-
-    def ablation_title(self, a: AblationResult) -> str:
-        n = min(g.images for g in a.grids)
-        return (f"{self.loaded.name}: {ABLATION_MODE} shift accuracy with channels {a.channels} of {a.layer} zeroed, "
-                f"{n} test images{jpeg_note(self.data.source if self.data else '')}")
-
-    def ablation_caption(self, a: AblationResult) -> str:
-        g = a.grids[0]
-        return figure_caption(
-            model=self.loaded.name, padding=self.loaded.padding_mode, layer=f"{a.layer} ({a.type})",
-            input=f"CIFAR-10 test images, {ABLATION_MODE} shifts dx {int(g.dxs[0]):+d} to {int(g.dxs[-1]):+d}, dy "
-                  f"{int(g.dys[0]):+d} to {int(g.dys[-1]):+d}",
-            data=str(a.info.get("data", "")), images=min(x.images for x in a.grids),
-            extra=f"channels {a.channels} zeroed (the top {len(a.channels)} on the {a.input} input); "
-                  f"{describe_precision(a.info['precision'], self.device)}")
 
     def select_channel(self, c: int) -> None:
         """The table row of channel c, as a click on its mosaic cell asks."""

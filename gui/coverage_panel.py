@@ -6,6 +6,8 @@ padding arithmetic runs the model once per size, so they are computed in a worke
 input size."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyqtgraph as pg
 from PyQt6.QtCore import QSettings, Qt, QTimer
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
@@ -15,7 +17,7 @@ from padlens.core.padding import PADDING_MODES
 from padlens.core.session import LoadedModel
 from padlens.gui.analyses_tab import ask_folder, job_copy
 from padlens.gui.comparison import map_rect
-from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure
+from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure, write_offscreen
 from padlens.gui.job_bar import JobBar
 from padlens.gui.style import PanelFigure, color_bar, figure_caption, image_panel, set_levels, set_title, value_levels
 from padlens.gui.worker import JobRunner
@@ -29,6 +31,98 @@ def size_text(m: CoverageMap) -> str:
     """'33x33 input: uneven at 1 layer' / '32x32 input: even'."""
     n = len(m.uneven)
     return f"{m.size}x{m.size} input: " + (f"uneven at {n} layer{'s' * (n != 1)}" if n else "even")
+
+
+class CoverageFigure(PanelFigure):
+    """Per input size a row label, a map per padding mode (a column each) and a colour bar (one scale per size: the
+    modes compare). Made by stepping `building()` (the panel steps it one plot per event-loop turn: a dozen
+    plots take a third of a second, which would freeze the window), then filled by `draw`."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plots: list[list[pg.PlotItem]] = []
+        self.images: list[list[pg.ImageItem]] = []
+        self.row_labels, self.bars = [], []
+
+    def building(self):
+        """Make the plots, yielding after each (the mode boxes only show and hide columns)."""
+        n = len(PADDING_MODES)
+        self.title = self.addLabel("", row=0, col=0, colspan=n + 2)
+        for r in range(SIZES):
+            self.row_labels.append(self.addLabel("", row=r + 1, col=0, angle=-90, color="k"))
+            self.plots.append([])
+            self.images.append([])
+            for k in range(n):
+                yield
+                plot, img = image_panel(self, r + 1, k + 1)
+                self.plots[r].append(plot)
+                self.images[r].append(img)
+            yield
+            bar = color_bar(CMAP, label="paths per pixel")
+            bar.setImageItem(self.images[r])
+            self.addItem(bar, row=r + 1, col=n + 1)
+            self.bars.append(bar)
+        yield   # the first drawing on a turn of its own
+
+    def draw(self, maps: dict[str, list[CoverageMap]], checked: list[str], name: str, own: str) -> None:
+        """The maps of the checked modes ({mode: [map per size]}), own: the model's own padding mode."""
+        modes = [m for m in PADDING_MODES if m in checked and m in maps]
+        set_title(self.title, f"{name}: paths from each input pixel to the output" if name and maps else "",
+                  "each column: this architecture with that padding mode (the weights play no part)"
+                  if maps else "")
+        first_map = next(iter(maps.values()), None)
+        for r in range(SIZES):
+            self.row_labels[r].setText(size_text(first_map[r]) if first_map else "", color="k")
+            self.row_labels[r].setVisible(bool(first_map))
+            self.bars[r].setVisible(bool(first_map))
+            for k, mode in enumerate(PADDING_MODES):
+                plot, img = self.plots[r][k], self.images[r][k]
+                plot.setVisible(bool(first_map) and mode in checked)
+                plot.getAxis("left").setStyle(showValues=bool(checked) and mode == checked[0])
+                head = f"{mode}" + (" (this model)" if mode == own else "") if r == 0 else ""
+                m = maps[mode][r] if mode in maps else None
+                if m is None:
+                    img.clear()
+                    set_title(plot, head, "computing...")
+                    continue
+                img.setImage(m.counts, autoLevels=False)
+                img.setRect(map_rect(m.counts))
+                plot.vb.setRange(map_rect(m.counts), padding=0)
+                s = m.summary
+                set_title(plot, head, "constant" if s["constant"] else f"corner / centre {s['corner_to_centre']:.3f}")
+            set_levels(self.bars[r], value_levels([maps[mode][r].counts for mode in modes]))
+        self.set_panels([p for row in self.plots for p in row if p.isVisible()], max(len(checked), 1), SIZES, 1.0)
+        self.caption = coverage_caption(name, own, maps, modes)
+
+
+def coverage_caption(name: str, padding: str, maps: dict[str, list[CoverageMap]], modes: list[str]) -> str:
+    """What an exported figure says under it: the model, the sizes and their evenness, the modes shown."""
+    if not name or not maps:
+        return ""
+    first = next(iter(maps.values()))
+    sizes = " and ".join(f"{m.size}x{m.size}" for m in first)
+    uneven = "; ".join(size_text(m) for m in first if m.uneven)
+    return figure_caption(model=name, padding=padding,
+                          input=f"network input {sizes} (no images: the architecture alone)",
+                          extra=f"paths from each input pixel to the output (coverage), columns: padding modes "
+                                f"{', '.join(modes)}; one colour scale per input size" + (f"; {uneven}" if uneven else ""))
+
+
+EXPORT_SIZE = (1500, 700)   # a figure file's size in screen pixels: five modes across, two sizes down
+
+
+def write_coverage_figures(maps: dict[str, list[CoverageMap]], out, name: str, padding: str, stem: str = "coverage",
+                           exts=(".png", ".svg")) -> list[Path]:
+    """The panel's figure of maps ({mode: [map per size]}) as stem.png/.svg in folder out, drawn offscreen (the
+    command line and the report); padding: the model's own mode."""
+    def show(fig: CoverageFigure) -> None:
+        for _ in fig.building():
+            pass
+        fig.draw(maps, list(maps), name, padding)
+
+    width = min(EXPORT_SIZE[0], 300 + 300 * len(maps))
+    return write_offscreen(CoverageFigure, (width, EXPORT_SIZE[1]), show, [Path(out) / f"{stem}{e}" for e in exts],
+                           "PadLens coverage")
 
 
 class CoveragePanel(QWidget):
@@ -66,8 +160,8 @@ class CoveragePanel(QWidget):
         top.addStretch(1)
         self.export_btn, self.save_btn = QPushButton("Export figure..."), QPushButton("Save data...")
         self.export_btn.setToolTip("The maps on screen as PNG (300 dpi), SVG or PDF, with their caption")
-        self.save_btn.setToolTip("Per padding mode: coverage_<mode>.npz (counts per size), .csv (one row per pixel) "
-                                 "and .png, into a folder")
+        self.save_btn.setToolTip("Per padding mode: coverage_<mode>.npz (counts per size) and .csv (one row per "
+                                 "pixel), into a folder")
         self.bar = JobBar()   # in the row of the modes: a row of its own would take the maps' height at 1280x720
         self.bar.setMinimumWidth(160)
         self.compute_btn, self.cancel_btn = QPushButton("Compute"), QPushButton("Cancel")
@@ -77,7 +171,7 @@ class CoveragePanel(QWidget):
         self.cancel_btn.setEnabled(False)
         for w in (self.bar, self.compute_btn, self.cancel_btn, self.export_btn, self.save_btn):
             top.addWidget(w)
-        self.figure = PanelFigure()
+        self.figure = CoverageFigure()
         self.figure.setMinimumHeight(240)
         self.figure.setToolTip(COVERAGE_HELP)
         self.readout = QLabel(HINT)
@@ -206,31 +300,6 @@ class CoveragePanel(QWidget):
     def shown_modes(self) -> list[str]:
         return [m for m in PADDING_MODES if self.boxes[m].isChecked() and m in self.maps]
 
-    def _build(self):
-        """Per size a row label, a map per padding mode and a colour bar (one scale per size: the modes compare),
-        made once, one plot per turn of the event loop (`_build_step`): a dozen plots take a third of a second
-        to make, which would freeze the window. The mode boxes only show and hide columns."""
-        n = len(PADDING_MODES)
-        self.title = self.figure.addLabel("", row=0, col=0, colspan=n + 2)
-        self.plots: list[list[pg.PlotItem]] = []
-        self.images: list[list[pg.ImageItem]] = []
-        self.row_labels, self.bars = [], []
-        for r in range(SIZES):
-            self.row_labels.append(self.figure.addLabel("", row=r + 1, col=0, angle=-90, color="k"))
-            self.plots.append([])
-            self.images.append([])
-            for k in range(n):
-                yield
-                plot, img = image_panel(self.figure, r + 1, k + 1)
-                self.plots[r].append(plot)
-                self.images[r].append(img)
-            yield
-            bar = color_bar(CMAP, label="paths per pixel")
-            bar.setImageItem(self.images[r])
-            self.figure.addItem(bar, row=r + 1, col=n + 1)
-            self.bars.append(bar)
-        yield   # the first drawing on a turn of its own
-
     def _build_step(self) -> None:
         try:
             next(self._building)
@@ -239,45 +308,25 @@ class CoveragePanel(QWidget):
             self._built = True
             self.show_maps()
 
+    @property
+    def plots(self) -> list:
+        return self.figure.plots
+
+    @property
+    def bars(self) -> list:
+        return self.figure.bars
+
     def show_maps(self) -> None:
         if not self._built:   # made when first shown, then drawn
             if self.isVisible() and self._building is None:
-                self._building = self._build()
+                self._building = self.figure.building()
                 self._build_step()
             return
         checked = [m for m in PADDING_MODES if self.boxes[m].isChecked()]
-        modes = self.shown_modes()
         lm = self.loaded
-        own = lm.padding_mode if lm is not None else ""
-        set_title(self.title, f"{lm.name}: paths from each input pixel to the output" if lm and self.maps else "",
-                  "each column: this architecture with that padding mode (the weights play no part)"
-                  if self.maps else "")
-        first_map = next(iter(self.maps.values()), None)
-        for r in range(SIZES):
-            self.row_labels[r].setText(size_text(first_map[r]) if first_map else "", color="k")
-            self.row_labels[r].setVisible(bool(first_map))
-            self.bars[r].setVisible(bool(first_map))
-            for k, mode in enumerate(PADDING_MODES):
-                plot, img = self.plots[r][k], self.images[r][k]
-                plot.setVisible(bool(first_map) and mode in checked)
-                plot.getAxis("left").setStyle(showValues=bool(checked) and mode == checked[0])
-                head = f"{mode}" + (" (this model)" if mode == own else "") if r == 0 else ""
-                m = self.maps[mode][r] if mode in self.maps else None
-                if m is None:
-                    img.clear()
-                    set_title(plot, head, "computing...")
-                    continue
-                img.setImage(m.counts, autoLevels=False)
-                img.setRect(map_rect(m.counts))
-                plot.vb.setRange(map_rect(m.counts), padding=0)
-                s = m.summary
-                set_title(plot, head, "constant" if s["constant"] else f"corner / centre {s['corner_to_centre']:.3f}")
-            set_levels(self.bars[r], value_levels([self.maps[mode][r].counts for mode in modes]))
-        self.figure.set_panels([p for row in self.plots for p in row if p.isVisible()], max(len(checked), 1),
-                               SIZES, 1.0)
-        self.figure.caption = self._caption(modes)
+        self.figure.draw(self.maps, checked, lm.name if lm else "", lm.padding_mode if lm else "")
         self.uneven.setText(self._uneven_text())
-        has = bool(self.maps and modes)
+        has = bool(self.maps and self.shown_modes())
         self.export_btn.setEnabled(has)
         self.save_btn.setEnabled(has)
         if not has or not self.readout.text():
@@ -291,20 +340,8 @@ class CoveragePanel(QWidget):
                                                                       "none, every layer uses the size evenly")
                            for m in first)
 
-    def _caption(self, modes: list[str]) -> str:
-        if self.loaded is None or not self.maps:
-            return ""
-        first = next(iter(self.maps.values()))
-        sizes = " and ".join(f"{m.size}x{m.size}" for m in first)
-        uneven = "; ".join(size_text(m) for m in first if m.uneven)
-        return figure_caption(model=self.loaded.name, padding=self.loaded.padding_mode,
-                              input=f"network input {sizes} (no images: the architecture alone)",
-                              extra=f"paths from each input pixel to the output (coverage), columns: padding modes "
-                                    f"{', '.join(modes)}; one colour scale per input size"
-                                    + (f"; {uneven}" if uneven else ""))
-
     def _hover(self, pos) -> None:
-        for r, row in enumerate(self.plots if self._built else []):
+        for r, row in enumerate(self.figure.plots if self._built else []):
             for mode, plot in zip(PADDING_MODES, row):
                 if not plot.isVisible() or mode not in self.maps or not plot.vb.sceneBoundingRect().contains(pos):
                     continue
@@ -330,14 +367,13 @@ class CoveragePanel(QWidget):
         modes = self.shown_modes()
         if not modes:
             return []
-        names = [f"coverage_{m}{ext}" for m in modes for ext in (".npz", ".csv", ".png")]
+        names = [f"coverage_{m}{ext}" for m in modes for ext in (".npz", ".csv")]
         folder = ask_folder(self, self.settings, "Save coverage data into folder", names)
         if folder is None:
             return []
         written: list = []
         ok = run_export(self, folder, lambda: written.extend(
-            p for m in modes for p in save_coverage(self.maps[m], folder, f"{self.loaded.name} with {m} padding",
-                                                    f"coverage_{m}")))
+            p for m in modes for p in save_coverage(self.maps[m], folder, f"coverage_{m}")))
         if ok:
             self.status.setText(f"Wrote {len(written)} files to {folder}")
         return written

@@ -23,7 +23,7 @@ from padlens.core.session import LoadedModel
 from padlens.core.timing import fmt_duration, known_rate, measure_rate, rate_key
 from padlens.core.translation import GridSpec
 from padlens.gui.analyses_tab import ask_folder, job_copy
-from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure
+from padlens.gui.export import FIGURE_FILTERS, ask_save_path, run_export, write_figure, write_offscreen
 from padlens.gui.grid_settings import GridSettings, scroll_column
 from padlens.gui.style import (PanelFigure, color_bar, figure_caption, image_panel, jpeg_note, set_label, set_levels,
                                set_title, value_levels)
@@ -114,6 +114,121 @@ def cell_text(name: str, result: EquivarianceResult, i: int, k: int) -> str:
     return head + f"cosine {result.similarity[i, k]:.4f} over {int(result.counts[i, k])} images"
 
 
+class EquivarianceFigure(PanelFigure):
+    """A layer x shift heatmap per model (an n/a layer of grey under it), side by side on one colour bar."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.built = -1   # models the panels are made for
+        self.plots, self.images, self.greys, self.gaps = [], [], [], []
+
+    def build(self, n: int) -> None:
+        if n == self.built:
+            return
+        self.built = n
+        self._retired = list(self.ci.items)   # alive until the next rebuild (see ComparisonTab._build)
+        self.clear()
+        self.title = self.addLabel("", row=0, col=0, colspan=max(n, 1) + 1)
+        self.plots, self.images, self.greys, self.gaps = [], [], [], []
+        for k in range(n):
+            plot, img = image_panel(self, 1, k)
+            grey = pg.ImageItem()
+            grey.setZValue(-1)
+            plot.addItem(grey)
+            gaps = pg.PlotCurveItem(pen=pg.mkPen("w", width=1.5), connect="pairs")   # between dy groups
+            plot.addItem(gaps)
+            self.gaps.append(gaps)
+            set_label(plot, "bottom", "dy (px)")
+            if k:
+                plot.getAxis("left").setStyle(showValues=False)
+            self.plots.append(plot)
+            self.images.append(img)
+            self.greys.append(grey)
+        self.bar_item = color_bar(CMAP, label="cosine similarity")
+        self.bar_item.setImageItem(self.images)
+        self.addItem(self.bar_item, row=1, col=max(n, 1))
+
+    def draw(self, names: list[str], shown: dict[str, EquivarianceResult], title: str, note: str,
+             images: int) -> None:
+        """A panel per name, the results of shown; images: what each result is to reach (fewer: partial)."""
+        self.build(len(names))
+        set_title(self.title, title, note)
+        first = next(iter(shown.values()), None)
+        sims = [r.similarity for r in shown.values()]
+        for item in [*self.plots, self.bar_item]:   # empty axes until a first result: the title says why
+            item.setVisible(bool(shown))
+        for name, plot, img, grey in zip(names, self.plots, self.images, self.greys):
+            r = shown.get(name)
+            if r is None:
+                img.clear()
+                grey.clear()
+                set_title(plot, name, "not computed")
+                continue
+            rect = QRectF(-0.5, -0.5, len(r.shifts), len(r.layers))
+            img.setImage(r.similarity, autoLevels=False)   # NaN (n/a, not computed yet) stays transparent
+            img.setRect(rect)
+            na = np.zeros((*r.aligned.shape, 4), np.uint8)
+            na[~r.aligned] = NA_GREY
+            grey.setImage(na)
+            grey.setRect(rect)
+            plot.vb.setRange(rect, padding=0)
+            partial = ("" if r.images >= images else f", so far {r.images} of {images} images" if r.images
+                       else ", first images under way")
+            set_title(plot, name, f"{r.info.get('padding', '')} padding{partial}")
+        if first is not None:
+            self.plots[0].getAxis("left").setTicks([[(i, layer_label(first, i)) for i in range(len(first.layers))]])
+            dys = first.shifts[:, 1]
+            groups = [(float(np.flatnonzero(dys == dy).mean()), f"{int(dy):+d}") for dy in np.unique(dys)]
+            ends = {0, len(groups) - 1, int(np.argmin(np.abs(np.unique(dys))))}   # always labelled; the others
+            major = [t for j, t in enumerate(groups) if j in ends]             # only where there is room
+            minor = [t for j, t in enumerate(groups) if j not in ends]
+            edges = np.repeat(np.flatnonzero(np.diff(dys)) + 0.5, 2)
+            rows = np.tile([-0.5, len(first.layers) - 0.5], len(edges) // 2)
+            for plot, gaps in zip(self.plots, self.gaps):
+                plot.getAxis("bottom").setTicks([major, minor])
+                gaps.setData(edges, rows)
+        set_levels(self.bar_item, value_levels(sims) if sims else (0.0, 1.0))
+        self.set_panels(self.plots, max(len(self.plots), 1), 1, None)
+        self.caption = equivariance_caption(shown)
+
+
+def equivariance_caption(shown: dict[str, EquivarianceResult]) -> str:
+    """What an exported figure says under it, from the results themselves: shifts, input, data, models."""
+    if not shown:
+        return ""
+    r = next(iter(shown.values()))
+    dxs, dys = np.unique(r.shifts[:, 0]), np.unique(r.shifts[:, 1])
+    step = int(np.diff(dxs).min()) if len(dxs) > 1 else int(np.diff(dys).min()) if len(dys) > 1 else 0
+    size = int(r.info.get("input_size", 32))
+    models = ", ".join(f"{name} ({x.info.get('padding', '?')} padding)" for name, x in shown.items())
+    return figure_caption(
+        input=f"{r.info.get('mode')} shifts dx {int(dxs[0]):+d} to {int(dxs[-1]):+d}, dy {int(dys[0]):+d} to "
+              f"{int(dys[-1]):+d}" + (f", step {step} px" if step else "") + f"; input {size}x{size}",
+        data=str(r.info.get("data", "")), images=min(x.images for x in shown.values()),
+        extra=f"models {models}; rows: layers (output last), columns: shifts grouped by dy, dx growing within "
+              "each; colour: cosine similarity of the shifted image's features with the shifted features "
+              "(one scale for all); grey: n/a (not a multiple of the layer's stride, or out of frame)")
+
+
+EXPORT_SIZE = (1100, 620)   # a figure file's size in screen pixels, for one model; wider for more
+
+
+def write_equivariance_figures(results: dict[str, EquivarianceResult], out, stem: str = "equivariance",
+                               exts=(".png", ".svg")) -> list[Path]:
+    """The panel's figure of results ({model name: result}) as stem.png/.svg in folder out, drawn offscreen (the
+    command line and the report); the title from the results (core.equivariance.equivariance_title's words)."""
+    r = next(iter(results.values()))
+    name = next(iter(results)) if len(results) == 1 else "Shift equivariance per layer"
+    title = equivariance_title(name, r)
+
+    def show(fig: EquivarianceFigure) -> None:
+        fig.draw(list(results), results, title, "one colour scale for all", max(x.images for x in results.values()))
+
+    size = (EXPORT_SIZE[0] + 500 * (len(results) - 1), EXPORT_SIZE[1])
+    return write_offscreen(EquivarianceFigure, size, show, [Path(out) / f"{stem}{e}" for e in exts],
+                           "PadLens equivariance")
+
+
 class EquivariancePanel(QWidget):
     """See gui.analyses_tab for the panel interface."""
 
@@ -130,7 +245,6 @@ class EquivariancePanel(QWidget):
         self.hovered: tuple[int, int, int] | None = None   # (panel, layer, shift) the read-out describes
         self._rates: dict[tuple, float] = {}     # rows per second, comparisons included, learned from runs
         self._ids: dict[tuple, str] = {}
-        self._built = -1
         self._quiet = False   # set by cancel(): start no job on its own
 
         g = self.grid = GridSettings(DEFAULT_GRID.x_min, DEFAULT_GRID.x_max, DEFAULT_GRID.step, DEFAULT_IMAGES)
@@ -160,7 +274,7 @@ class EquivariancePanel(QWidget):
         self.status.setWordWrap(True)
         self.export_btn, self.save_btn = QPushButton("Export figure..."), QPushButton("Save data...")
         self.export_btn.setToolTip("The heatmaps on screen as PNG (300 dpi), SVG or PDF, with their caption")
-        self.save_btn.setToolTip("Per model: equivariance_<model>.npz, .csv (the layer x shift table) and .png, "
+        self.save_btn.setToolTip("Per model: equivariance_<model>.npz and .csv (the layer x shift table), "
                                  "into a folder")
         box = QGroupBox("Shift equivariance per layer")
         bv = QVBoxLayout(box)
@@ -183,7 +297,7 @@ class EquivariancePanel(QWidget):
         lv.addWidget(help_label)
         lv.addStretch(1)
 
-        self.figure = PanelFigure()
+        self.figure = EquivarianceFigure()
         self.figure.setMinimumHeight(260)
         self.readout = QLabel(HINT)
         self.readout.setWordWrap(True)
@@ -387,83 +501,19 @@ class EquivariancePanel(QWidget):
         self.status.setText(f"Failed: {msg}")
 
     # ---- showing ---------------------------------------------------------------------------------
-    def _build(self, n: int) -> None:
-        """A heatmap per model (an n/a layer of grey under it) and one colour bar."""
-        if n == self._built:
-            return
-        self._built = n
-        self._retired = list(self.figure.ci.items)   # alive until the next rebuild (see ComparisonTab._build)
-        self.figure.clear()
-        self.title = self.figure.addLabel("", row=0, col=0, colspan=max(n, 1) + 1)
-        self.plots, self.images, self.greys, self.gaps = [], [], [], []
-        for k in range(n):
-            plot, img = image_panel(self.figure, 1, k)
-            grey = pg.ImageItem()
-            grey.setZValue(-1)
-            plot.addItem(grey)
-            gaps = pg.PlotCurveItem(pen=pg.mkPen("w", width=1.5), connect="pairs")   # between dy groups
-            plot.addItem(gaps)
-            self.gaps.append(gaps)
-            set_label(plot, "bottom", "dy (px)")
-            if k:
-                plot.getAxis("left").setStyle(showValues=False)
-            self.plots.append(plot)
-            self.images.append(img)
-            self.greys.append(grey)
-        self.bar_item = color_bar(CMAP, label="cosine similarity")
-        self.bar_item.setImageItem(self.images)
-        self.figure.addItem(self.bar_item, row=1, col=max(n, 1))
-
     def show_results(self, results: dict[str, EquivarianceResult], req: Request | None) -> None:
         names = [name for name, _ in req.models] if req is not None else []
         self.shown = {name: results[name] for name in names if name in results}
-        if not self.isVisible() and self._built < 0:
+        if not self.isVisible() and self.figure.built < 0:
             return   # drawn when first shown (showEvent)
-        self._build(len(names))
-        first = next(iter(self.shown.values()), None)
         if req is None:
-            set_title(self.title, "")
+            title = note = ""
         else:
             sized = f", input resized to {req.input_size}x{req.input_size}" if req.input_size != 32 else ""
-            set_title(self.title, f"Shift equivariance per layer: {req.mode} shifts, {req.images} test images of "
-                                  f"CIFAR-10{jpeg_note(req.data[0])}{sized}",
-                      "one colour scale for all" if self.shown else "not computed for these settings")
-        sims = [r.similarity for r in self.shown.values()]
-        for item in [*self.plots, self.bar_item]:   # empty axes until a first result: the title says why
-            item.setVisible(bool(self.shown))
-        for name, plot, img, grey in zip(names, self.plots, self.images, self.greys):
-            r = self.shown.get(name)
-            if r is None:
-                img.clear()
-                grey.clear()
-                set_title(plot, name, "not computed")
-                continue
-            rect = QRectF(-0.5, -0.5, len(r.shifts), len(r.layers))
-            img.setImage(r.similarity, autoLevels=False)   # NaN (n/a, not computed yet) stays transparent
-            img.setRect(rect)
-            na = np.zeros((*r.aligned.shape, 4), np.uint8)
-            na[~r.aligned] = NA_GREY
-            grey.setImage(na)
-            grey.setRect(rect)
-            plot.vb.setRange(rect, padding=0)
-            partial = ("" if r.images >= req.images else f", so far {r.images} of {req.images} images" if r.images
-                       else ", first images under way")
-            set_title(plot, name, f"{r.info.get('padding', '')} padding{partial}")
-        if first is not None:
-            self.plots[0].getAxis("left").setTicks([[(i, layer_label(first, i)) for i in range(len(first.layers))]])
-            dys = first.shifts[:, 1]
-            groups = [(float(np.flatnonzero(dys == dy).mean()), f"{int(dy):+d}") for dy in np.unique(dys)]
-            ends = {0, len(groups) - 1, int(np.argmin(np.abs(np.unique(dys))))}   # always labelled; the others
-            major = [t for j, t in enumerate(groups) if j in ends]             # only where there is room
-            minor = [t for j, t in enumerate(groups) if j not in ends]
-            edges = np.repeat(np.flatnonzero(np.diff(dys)) + 0.5, 2)
-            rows = np.tile([-0.5, len(first.layers) - 0.5], len(edges) // 2)
-            for plot, gaps in zip(self.plots, self.gaps):
-                plot.getAxis("bottom").setTicks([major, minor])
-                gaps.setData(edges, rows)
-        set_levels(self.bar_item, value_levels(sims) if sims else (0.0, 1.0))
-        self.figure.set_panels(self.plots, max(len(self.plots), 1), 1, None)
-        self.figure.caption = self._caption(req)
+            title = (f"Shift equivariance per layer: {req.mode} shifts, {req.images} test images of "
+                     f"CIFAR-10{jpeg_note(req.data[0])}{sized}")
+            note = "one colour scale for all" if self.shown else "not computed for these settings"
+        self.figure.draw(names, self.shown, title, note, req.images if req is not None else 0)
         has = bool(self.shown)
         self.export_btn.setEnabled(has)
         self.save_btn.setEnabled(has)
@@ -472,21 +522,12 @@ class EquivariancePanel(QWidget):
         elif not has:
             self.readout.setText(HINT)
 
-    def _caption(self, req: Request | None) -> str:
-        if req is None or not self.shown:
-            return ""
-        s = req.spec
-        models = ", ".join(f"{name} ({r.info.get('padding', '?')} padding)" for name, r in self.shown.items())
-        images = min(r.images for r in self.shown.values())
-        return figure_caption(
-            input=f"{req.mode} shifts dx {s.x_min:+d} to {s.x_max:+d}, dy {s.y_min:+d} to {s.y_max:+d}, step {s.step} "
-                  f"px; input {req.input_size}x{req.input_size}", data=req.data[0], images=images,
-            extra=f"models {models}; rows: layers (output last), columns: shifts grouped by dy, dx growing within "
-                  "each; colour: cosine similarity of the shifted image's features with the shifted features "
-                  "(one scale for all); grey: n/a (not a multiple of the layer's stride, or out of frame)")
+    @property
+    def plots(self) -> list:
+        return self.figure.plots
 
     def _hover(self, pos) -> None:
-        for p, plot in enumerate(getattr(self, "plots", [])):
+        for p, plot in enumerate(self.figure.plots):
             if not plot.vb.sceneBoundingRect().contains(pos):
                 continue
             names = list(self.shown)
@@ -521,13 +562,13 @@ class EquivariancePanel(QWidget):
             return []
         stems = {name: "equivariance_" + name.replace("/", "_") for name in self.shown}
         folder = ask_folder(self, self.settings, "Save equivariance data into folder",
-                            [f"{s}{ext}" for s in stems.values() for ext in (".npz", ".csv", ".png")])
+                            [f"{s}{ext}" for s in stems.values() for ext in (".npz", ".csv")])
         if folder is None:
             return []
         written: list = []
         ok = run_export(self, folder, lambda: written.extend(
             p for name, r in self.shown.items()
-            for p in save_equivariance(r, folder, equivariance_title(name, r), stems[name])))
+            for p in save_equivariance(r, folder, stems[name])))
         if ok:
             self.status.setText(f"Wrote {len(written)} files to {folder}")
         return written

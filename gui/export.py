@@ -7,6 +7,7 @@ without UI-only items, with its caption underneath.
 from __future__ import annotations
 
 import math
+import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,11 +18,11 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QMarginsF, QPointF, QRectF, QSettings, QSizeF, Qt
 from PyQt6.QtGui import QColor, QFontMetricsF, QImage, QPageSize, QPainter, QPdfWriter, QPen
 from PyQt6.QtSvg import QSvgGenerator
-from PyQt6.QtWidgets import (QAbstractGraphicsShapeItem, QFileDialog, QGraphicsScene, QMessageBox, QTableWidget,
-                             QWidget)
+from PyQt6.QtWidgets import (QAbstractGraphicsShapeItem, QApplication, QFileDialog, QGraphicsScene, QMessageBox,
+                             QTableWidget, QWidget)
 
 from padlens.core.files import atomic_csv, atomic_write
-from padlens.gui.style import FONT_PT, TEXT, font, is_ui_only
+from padlens.gui.style import FONT_PT, TEXT, configure_pyqtgraph, font, is_ui_only
 
 CAPTION_FLAGS = int(Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap)
 
@@ -259,6 +260,40 @@ def write_figure(scene: QGraphicsScene, path, title: str = "PadLens figure", cap
     if suffix == ".png":
         return write_png(scene, path, caption)
     raise ValueError(f"export as .png, .svg or .pdf, not {suffix or 'no suffix'}")
+
+
+def offscreen_app():
+    """The running QApplication, else one made offscreen (the command line: no display needed, a stale one does not
+    matter), kept on this function because Qt needs it while drawing; pyqtgraph configured as the window does."""
+    app = QApplication.instance()
+    if app is None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        app = offscreen_app.app = QApplication([])
+    configure_pyqtgraph()   # no window has set them when the command line draws
+    return app
+
+
+def write_offscreen(make: Callable[[], QWidget], size: tuple[int, int], show: Callable[[QWidget], None], paths,
+                    title: str, figure: Callable[[QWidget], object] = lambda w: w) -> list[Path]:
+    """Make a figure window (make(): a PanelFigure, or a widget holding one, which figure(window) picks), lay it
+    out at size without putting it on screen, fill it with show(window), and write the figure to every path
+    (write_figure, its caption underneath): how the command line and the report draw the app's figures, so a file
+    from either is the figure the window exports. The window is made here, once there is a QApplication."""
+    offscreen_app()
+    window = make()
+    window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)   # laid out and drawn, never on screen
+    window.resize(*size)
+    window.show()
+    try:
+        QApplication.processEvents()
+        show(window)
+        QApplication.processEvents()   # titles and tick labels laid out, then the panels fitted to them
+        fig = figure(window)
+        fig.fit()
+        return [write_figure(fig.scene(), p, title, fig.caption) for p in paths]
+    finally:
+        window.close()
+        window.deleteLater()
 
 
 def write_table_csv(table: QTableWidget, path) -> Path:

@@ -4,18 +4,18 @@ Used live by the translation tab and offscreen by `padlens translate` for its fi
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtCore import QPointF, QRectF, pyqtSignal
 from PyQt6.QtGui import QPainterPath, QPolygonF
 from PyQt6.QtWidgets import QGraphicsPathItem
 
 from padlens.core.translation import GridResult
-from padlens.gui.style import (DATA_RANGE, PanelFigure, color_bar, configure_pyqtgraph, figure_caption,
-                               image_panel, set_label, set_levels, set_title, value_levels)
+from padlens.gui.export import write_offscreen
+from padlens.gui.style import (DATA_RANGE, PanelFigure, color_bar, figure_caption, image_panel, set_label, set_levels,
+                               set_title, value_levels)
 
 METRICS = (("accuracy", "accuracy", True, "viridis"),          # key, title, a share (0 to 1)?, colour map
            ("loss", "mean cross-entropy", False, "inferno"),
@@ -205,29 +205,18 @@ class HeatmapFigure(PanelFigure):
 
 def save_heatmap_figures(result: GridResult, out_dir, title: str = "", augment_range: int | None = None,
                          name: str = "translation_heatmaps") -> list[Path]:
-    """Write name.png and name.svg, and the worst case over shifts as name_worst_case.png/.svg, without showing a
-    window: from the command line Qt runs
-    offscreen (no display needed, a stale one does not matter); inside the app nothing flashes up."""
-    from PyQt6.QtWidgets import QApplication
-
-    from padlens.gui.export import write_figure
-    configure_pyqtgraph()   # no window has set them when the command line draws
-    if QApplication.instance() is None:   # kept alive on the module: Qt needs it while drawing
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        save_heatmap_figures.app = QApplication([])
-    fig = HeatmapFigure()
-    fig.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)   # laid out and drawn, never on screen
-    fig.resize(1500, 520)
+    """Write name.png and name.svg, and the worst case over shifts as name_worst_case.png/.svg, drawn offscreen
+    (gui.export.write_offscreen): from the command line no display is needed; inside the app nothing flashes up."""
     if augment_range is None:
         augment_range = result.info.get("crop_pad")
-    fig.set_result(result, title or result.info.get("title", ""), augment_range)
-    fig.show()
-    QApplication.processEvents()
-    fig.fit()
+
+    def show(fig: HeatmapFigure) -> None:
+        fig.set_result(result, title or result.info.get("title", ""), augment_range)
+        fig.caption = grid_caption(result)
+
     out = Path(out_dir)
-    written = [write_figure(fig.scene(), out / f"{name}{ext}", "PadLens translation heatmaps", grid_caption(result))
-               for ext in (".png", ".svg")]
-    fig.close()
+    written = write_offscreen(HeatmapFigure, (1500, 520), show, [out / f"{name}{ext}" for ext in (".png", ".svg")],
+                              "PadLens translation heatmaps")
     if result.flip_radius is not None:   # beside them, named as the Translation tab's export names it
         from padlens.gui.worst_case_figure import write_worst_case_figure   # it imports this module
         written += [write_worst_case_figure(result, out / f"{name}_worst_case{ext}") for ext in (".png", ".svg")]

@@ -366,9 +366,8 @@ class MainWindow(QMainWindow):
         blank = {k: ex.run_blank(k).acts for k in ("normalized", "pixel")}
         self.bias.set_mean_biases({})
         self.bias.set_model(ex.loaded.model, ex.layers, blank, ex.input_size, ex.loaded.padding_mode)
-        self.bias.filters.grid_widget.caption = figure_caption(
-            model=ex.loaded.name, padding=ex.loaded.padding_mode, extra="the mean filter of each convolution, "
-            "averaged over its input and output channels")
+        from padlens.gui.bias_tab import filters_caption
+        self.bias.filters.grid_widget.caption = filters_caption(ex.loaded.name, ex.loaded.padding_mode)
 
     def choose_data(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open CIFAR-10 folder", str(self.data_root))

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QApplication
 
 from padlens.core.translation import GridResult
 from padlens.core.worst_case import RADII, format_worst_case, worst_case
-from padlens.gui.export import write_figure
+from padlens.gui.export import write_offscreen
 from padlens.gui.figures import grid_caption
 from padlens.gui.style import TEXT, PanelFigure, font, jpeg_note, set_label, set_title, style_axis
 
@@ -212,17 +210,5 @@ class WorstCaseFigure(PanelFigure):
 def write_worst_case_figure(r: GridResult, path, padding: str = "") -> Path:
     """The worst case of grid r as PNG, SVG or PDF (by path's suffix), drawn offscreen at EXPORT_SIZE: the
     window's strip under the heatmaps (a 1280x720 screen leaves it 160 px high) is no shape for a page."""
-    fig = WorstCaseFigure()
-    fig.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)   # laid out and drawn, never on screen
-    fig.resize(*EXPORT_SIZE)
-    fig.show()
-    QApplication.processEvents()
-    fig.set_result(r, padding)
-    QApplication.processEvents()
-    fig.fit()
-    try:
-        return write_figure(fig.scene(), path, "PadLens worst case over shifts", fig.caption)
-    finally:
-        fig.close()
-        fig.deleteLater()
-
+    return write_offscreen(WorstCaseFigure, EXPORT_SIZE, lambda fig: fig.set_result(r, padding), [path],
+                           "PadLens worst case over shifts")[0]

@@ -128,6 +128,7 @@ def no_collection_inside_a_paint(request):
 @pytest.fixture(scope="session")
 def report_run(tmp_path_factory):
     """Two tiny checkpoints, 40 PNGs in a folder named like the JPEG copy, one report run (core and cli tests)."""
+    import dataclasses
     import json
     import types
 
@@ -136,7 +137,7 @@ def report_run(tmp_path_factory):
     from padlens.core.checkpoint import save_checkpoint
     from padlens.core.data import CLASSES
     from padlens.core.jobs import run_job
-    from padlens.core.report import report
+    from padlens.core.report import FigureWriters, report
     from padlens.core.translation import GridSpec
     tmp = tmp_path_factory.mktemp("report")
     with pytest.MonkeyPatch.context() as mp:
@@ -154,11 +155,14 @@ def report_run(tmp_path_factory):
             d.mkdir(parents=True)
             for k in range(4):
                 write_png(torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=gen), str(d / f"{k}.png"))
-        calls = []   # the Qt figure is tested with the GUI; here only the call of the writer handed in
+        calls = []   # the Qt figures are tested with the GUI and the command line; here the calls of the writers
         events = []
+
+        def writer(name):
+            return lambda *args: calls.append((name, args)) or [tmp / f"{name}_{len(calls)}.png"]
+        figures = FigureWriters(*(writer(f.name) for f in dataclasses.fields(FigureWriters)))
         md = run_job(report(ckpts, tmp / "out", data, "cpu", images=20, grid=GridSpec(-4, 4, -4, 4, 4),
-                            mean_images=20, precision="fp32", progress=events.append,
-                            heatmap_figures=lambda result, out, title, crop: calls.append((out, title, crop)) or []))
+                            mean_images=20, precision="fp32", progress=events.append, figures=figures))
         doc = json.loads((tmp / "out" / "report.json").read_text())
         yield types.SimpleNamespace(tmp=tmp, ckpts=ckpts, data=data, md=md, doc=doc, events=events, calls=calls,
                                     out=tmp / "out")

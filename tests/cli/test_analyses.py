@@ -11,6 +11,7 @@ from padlens.cli.main import main
 from padlens.core.checkpoint import save_checkpoint
 from padlens.core.coverage import coverage_map
 from padlens.core.data import CLASSES
+from tests.figure_checks import assert_paper_figure
 from tests.tiny import NORM, tiny
 
 OWN = """
@@ -51,7 +52,7 @@ def test_coverage_prints_both_sizes_and_writes_the_maps(setup, capsys):
         assert d["counts_33"].shape == (33, 33)
     rows = list(csv.reader((out / "coverage.csv").open()))
     assert rows[0] == ["input_size", "y", "x", "paths"] and float(rows[1][3]) == counts[0, 0]
-    assert (out / "coverage.png").read_bytes()[:4] == b"\x89PNG"
+    assert_paper_figure(out / "coverage.png", out / "coverage.svg", "tiny", "33x33")
 
 
 def test_coverage_of_an_own_circular_model_is_constant(setup, capsys):
@@ -79,7 +80,7 @@ def test_equivariance_writes_the_table_and_heatmap_and_says_jpeg(setup, capsys):
         assert np.nanmin(sim) < 1 - 1e-3   # zero padding: not equivariant everywhere
     rows = list(csv.reader((out / "equivariance.csv").open()))
     assert rows[0][4] == f"dx={dx[0]} dy=-8" and rows[-1][0] == "output" and len(rows[1]) == 4 + 25
-    assert (out / "equivariance.png").read_bytes()[:4] == b"\x89PNG"
+    assert_paper_figure(out / "equivariance.png", out / "equivariance.svg", "lossy JPEG copy", "cosine similarity")
 
 
 def test_equivariance_of_an_own_circular_model_under_period_rolls_is_one(setup, capsys):
@@ -113,7 +114,8 @@ def test_blindspots_prints_the_map_and_writes_the_files(setup, capsys):
     assert row.split()[1:] == [f"{100 * v:.0f}" for v in acc[2]]
     rows = list(csv.reader((out / "blindspots.csv").open()))
     assert rows[0][:3] == ["model", "x", "y"] and len(rows) == 1 + 16 and rows[1][0] == "tiny"
-    assert (out / "blindspots.png").read_bytes()[:4] == b"\x89PNG"
+    assert_paper_figure(out / "blindspots.png", out / "blindspots.svg", "8x8 patch every 8 px", "accuracy",
+                        "lossy JPEG copy")
 
 
 def test_blindspots_ctrl_c_reports_the_images_finished(setup, capsys, monkeypatch):
@@ -156,15 +158,17 @@ def test_channels_ranks_every_layer_ablates_the_top_and_writes_the_files(setup, 
     assert f"zeroing channels {top} of model[3][4] Conv2d (the top 2 on the blank input):" in text
     assert "accuracy on 20 test images (fp32): before" in text and "predictions changed:" in text
     assert "translation grid (affine, 25 shifts, 4 images)" in text
-    assert sorted(p.name for p in out.iterdir()) == ["channels.csv", "channels.npz", "channels.png",
-                                                     "channels_ablation.csv", "channels_ablation.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["channels.csv", "channels.npz", "channels.png", "channels.svg",
+                                                     "channels_ablation.csv", "channels_ablation.png",
+                                                     "channels_ablation.svg"]
     with np.load(out / "channels.npz") as d:
         np.testing.assert_array_equal(d["blank/model[3][4]/score"], direct.score)
         assert list(d["ablation/channels"]) == top and int(d["ablation/evaluated"]) == 20
     rows = list(csv.reader((out / "channels.csv").open()))
     assert rows[0][:6] == ["input", "layer", "type", "map", "rank", "channel"]
     assert {r[0] for r in rows[1:]} == {"blank", "mean"}
-    assert (out / "channels.png").read_bytes()[:4] == b"\x89PNG"
+    assert_paper_figure(out / "channels.png", out / "channels.svg", "the top 3 channels of", min_width=600)
+    assert_paper_figure(out / "channels_ablation.png", out / "channels_ablation.svg", "after - before")
 
 
 def test_channels_of_one_layer_without_ablation_needs_no_data_and_bad_options_are_refused(setup, capsys,

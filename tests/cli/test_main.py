@@ -86,7 +86,7 @@ def test_translate_without_figures_and_unfused(setup, tmp_path, capsys, monkeypa
     assert _translate(ckpt, data, tmp_path / "exact") == 0
     assert _translate(ckpt, data, tmp_path / "plain", "--no-fuse", "--mode", "roll") == 0
     assert _translate(ckpt, data, tmp_path / "plain_affine", "--no-fuse") == 0
-    assert "note: no heatmap figures" in capsys.readouterr().out
+    assert "note: no figures" in capsys.readouterr().out
     fused = GridResult.load_npz(tmp_path / "fused" / "translation.npz")
     exact = GridResult.load_npz(tmp_path / "exact" / "translation.npz")
     plain = GridResult.load_npz(tmp_path / "plain_affine" / "translation.npz")
@@ -187,7 +187,7 @@ def test_bias_and_translate_refuse_an_input_size_the_model_cannot_take(setup, tm
 
 
 def test_bias_command_writes_table_maps_and_figures(tmp_path, setup, capsys):
-    from torchvision.io import read_image
+    from tests.figure_checks import assert_paper_figure
     ckpt, data = setup
     out = tmp_path / "bias"
     assert main(["bias", "--checkpoint", str(ckpt), "--data", str(data), "--mean-images", "20", "--device", "cpu",
@@ -200,8 +200,9 @@ def test_bias_command_writes_table_maps_and_figures(tmp_path, setup, capsys):
     with np.load(out / "maps.npz") as d:
         m = d["normalized/model[1][0]"]
         assert m.shape == (32, 32) and "mean of 20/model[3][6]" in d.files
-    for name in ("maps_normalized.png", "maps_pixel.png", "maps_mean_of_20.png", "mean_filters.png"):
-        assert read_image(str(out / name)).shape[0] == 3, name
+    for name in ("maps_normalized", "maps_pixel", "maps_mean_of_20", "mean_filters"):
+        assert_paper_figure(out / f"{name}.png", out / f"{name}.svg", "model[1][0]", min_width=600)
+    assert "dataset mean over 20 test images" in (out / "maps_mean_of_20.svg").read_text()
 
 
 def test_the_app_takes_data_and_device(monkeypatch, tmp_path):

@@ -117,7 +117,7 @@ def test_report_on_own_model_and_a_checkpoint(own, tmp_path):
     out = tmp_path / "report"
     assert main(["report", *own.args, "--checkpoints", str(own.ckpt), "--data", str(own.data), "--out", str(out),
                  "--device", "cpu", "--images", "20", "--range", "-4", "4", "--step", "4", "--mean-images", "20",
-                 "--modes", "affine", "--precision", "fp32", "--no-qt-figures"]) == 0
+                 "--modes", "affine", "--precision", "fp32", "--no-figures"]) == 0
     doc = json.loads((out / "report.json").read_text())
     mine, ckpt = doc["checkpoints"]
     assert (mine["label"], mine["custom"], mine["padding_mode"], mine["crop_pad"]) == ("own", True, "reflect", None)

@@ -13,7 +13,7 @@ def test_argparse_wiring(report_run, monkeypatch, capsys):
     a = parser.parse_args(["report", "--checkpoints", str(report_run.ckpts[1]), "--out", str(out), "--data", str(report_run.data),
                            "--device", "cpu", "--images", "10", "--range", "-2", "2", "--step", "2",
                            "--mean-images", "10", "--eval-images", "20", "--precision", "fp32", "--modes", "roll",
-                           "--no-qt-figures"])
+                           "--no-figures"])
     assert a.images == 10 and a.range == [-2, 2] and a.modes == ["roll"]
     assert a.func(a) == 0
     assert "report.md" in capsys.readouterr().out
@@ -45,7 +45,7 @@ def test_ctrl_c_on_the_command_line_reports_what_is_finished(report_run, monkeyp
     a = parser.parse_args(["report", "--checkpoints", *map(str, report_run.ckpts), "--out", str(out), "--data",
                            str(report_run.data), "--device", "cpu", "--images", "10", "--range", "-2", "2", "--step", "2",
                            "--mean-images", "10", "--eval-images", "20", "--precision", "fp32", "--modes", "roll",
-                           "--no-qt-figures"])
+                           "--no-figures"])
     assert a.func(a) == 130 and sent, "an interrupted report exits 130, as every interrupted command"
     doc = json.loads((out / "report.json").read_text())
     assert doc["settings"]["interrupted"] is True and len(doc["checkpoints"]) == 1 < len(report_run.ckpts)
@@ -73,13 +73,13 @@ def test_a_write_that_fails_mid_report_says_what_is_kept(report_run, tmp_path, m
     from padlens.cli.main import main
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
-    def disk_full(path, img):
+    def disk_full(path, text):
         raise OSError(28, "No space left on device", str(path))
-    monkeypatch.setattr("padlens.core.figures_png.save_png", disk_full)
+    monkeypatch.setattr("padlens.core.report.atomic_text", disk_full)   # report.json, after every measurement
     rc = main(["report", "--checkpoints", str(report_run.ckpts[0]), "--out", str(tmp_path / "r"), "--data",
                str(report_run.data), "--device", "cpu", "--images", "10", "--range", "-2", "2", "--step", "2",
                "--mean-images", "10", "--eval-images", "20", "--precision", "fp32", "--modes", "roll",
-               "--no-qt-figures"])
+               "--no-figures"])
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err and "No space left on device" in err
     assert f"writing the report into {tmp_path / 'r'} failed" in err and "finished translation grids are cached" in err
@@ -91,7 +91,7 @@ def test_a_damaged_cache_file_is_named_and_computed_again(report_run, tmp_path, 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     args = ["report", "--checkpoints", str(report_run.ckpts[0]), "--data", str(report_run.data), "--device", "cpu",
             "--images", "10", "--range", "-2", "2", "--step", "2", "--mean-images", "10", "--eval-images", "20",
-            "--precision", "fp32", "--modes", "roll", "--no-qt-figures"]
+            "--precision", "fp32", "--modes", "roll", "--no-figures"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     cached, = (tmp_path / "cache" / "padlens" / "translation").glob("*.npz")
     cached.write_bytes(cached.read_bytes()[:100])   # truncated: BadZipFile broke the report for good
@@ -101,3 +101,26 @@ def test_a_damaged_cache_file_is_named_and_computed_again(report_run, tmp_path, 
         capsys.readouterr().err
     assert json.loads((tmp_path / "b" / "report.json").read_text())["checkpoints"][0]["grids"]["roll"]["from_cache"] is False
     assert cached.is_file()
+
+
+def test_the_report_draws_the_apps_figures(report_run, tmp_path, monkeypatch, capsys):
+    """Without --no-figures every figure report.md links is the app's own (gui, drawn offscreen): a 300 dpi PNG
+    with an SVG beside it, saying what it shows; none is missing."""
+    import re
+
+    from padlens.cli.main import main
+    from tests.figure_checks import assert_paper_figure
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "r"
+    assert main(["report", "--checkpoints", str(report_run.ckpts[0]), "--out", str(out), "--data",
+                 str(report_run.data), "--device", "cpu", "--images", "10", "--range", "-4", "4", "--step", "4",
+                 "--mean-images", "10", "--eval-images", "20", "--precision", "fp32", "--modes", "roll"]) == 0
+    md = (out / "report.md").read_text()
+    assert "not drawn" not in md
+    links = re.findall(r"\]\(([^)]+\.png)\)", md)
+    names = {p.rsplit("/", 1)[-1] for p in links}
+    assert {"maps_blank_normalized.png", "maps_blank_pixel.png", "maps_dataset_mean.png", "mean_filters.png",
+            "translation_heatmaps.png", "coverage.png", "equivariance.png", "blindspots.png", "channels.png"} <= names
+    for link in links:
+        png = out / link
+        assert_paper_figure(png, png.with_suffix(".svg"), "tiny_zeros", min_width=500)

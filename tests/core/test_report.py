@@ -5,13 +5,12 @@ import types
 import numpy as np
 import pytest
 import torch
-from torchvision.io import read_image
 
 from padlens.core.activations import blank_input, capture
 from padlens.core.checkpoint import load_checkpoint
 from padlens.core.data import load_split
 from padlens.core.evaluate import evaluate
-from padlens.core.figures_png import colorize, draw_text, montage, outline, save_png, upscale, with_caption
+from padlens.core.colormaps import colorize, map_tile, upscale
 from padlens.core.jobs import Progress, run_job
 from padlens.core.checkpoint import checkpoint_labels
 from padlens.core.report import report, ring_distances, ring_profile
@@ -42,8 +41,9 @@ def test_report_md_mentions_checkpoints_and_numbers(report_run):
     assert "no border artifact" in text   # the reflect model's blank input
     assert report_run.events and all(isinstance(e, Progress) for e in report_run.events)
     assert report_run.events[-1].done == report_run.events[-1].total
-    assert sorted((o.name, c) for o, _, c in report_run.calls) == sorted([(m, 4) for m in ("affine", "affine-mean", "roll")] * 2)
-    assert all("JPEG" in t for _, t, _ in report_run.calls)
+    heatmaps = [args for name, args in report_run.calls if name == "heatmaps"]
+    assert sorted((o.name, c) for _, o, _, c in heatmaps) == sorted([(m, 4) for m in ("affine", "affine-mean", "roll")] * 2)
+    assert all("JPEG" in t for _, _, t, _ in heatmaps)
 
 
 def test_report_numbers_agree_with_direct_computation(report_run):
@@ -89,13 +89,21 @@ def test_reflect_has_no_blank_border_bias_but_zeros_does(report_run):
     assert top["blank_normalized_worst_region"] in top["blank_normalized_regions"]
 
 
-def test_pngs_are_readable(report_run):
-    folder = report_run.out / "tiny_zeros"
-    names = ["maps_blank_normalized.png", "maps_blank_pixel.png", "maps_dataset_mean.png", "mean_filters.png",
-             "accuracy_affine.png", "accuracy_affine-mean.png", "accuracy_roll.png", "accuracy_heatmaps.png"]
-    for name in names:
-        img = read_image(str(folder / name))
-        assert img.dtype == torch.uint8 and img.shape[0] == 3 and min(img.shape[1:]) > 20, name
+def test_every_figure_is_drawn_by_the_writers_handed_in(report_run):
+    """core draws no figure itself: each is asked of the caller's writers (the command line passes the app's:
+    tests/cli/test_report.py draws them), with what the figure needs."""
+    calls = {}
+    for name, args in report_run.calls:
+        calls.setdefault(name, []).append(args)
+    assert {k: len(v) for k, v in calls.items()} == {"bias": 2, "heatmaps": 6, "coverage": 2, "equivariance": 2,
+                                                     "blindspots": 2, "channels": 2}
+    maps, filters, folder, label, padding, what = calls["bias"][0][:6]
+    assert (folder.name, label, padding) == ("tiny_zeros", "tiny_zeros", "zeros")
+    assert set(maps) == set(what) == {"blank_normalized", "blank_pixel", "dataset_mean"}
+    assert "model[0][0]" in maps["blank_normalized"] and all(k.shape == (3, 3) for k in filters.values())
+    assert what["dataset_mean"] == "mean response over 20 test images"
+    entry = report_run.doc["checkpoints"][0]
+    assert entry["coverage"]["figure"].endswith(".png"), "a section links the PNG its writer returned"
     assert not list(report_run.out.rglob(".*partial*"))
 
 
@@ -293,7 +301,7 @@ def test_a_size_the_model_cannot_take_fails_before_any_work(report_run, tmp_path
 
 def test_checkpoint_labels(resized, tmp_path):
     assert [c["label"] for c in resized.doc["checkpoints"]] == ["zeros", "reflect"]
-    assert (resized.out / "zeros" / "maps_blank_normalized.png").is_file()
+    assert (resized.out / "zeros" / "coverage.csv").is_file()   # each checkpoint's files under its label
     assert checkpoint_labels(["runs/a/model.pt", "runs/b/Model.pt", "c/tiny.pt"]) == ["a", "b", "tiny"]
     assert checkpoint_labels(["x/a/model.pt", "y/a/model.pt", "p/tiny.pt", "q/tiny.pt"]) == [
         "x/a", "y/a", "p/tiny", "q/tiny"]
@@ -324,7 +332,7 @@ def test_region_deviations_and_ring_profile():
     assert prof == {0: 4.0, 4: pytest.approx((36 - 4) / 8)}
 
 
-def test_png_helpers(tmp_path):
+def test_colormaps():
     a = np.array([[0.0, 0.5], [1.0, np.nan]])
     img = colorize(a, "viridis", (0, 1))
     assert img.dtype == torch.uint8 and img.shape == (3, 2, 2)
@@ -337,14 +345,5 @@ def test_png_helpers(tmp_path):
         colorize(a, "jet")
     big = upscale(img, 3)
     assert big.shape == (3, 6, 6) and torch.equal(big[:, :3, :3], img[:, :1, :1].expand(3, 3, 3))
-    m = montage([big, img], cols=2, gap=2, labels=["1", "2"])
-    assert m.shape[0] == 3 and m.shape[2] >= 6 + 2 + 2 + 2 + 2
-    assert with_caption(m, "ACC 10%").shape[1] > m.shape[1]
-    canvas = torch.zeros(3, 10, 10, dtype=torch.uint8)
-    assert draw_text(canvas, "1", 0, 0, color=(9, 9, 9)).sum() > 0 and outline(canvas, 2, 2, 8, 8)[:, 2, 5].tolist() == [255, 60, 60]
-    p = save_png(tmp_path / "x" / "m.png", m)
-    assert torch.equal(read_image(str(p)), m)
-    with pytest.raises(ValueError):
-        save_png(tmp_path / "bad.png", m.float())
-
-
+    flat = map_tile(torch.full((4, 4), 2.0) + torch.rand(4, 4) * 1e-9)   # float noise stays one colour
+    assert flat.shape == (3, 96, 96) and flat.unique(dim=1).shape[1] == 1

@@ -146,6 +146,11 @@ def test_coverage_exports_and_data(window, qtbot, tmp_path, save_as):
     with np.load(tmp_path / "data" / "coverage_reflect.npz") as d:
         assert np.array_equal(d["counts_33"], c.maps["reflect"][1].counts)
     assert (tmp_path / "data" / "coverage_partial.csv").read_text().startswith("input_size,y,x,paths")
+    from padlens.gui.coverage_panel import write_coverage_figures
+    from tests.figure_checks import assert_paper_figure
+    written = write_coverage_figures(c.maps, tmp_path, "tiny", "zeros")   # behind `padlens coverage --out`
+    assert [p.name for p in written] == ["coverage.png", "coverage.svg"]
+    assert_paper_figure(*written, "tiny", "33x33", "circular", "paths per pixel")
 
 
 def small_grid(e, images=10, step=4):
@@ -190,6 +195,11 @@ def test_equivariance_runs_shows_reads_out_and_keeps_its_result(window, qtbot, t
     qtbot.mouseClick(e.save_btn, Qt.MouseButton.LeftButton)
     with np.load(tmp_path / f"equivariance_{name}.npz") as d:
         assert np.array_equal(d["similarity"], r.similarity, equal_nan=True)
+    from padlens.gui.equivariance_panel import write_equivariance_figures
+    from tests.figure_checks import assert_paper_figure
+    written = write_equivariance_figures({name: r}, tmp_path / "cli")   # behind `padlens equivariance --out`
+    assert [p.name for p in written] == ["equivariance.png", "equivariance.svg"]
+    assert_paper_figure(*written, "roll shifts", "cosine similarity", "10 images", min_width=800)
 
 
 def test_cancel_half_way_keeps_a_correct_partial_result(window, qtbot, fake_data, monkeypatch):

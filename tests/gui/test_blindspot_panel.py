@@ -158,3 +158,14 @@ def test_export_figure_and_save_data_write_files(qtbot, panel, tmp_path, monkeyp
 def test_more_images_than_the_split_holds_runs_them_all_and_says_done(qtbot, panel):
     r = run(qtbot, panel, stride=16, images=500)   # the fake split holds 60
     assert r.images == 60 and panel.status.text().startswith("Done in") and "60 images per model" in panel.status.text()
+
+
+def test_the_command_line_writes_the_panels_figure_offscreen(qtbot, panel, tmp_path):
+    """write_blindspot_figures, behind `padlens blindspots --out` and the report: the panel's own figure, at
+    300 dpi and as SVG, its caption from the result's settings."""
+    from padlens.gui.blindspot_panel import write_blindspot_figures
+    from tests.figure_checks import assert_paper_figure
+    r = run(qtbot, panel)
+    written = write_blindspot_figures([("tiny", "zeros", r)], tmp_path, "tiny: blind spots")
+    assert [p.name for p in written] == ["blindspots.png", "blindspots.svg"]
+    assert_paper_figure(*written, "tiny: blind spots", "scaled to 16x16 px", "every 8 px", "lossy JPEG copy")

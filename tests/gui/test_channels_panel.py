@@ -83,7 +83,7 @@ def test_the_dataset_mean_ranks_again_and_earlier_settings_come_from_memory(qtbo
     mean = panel.layer()
     assert mean is not blank and panel.scan().info["mean_images"] == 20
     assert panel.status.text().startswith("Ranked on the mean input (20 images)")
-    assert "20 test images (lossy JPEG copy)" in panel.mosaic.title.text
+    assert "20 test images of CIFAR-10 (lossy JPEG copy)" in panel.mosaic.title.text
     import padlens.gui.channels_panel as cp
     monkeypatch.setattr(cp, "scan_job", lambda *a, **k: pytest.fail("ranked again"))
     panel.input_box.setCurrentIndex(panel.input_box.findData("blank"))
@@ -176,3 +176,19 @@ def test_a_hidden_panel_ranks_only_once_shown(qtbot, tmp_path, tiny_checkpoint, 
     p.show()
     qtbot.waitUntil(lambda: p.layer() is not None and not p.runner.running, timeout=30000)
     assert p.status.text().endswith("Ablating needs the CIFAR-10 test split.") and not p.ablate_btn.isEnabled()
+
+
+def test_the_command_line_writes_the_panels_figures_offscreen(qtbot, panel, tmp_path):
+    """write_channel_figures, behind `padlens channels --out` and the report: the mosaic and the ablation's
+    grids as the panel draws them, at 300 dpi and as SVG."""
+    from padlens.gui.channels_panel import write_channel_figures
+    from tests.figure_checks import assert_paper_figure
+    a = ablate(qtbot, panel)
+    lc = panel.layer()
+    written = write_channel_figures(panel.scan(), "blank", lc.path, 4, "tiny", "zeros", tmp_path, a)
+    assert [p.name for p in written] == ["channels.png", "channels.svg", "channels_ablation.png",
+                                         "channels_ablation.svg"]
+    assert_paper_figure(*written[:2], "the top 4 channels of", "layer model[3][4] (Conv2d)", min_width=600)
+    assert_paper_figure(*written[2:], "zeroed", "after - before")
+    assert [p.name for p in write_channel_figures(panel.scan(), "blank", lc.path, 4, "tiny", "zeros", tmp_path,
+                                                  stem="alone")] == ["alone.png", "alone.svg"], "no ablation: no grids"
