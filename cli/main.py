@@ -291,7 +291,7 @@ def cmd_bias(a) -> int:
         filters = {path_name(p): k for p, k in mean_filters(model).items()}
         return app_figures("bias_tab", "write_bias_figures", {key(k): v for k, v in maps.items()}, filters, out,
                            loaded.name, loaded.padding_mode, {key(k): what[k] for k in maps},
-                           data.source if a.mean_images else "", a.input_size)
+                           {key(k): data.source for k in maps if k.startswith("mean of")}, a.input_size)
     return 0
 
 
@@ -332,35 +332,46 @@ def write_bias_files(out: Path, heads, rows, acts: dict) -> tuple[list[Path], di
 
 
 def cmd_coverage(a) -> int:
-    """Paths per input pixel (the foveation map) at --input-size and at its 2^n / 2^n + 1 partner."""
-    from padlens.core.coverage import COVERAGE_HELP, comparison_size, coverage_job, save_coverage
+    """Paths per input pixel (the foveation map) at --input-size and at its 2^n / 2^n + 1 partner, for the model's
+    own padding and each of --modes (the same architecture padded otherwise: the weights play no part)."""
+    from padlens.core.coverage import COVERAGE_HELP, comparison_size, padding_coverage_job, save_coverage
     from padlens.core.device import pick_device
     from padlens.core.files import writable_folder
     from padlens.core.jobs import run_job
+    from padlens.core.padding import PADDING_MODES
     if a.compare_size is not None and a.compare_size < 0:
         raise ValueError(f"--compare-size {a.compare_size}: give an input size, or 0 for no comparison")
+    wanted = list(PADDING_MODES) if a.modes == "all" else [m.strip() for m in (a.modes or "").split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in PADDING_MODES]
+    if unknown:
+        raise ValueError(f"--modes {a.modes}: unknown padding mode {', '.join(unknown)}; give 'all' or some of "
+                         f"{','.join(PADDING_MODES)}")
     out = writable_folder(a.out) if a.out else None   # before any work
     device = pick_device(a.device)
     loaded = model_from_args(a, device)
     other = comparison_size(a.input_size) if a.compare_size is None else a.compare_size
     sizes = [a.input_size] + ([other] if other and other != a.input_size else [])
-    maps = run_job(coverage_job(loaded.model, sizes, device=device))
-    print(f"{loaded.name} ({loaded.padding_mode} padding): paths from each input pixel to the output")
-    heads = ["input", "corner", "edge", "centre", "min", "max", "corner/centre", "asymmetry", "blind pixels"]
-    rows = [[f"{m.size}x{m.size}", *[f"{s[k]:.10g}" for k in ("corner", "edge", "centre", "min", "max")],
+    own = loaded.padding_mode
+    modes = [own] + [m for m in wanted if m != own]
+    maps = run_job(padding_coverage_job(loaded.model, modes, sizes, device=device))
+    print(f"{loaded.name} ({own} padding): paths from each input pixel to the output"
+          + (f"; the same architecture padded {', '.join(modes[1:])} beside it" if len(modes) > 1 else ""))
+    heads = ["padding", "input", "corner", "edge", "centre", "min", "max", "corner/centre", "asymmetry",
+             "blind pixels"]
+    rows = [[mode, f"{m.size}x{m.size}", *[f"{s[k]:.10g}" for k in ("corner", "edge", "centre", "min", "max")],
              f"{s['corner_to_centre']:.4f}", f"{s['asymmetry']:.4f}", str(s["blind_pixels"])]
-            for m, s in ((m, m.summary) for m in maps)]
+            for mode in modes for m, s in ((m, m.summary) for m in maps[mode])]
     widths = [max(len(r[i]) for r in rows + [heads]) for i in range(len(heads))]
     for r in [heads] + rows:
         print("  ".join(f"{c:<{w}}" for c, w in zip(r, widths)))
-    for m in maps:
+    for m in maps[own]:
         print(f"uneven at {m.size}x{m.size}: " + ("; ".join(m.uneven) if m.uneven else "none"))
     print(f"\n{COVERAGE_HELP}")
     if out:
-        for path in save_coverage(maps, out):
-            print(f"wrote {path}")
-        return app_figures("coverage_panel", "write_coverage_figures", {loaded.padding_mode: maps}, out, loaded.name,
-                           loaded.padding_mode)
+        for mode in modes:
+            for path in save_coverage(maps[mode], out, "coverage" if mode == own else f"coverage_{mode}"):
+                print(f"wrote {path}")
+        return app_figures("coverage_panel", "write_coverage_figures", maps, out, loaded.name, own)
     return 0
 
 
@@ -675,7 +686,11 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--compare-size", type=int,
                     help="a second input size beside it (default: 33 for 32, 2^n + 1 for any 2^n, else the power of "
                          "two below; 0: none)")
-    cv.add_argument("--out", help="also write coverage.npz, coverage.csv and coverage.png here")
+    cv.add_argument("--modes", default="",
+                    help="also the same architecture with these padding modes (comma-separated, or all), a column "
+                         "each in the figure (default: the model's own only)")
+    cv.add_argument("--out", help="also write coverage.npz, coverage.csv (coverage_MODE.* for each of --modes) and "
+                                  "coverage.png, .svg here")
     cv.set_defaults(func=cmd_coverage)
     from padlens.core.equivariance import DEFAULT_GRID, DEFAULT_IMAGES, DEFAULT_MODE
     eq = sub.add_parser("equivariance", help="which layer breaks shift equivariance: per layer and shift, features "

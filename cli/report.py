@@ -11,7 +11,7 @@ from padlens.cli.terminal import CtrlC, common_args, fmt_time, progress_line
 from padlens.core.device import PRECISION_CHOICES, pick_device
 from padlens.core.files import writable_folder
 from padlens.core.jobs import Progress, run_job
-from padlens.core.report import DEFAULT_MODES, FigureWriters, report
+from padlens.core.report import DEFAULT_MODES, WORST_CASE_GRID, WORST_CASE_IMAGES, FigureWriters, report
 from padlens.core.report import __doc__ as report_doc
 from padlens.core.shifts import SHIFT_MODES
 from padlens.core.translation import GridSpec
@@ -55,7 +55,7 @@ def cmd_report(a) -> int:
     try:
         with CtrlC() as stop:
             md = run_job(report(models, a.out, a.data, a.device, a.images, spec, a.modes, a.mean_images,
-                                a.precision, a.eval_images, a.seed, a.input_size,
+                                a.precision, a.eval_images, a.seed, a.input_size, a.worst_case_images,
                                 figures=None if a.no_figures else app_writers(),
                                 should_stop=stop), on_progress=on_progress)
     except KeyboardInterrupt:
@@ -97,6 +97,9 @@ def add_report_parser(sub):
     r.add_argument("--step", type=int, default=4, help="grid step in pixels (default 4)")
     r.add_argument("--modes", nargs="+", default=list(DEFAULT_MODES), choices=list(SHIFT_MODES),
                    help="shift modes (default: all three)")
+    r.add_argument("--worst-case-images", type=int, default=WORST_CASE_IMAGES,
+                   help=f"test images of the worst-case grid, every whole-pixel shift within {WORST_CASE_GRID.x_max} px "
+                        f"(at most --images; default {WORST_CASE_IMAGES}; 0: none)")
     r.add_argument("--mean-images", type=int, default=500,
                    help="test images averaged for the dataset-mean feature maps (0: all)")
     r.add_argument("--eval-images", type=int, default=0,

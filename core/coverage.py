@@ -260,22 +260,6 @@ def comparison_size(size: int) -> int:
     return 1 << (size.bit_length() - 1)
 
 
-def coverage_job(model: nn.Module, sizes: list[int], image_size: int = 32, device: torch.device | None = None,
-                 should_stop: Callable[[], bool] = never):
-    """Job: a CoverageMap per network input size (Progress after each); when stopped, the maps done so far.
-    Every size is checked before the first map, so a size the model cannot take fails before any work."""
-    from padlens.core.spatial_bias import check_input_size
-    for s in sizes:
-        check_input_size(model, s)
-    maps: list[CoverageMap] = []
-    for k, s in enumerate(sizes):
-        if should_stop():
-            break
-        maps.append(coverage_map(model, s, image_size, device))
-        yield Progress(k + 1, len(sizes), f"coverage at {s}x{s}")
-    return maps
-
-
 def padding_coverage_job(model: nn.Module, modes: list[str], sizes: list[int], image_size: int = 32,
                          device: torch.device | None = None, should_stop: Callable[[], bool] = never):
     """Job: the coverage maps of the model with each padding mode (`with_padding`) at each size, as

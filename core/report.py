@@ -37,6 +37,8 @@ from padlens.core.translation import GridSpec
 
 DEFAULT_MODES = ("affine", "affine-mean", "roll")
 DEFAULT_GRID = GridSpec(-16, 16, -16, 16, 4)
+WORST_CASE_GRID = GridSpec(-8, 8, -8, 8, 1)   # every whole-pixel shift within 8 px: the worst case exact at r = 1..8
+WORST_CASE_IMAGES = 100   # 289 shifts each: a quarter of the default grids' work per checkpoint
 FAR = 16           # half the 32-px image: section 3 compares the fills at the grid distance nearest this
 MAP_INPUTS = {"blank_normalized": "blank input, all zeros after normalization (every pixel at the mean color)",
               "blank_pixel": "blank input, all zeros before normalization (a black image)",
@@ -187,6 +189,18 @@ def _grid_entry(result, from_cache: bool, crop_pad, period) -> dict:
     return entry
 
 
+def worst_case_entry(result, from_cache: bool, folder: Path) -> dict:
+    """What report.json keeps of the worst-case grid: core.worst_case's numbers with the grid's settings; its
+    numbers go to folder as worst_case_grid.npz/.csv and worst_case.csv."""
+    from padlens.core.worst_case import worst_case, write_worst_case_csv
+    w = worst_case(result)
+    result.save_npz(folder / "worst_case_grid.npz")
+    result.write_csv(folder / "worst_case_grid.csv")
+    write_worst_case_csv(w, folder / "worst_case.csv")
+    return {**w, "from_cache": from_cache, "mode": result.info.get("mode", "affine"), "dx": result.dxs,
+            "dy": result.dys, "precision": result.info.get("precision"), "seconds": result.info.get("seconds")}
+
+
 def _layer_rows(model: nn.Module, maps: dict[str, dict], input_size: int) -> list[dict]:
     """core.spatial_bias.bias_table of the maps ({input: {path: mean map}}, keyed like MAP_INPUTS), each row
     marked `shown` when its map is a tile of the figures (convs and activations)."""
@@ -231,6 +245,7 @@ def _clean(o):
 def report(checkpoints: list, out_dir, data_root=None, device="auto", images: int = 500,
            grid: GridSpec = DEFAULT_GRID, modes=DEFAULT_MODES, mean_images: int = 500, precision: str = "auto",
            eval_images: int = 0, seed: int = 0, input_size: int = 32,
+           worst_case_images: int = WORST_CASE_IMAGES, worst_case_grid: GridSpec = WORST_CASE_GRID,
            figures: FigureWriters | None = None, should_stop: Callable[[], bool] = never, progress: Callable[[Progress], None] | None = None):
     """Job: measure every checkpoint, write figures, report.md and report.json into out_dir.
 
@@ -243,6 +258,9 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     remedy, every input resized to input_size x input_size before the network for the translation grids
     (shifted at 32x32 first), the feature maps and the padding arithmetic; accuracy and loss stay the
     assignment's evaluate at 32x32. A model that does not run at that size fails before any work.
+    worst_case_images: class-balanced test images (at most `images`; 0: none) of an affine grid with every
+    whole-pixel shift of worst_case_grid, for the worst case over shifts (core.worst_case), which the step-4
+    grids could only bound from below.
     Translation grids come from and go to the cache the GUI uses (core.grid_cache).
     progress, when given, is called with every Progress the job yields. Returns the path of report.md,
     or None when stopped before the first checkpoint was finished (checkpoints finished by then are
@@ -266,7 +284,8 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     bad = [m for m in modes if m not in SHIFT_MODES]
     if bad or not modes:
         raise ValueError(f"shift modes must be among {', '.join(SHIFT_MODES)}, not {bad or 'none'}")
-    for name, v in (("images", images), ("mean_images", mean_images), ("eval_images", eval_images)):
+    for name, v in (("images", images), ("mean_images", mean_images), ("eval_images", eval_images),
+                    ("worst_case_images", worst_case_images)):
         if v < 0:
             raise ValueError(f"{name} must be 0 (all) or a positive number")
     out = Path(out_dir)
@@ -301,6 +320,11 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         return {m: GridRequest(lm, data, grid, m, len(grid_idx), seed, grid_precision, size) for m in modes}
 
     requests = [requests_at(lm, input_size) for lm in loaded]
+    n_worst = min(worst_case_images, len(grid_idx))
+    worst_requests = [GridRequest(lm, data, worst_case_grid, "affine", n_worst, seed, grid_precision, input_size)
+                      if n_worst else None for lm in loaded]
+    worst_ready = [r.cached() if r else None for r in worst_requests]
+    worst_work = n_worst * len(worst_case_grid.dxs) * len(worst_case_grid.dys)
     base_i = baseline_index(pads)
     requests32 = requests_at(loaded[base_i], 32) if input_size != 32 else {}   # the resizing remedy's 32x32 side
 
@@ -310,8 +334,10 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
     ready = [{m: r.cached() for m, r in reqs.items()} for reqs in requests]
     ready32 = {m: r.cached() for m, r in requests32.items()}
     notes = [n for reqs in [*requests, requests32] for r in reqs.values() for n in r.notes]
+    notes += [n for r in worst_requests if r for n in r.notes]
     total = max(1, sum(n_eval + len(BLANK_KINDS) + len(mean_idx) + grid_work(pre) + eq_work + bs_work + ch_work
-                       for pre in ready)
+                       + (worst_work if worst_requests[k] and worst_ready[k] is None else 0)
+                       for k, pre in enumerate(ready))
                 + (len(BLANK_KINDS) + grid_work(ready32) if requests32 else 0))
     done = 0
 
@@ -391,6 +417,19 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
             result.write_csv(folder / f"translation_{mode}.csv")
             entry["grids"][mode] = _grid_entry(result, ready[i][mode] is not None, crop_pad, period)
 
+        # 2b. the worst case over shifts: every whole-pixel shift within worst_case_grid's range
+        worst = worst_ready[i]
+        if worst_requests[i] and worst is None:
+            t = time.perf_counter()
+            worst = yield from relay(worst_requests[i].job(should_stop), done, total,
+                                     f"{head}: worst case over shifts ({n_worst} images, step 1)", progress)
+            if should_stop() or worst.images < n_worst:
+                interrupted = True
+                break
+            worst.info["seconds"] = round(time.perf_counter() - t, 2)
+            done += worst_work
+        entry["worst_case"] = worst_case_entry(worst, worst_ready[i] is not None, folder) if worst else None
+
         # 3. feature maps: blank inputs and the dataset-mean response, fp32, unfolded model
         maps = yield from blank_maps(model, norm, head, input_size)
         job = mean_activations(model, data.images[mean_idx], norm, dev, "fp32", size=input_size,
@@ -435,7 +474,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                 "dataset_mean": f"mean response over {count} test images"}
         layer_maps = {k: {r["name"]: maps[k][tuple(r["path"])] for r in shown} for k in what}
         drawn = draw(figures, "bias", layer_maps, {path_name(p): k for p, k in filt.items()}, folder, label,
-                     pads[i], what, data.source, input_size)
+                     pads[i], what, {"dataset_mean": data.source}, input_size)
         figs = {name: next((p for p in drawn["figures"] if Path(p).name == f"{name}.png"), None)
                 for name in [f"maps_{k}" for k in what] + ["mean_filters"]}
         figs["heatmaps"] = {}
@@ -446,6 +485,13 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                 title += f" ({JPEG_LABEL})"
             drawn = draw(figures, "heatmaps", g, folder / mode, title, crop_pad)
             figs["heatmaps"][mode] = drawn["figure"]
+            notes_here += [drawn["figure_note"]] if drawn.get("figure_note") else []
+        if worst:
+            title = f"{label}: every whole-pixel shift within {worst_case_grid.x_max} px ({n_worst} images)"
+            if jpeg:
+                title += f" ({JPEG_LABEL})"
+            drawn = draw(figures, "heatmaps", worst, folder / "worst_case", title, crop_pad)
+            figs["worst_case"] = next((p for p in drawn["figures"] if Path(p).name.endswith("_worst_case.png")), None)
             notes_here += [drawn["figure_note"]] if drawn.get("figure_note") else []
         figs["note"] = "; ".join(notes_here)
         entry["figures"] = figs
@@ -488,6 +534,9 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
                 "ring_distances": rings, "far": far, "input_size": input_size,
                 "baseline": base["label"], "comparison_mode": compare, "interval_method": INTERVAL_METHOD,
                 "modes": list(modes), "grid_images": len(grid_idx), "eval_images": n_eval,
+                "worst_case_images": n_worst, "worst_case_grid": {"x_min": worst_case_grid.x_min,
+                                                                  "x_max": worst_case_grid.x_max,
+                                                                  "step": worst_case_grid.step},
                 "eval_subset": "all" if eval_idx is None else "class-balanced", "mean_images": len(mean_idx),
                 "seed": seed, "interrupted": interrupted, "cache_notes": notes, "seconds": round(time.perf_counter() - t_start, 2),
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -509,7 +558,7 @@ class FigureWriters:
     window exports. Each writes PNG and SVG files into the folder it is given and returns their paths."""
     heatmaps: Callable       # (GridResult, folder, title, crop_pad)
     bias: Callable           # ({input: {layer name: map}}, {conv name: mean filter}, folder, label, padding mode,
-                             #  {input: what it is}, data source, input size)
+                             #  {input: what it is}, {input: its data source}, input size)
     coverage: Callable       # ({padding mode: [CoverageMap per size]}, folder, label, padding mode)
     equivariance: Callable   # ({label: EquivarianceResult}, folder)
     blindspots: Callable     # ([(label, padding mode, BlindspotResult)], folder, title)

@@ -366,7 +366,7 @@ def render_markdown(doc: dict, out: Path) -> str:
         add("```")
         add(r["padding_arithmetic_text"])
         add("```\n")
-    _worst_case_section(add, results, jl)
+    _worst_case_section(add, results, jl, out)
     _coverage_section(add, results, out)
     _equivariance_section(add, results, out, jl)
     _blindspots_section(add, results, out, jl)
@@ -376,29 +376,43 @@ def render_markdown(doc: dict, out: Path) -> str:
     return "\n".join(L) + "\n"
 
 
-def _worst_case_section(add, results: list[dict], jl: str) -> None:
-    """Worst case over shifts (core.worst_case): per grid, the share of images some small shift flips."""
+def _worst_case_section(add, results: list[dict], jl: str, out: Path) -> None:
+    """Worst case over shifts (core.worst_case): first on each checkpoint's step-1 grid, where it is exact, then on
+    the report's translation grids, where it is a lower bound beyond their complete radius."""
     add(f"## Worst case over shifts{jl}\n")
-    add("Share of the images whose prediction some shift of the grid within radius r (max(|dx|, |dy|) <= r, the "
-        "unshifted image excluded) changes from the unshifted one, with its 95% interval: each image counts once, "
-        "whichever shift flips it, where the grid's consistency averages over shifts. Smallest flip: images per "
-        "radius of their smallest flipping shift; never: no shift of the grid flips them.\n")
+    add("Share of the images whose prediction some shift within radius r (max(|dx|, |dy|) <= r, the unshifted image "
+        "excluded) changes from the unshifted one, with its 95% interval: each image counts once, whichever shift "
+        "flips it, where the grid's consistency averages over shifts. Smallest flip: images per radius of their "
+        "smallest flipping shift; never: no shift tried flips them.\n")
+    exact = [(r["label"], r["padding_mode"], r["worst_case"]) for r in results if r.get("worst_case")]
+    if exact:
+        w0 = exact[0][2]
+        reach = int(max(np.abs(w0["dx"]).max(), np.abs(w0["dy"]).max()))
+        add(f"Every whole-pixel shift within {reach} px ({(2 * reach + 1) ** 2 - 1} shifts, `affine`, "
+            f"{w0['images']} class-balanced test images, {w0['precision']}), so each share is exact for these "
+            "images:\n")
+        _worst_case_table(add, exact, "padding")
+        for r_at in sorted({1, w0["radii"][-1]}):
+            k = w0["radii"].index(r_at)
+            top = max(exact, key=lambda g: g[2]["share"][k])
+            lo = min(exact, key=lambda g: g[2]["share"][k])
+            add(f"\nWithin r = {r_at}: most flipped {top[0]} ({top[2]['flipped'][k]} of {top[2]['images']}, "
+                f"{_ci(top[2]['share'][k], (top[2]['low'][k], top[2]['high'][k]))}), least {lo[0]} "
+                f"({lo[2]['flipped'][k]} of {lo[2]['images']}, {_ci(lo[2]['share'][k], (lo[2]['low'][k], lo[2]['high'][k]))}).")
+        add("\nFigures (the share per radius and the smallest flips; the step-1 grid's heatmaps beside them): " + ", ".join(
+            _figure_link(r["label"], r.get("figures", {}).get("worst_case"), out, r.get("figures", {}).get("note", ""))
+            for r in results if r.get("worst_case")) + f"{jl}.")
+        add("")
     grids = [(r["label"], mode, gr["worst_case"]) for r in results for mode, gr in r["grids"].items()
              if gr.get("worst_case")]
     if not grids:
-        add("No grid holds the per-image record (grids saved before it was kept); run the report again.\n")
+        if not exact:
+            add("No grid holds the per-image record (grids saved before it was kept); run the report again.\n")
         return
-    radii = grids[0][2]["radii"]
-    add("| checkpoint | mode | images | " + " | ".join(f"r = {r}" for r in radii) + " | smallest flip | never |")
-    add("|---|---|---|" + "---|" * len(radii) + "---|---|")
-    for label, mode, w in grids:
-        share = dict(zip(w["radii"], zip(w["share"], w["low"], w["high"])))
-        h = w["histogram"]
-        add(f"| {label} | {mode} | {w['images']} | "
-            + " | ".join(_ci(share[r][0], share[r][1:]) if r in share else "n/a" for r in radii)
-            + " | " + (", ".join(f"{r} px: {k}" for r, k in zip(h["radius"], h["images"])) or "-")
-            + f" | {h['never']} |")
+    add("On the report's translation grids (their own shifts only):\n")
+    _worst_case_table(add, grids, "mode")
     complete = min(w["complete_radius"] for _, _, w in grids)
+    radii = grids[0][2]["radii"]
     if radii and radii[-1] > complete:
         add(f"\nThe grids hold every whole-pixel shift only up to r = {complete}; beyond, only their own cells were "
             "tried, so these shares are lower bounds of the true worst case.")
@@ -408,6 +422,20 @@ def _worst_case_section(add, results: list[dict], jl: str) -> None:
         add(f"\nMost flipped within r = {r_max}: {top[0]} `{top[1]}`, {w['flipped'][-1]} of {w['images']} images "
             f"({_ci(w['share'][-1], (w['low'][-1], w['high'][-1]))}).")
     add("")
+
+
+def _worst_case_table(add, rows: list[tuple], second: str) -> None:
+    """| checkpoint | second | images | r = ... | smallest flip | never |, a row per (label, second, worst case)."""
+    radii = rows[0][2]["radii"]
+    add(f"| checkpoint | {second} | images | " + " | ".join(f"r = {r}" for r in radii) + " | smallest flip | never |")
+    add("|---|---|---|" + "---|" * len(radii) + "---|---|")
+    for label, what, w in rows:
+        share = dict(zip(w["radii"], zip(w["share"], w["low"], w["high"])))
+        h = w["histogram"]
+        add(f"| {label} | {what} | {w['images']} | "
+            + " | ".join(_ci(share[r][0], share[r][1:]) if r in share else "n/a" for r in radii)
+            + " | " + (", ".join(f"{r} px: {k}" for r, k in zip(h["radius"], h["images"])) or "-")
+            + f" | {h['never']} |")
 
 
 def _coverage_section(add, results: list[dict], out: Path) -> None:

@@ -160,10 +160,12 @@ def filters_caption(name: str, padding: str) -> str:
 
 
 def write_bias_figures(maps: dict[str, dict[str, object]], filters: dict[str, object], out, name: str, padding: str,
-                       inputs: dict[str, str], data: str = "", input_size: int = 32,
+                       inputs: dict[str, str], data: dict[str, str] | None = None, input_size: int = 32,
                        exts=(".png", ".svg")) -> list[Path]:
     """maps_KEY.png/.svg for each input KEY of maps ({key: {layer name: channel-mean map}}, inputs[key] saying
-    what the input is) and mean_filters.png/.svg ({conv name: mean kernel}, when there are any of one shape)."""
+    what the input is, data[key] the data set its images came from; a blank input has none) and
+    mean_filters.png/.svg ({conv name: mean kernel}, when there are any of one shape)."""
+    data = data or {}
     out = Path(out)
     sized = f" ({input_size}x{input_size})" if input_size != 32 else ""
     written = []
@@ -172,7 +174,7 @@ def write_bias_figures(maps: dict[str, dict[str, object]], filters: dict[str, ob
         written += write_tile_figure(
             layer_maps, [out / f"maps_{key}{e}" for e in exts], f"{name}: channel-mean map of every layer, {what}",
             figure_caption(model=name, padding=padding, input=what + sized,
-                           data=data if "mean" in key else "",
+                           data=data.get(key, ""),
                            extra="each map on its own range, enlarged to the largest map's size by repeating its "
                                  "pixels; named by layer"))
     if filters and len({tuple(k.shape) for k in filters.values()}) == 1:

@@ -66,19 +66,24 @@ class CoverageFigure(PanelFigure):
 
     def draw(self, maps: dict[str, list[CoverageMap]], checked: list[str], name: str, own: str) -> None:
         """The maps of the checked modes ({mode: [map per size]}), own: the model's own padding mode."""
-        modes = [m for m in PADDING_MODES if m in checked and m in maps]
+        columns = [m for m in PADDING_MODES if m in checked]
+        modes = [m for m in columns if m in maps]
         set_title(self.title, f"{name}: paths from each input pixel to the output" if name and maps else "",
-                  "each column: this architecture with that padding mode (the weights play no part)"
-                  if maps else "")
+                  ("each column: this architecture with that padding mode (the weights play no part)" if len(modes) > 1
+                   else "the architecture alone: the weights play no part") if maps else "")
         first_map = next(iter(maps.values()), None)
+        sizes = len(first_map) if first_map else 0   # the command line may ask for one size
         for r in range(SIZES):
-            self.row_labels[r].setText(size_text(first_map[r]) if first_map else "", color="k")
-            self.row_labels[r].setVisible(bool(first_map))
-            self.bars[r].setVisible(bool(first_map))
+            shown = r < sizes
+            self.row_labels[r].setText(size_text(first_map[r]) if shown else "", color="k")
+            self.row_labels[r].setVisible(shown)
+            self.bars[r].setVisible(shown)
             for k, mode in enumerate(PADDING_MODES):
                 plot, img = self.plots[r][k], self.images[r][k]
-                plot.setVisible(bool(first_map) and mode in checked)
-                plot.getAxis("left").setStyle(showValues=bool(checked) and mode == checked[0])
+                plot.setVisible(shown and mode in checked)
+                if not shown:
+                    continue
+                plot.getAxis("left").setStyle(showValues=mode == columns[0])
                 head = f"{mode}" + (" (this model)" if mode == own else "") if r == 0 else ""
                 m = maps[mode][r] if mode in maps else None
                 if m is None:
@@ -90,8 +95,10 @@ class CoverageFigure(PanelFigure):
                 plot.vb.setRange(map_rect(m.counts), padding=0)
                 s = m.summary
                 set_title(plot, head, "constant" if s["constant"] else f"corner / centre {s['corner_to_centre']:.3f}")
-            set_levels(self.bars[r], value_levels([maps[mode][r].counts for mode in modes]))
-        self.set_panels([p for row in self.plots for p in row if p.isVisible()], max(len(checked), 1), SIZES, 1.0)
+            if shown:
+                set_levels(self.bars[r], value_levels([maps[mode][r].counts for mode in modes]))
+        self.set_panels([p for row in self.plots for p in row if p.isVisible()], max(len(checked), 1), max(sizes, 1),
+                        1.0)
         self.caption = coverage_caption(name, own, maps, modes)
 
 

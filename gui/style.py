@@ -254,6 +254,22 @@ def _rest(ci: pg.GraphicsLayout, plots, margin: float) -> tuple[float, float]:
     return sum(widths.values()) + spacing_w + 2 * margin, sum(heights.values()) + spacing_h + 2 * margin
 
 
+def _fold_hidden(item) -> None:
+    """A grid layout keeps a hidden item's room (a figure with two of six columns would be mostly white): a hidden
+    item takes none; shown again, it gets back the sizes it had (a plot's are set again by fit_panels anyway)."""
+    if item is None:
+        return
+    if not item.isVisible():
+        if not hasattr(item, "_unfolded"):
+            item._unfolded = (item.minimumSize(), item.maximumSize())
+            item.setMinimumSize(0, 0)
+            item.setMaximumSize(0, 0)
+    elif hasattr(item, "_unfolded"):
+        low, high = item.__dict__.pop("_unfolded")
+        item.setMinimumSize(low)
+        item.setMaximumSize(high)
+
+
 def fit_panels(widget: pg.GraphicsLayoutWidget, plots: list[pg.PlotItem], cols: int, rows: int,
                aspect: float | None) -> None:
     """Give every plot the same size, its view box width/height = aspect (None: fill the room), as large
@@ -268,10 +284,11 @@ def fit_panels(widget: pg.GraphicsLayoutWidget, plots: list[pg.PlotItem], cols: 
     layout = widget.ci.layout
     margin = 4
     layout.setContentsMargins(margin, margin, margin, margin)
-    for i in range(layout.count()):   # figure titles: no wider than the figure
+    for i in range(layout.count()):
         item = layout.itemAt(i).graphicsItem()
-        if isinstance(item, pg.LabelItem) and item.angle == 0:
+        if isinstance(item, pg.LabelItem) and item.angle == 0:   # figure titles: no wider than the figure
             wrap_label(item, view.width() - 4 * margin)
+        _fold_hidden(item)
     titled = [p for p in plots if p.titleLabel.isVisible() and p.titleLabel.text]
     for p in plots:
         p.setMinimumSize(-1, -1)   # unset: the plot's own layout decides its minimum again

@@ -162,7 +162,8 @@ def report_run(tmp_path_factory):
             return lambda *args: calls.append((name, args)) or [tmp / f"{name}_{len(calls)}.png"]
         figures = FigureWriters(*(writer(f.name) for f in dataclasses.fields(FigureWriters)))
         md = run_job(report(ckpts, tmp / "out", data, "cpu", images=20, grid=GridSpec(-4, 4, -4, 4, 4),
-                            mean_images=20, precision="fp32", progress=events.append, figures=figures))
+                            mean_images=20, precision="fp32", worst_case_images=12,
+                            worst_case_grid=GridSpec(-2, 2, -2, 2, 1), progress=events.append, figures=figures))
         doc = json.loads((tmp / "out" / "report.json").read_text())
         yield types.SimpleNamespace(tmp=tmp, ckpts=ckpts, data=data, md=md, doc=doc, events=events, calls=calls,
                                     out=tmp / "out")

@@ -55,11 +55,26 @@ def test_coverage_prints_both_sizes_and_writes_the_maps(setup, capsys):
     assert_paper_figure(out / "coverage.png", out / "coverage.svg", "tiny", "33x33")
 
 
+def test_coverage_modes_put_other_paddings_beside_the_models_own(setup, capsys):
+    out = setup.tmp / "modes"
+    assert main(["coverage", "--checkpoint", str(setup.ckpt), "--device", "cpu", "--modes", "circular,zeros",
+                 "--compare-size", "0", "--out", str(out)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.split()[1:2] == ["32x32"]]
+    assert [r[0] for r in rows] == ["zeros", "circular"], "the model's own first, each mode once"
+    assert rows[1][2] == rows[1][3] == rows[1][4] and rows[0][2] != rows[0][4], "circular: constant; zeros: not"
+    with np.load(out / "coverage_circular.npz") as d:
+        assert np.ptp(d["counts_32"]) == 0
+    assert (out / "coverage.npz").is_file() and not (out / "coverage_zeros.npz").exists()
+    assert_paper_figure(out / "coverage.png", out / "coverage.svg", "circular", "zeros (this model)")
+    assert main(["coverage", "--checkpoint", str(setup.ckpt), "--device", "cpu", "--modes", "mirror"]) == 2
+    assert "unknown padding mode mirror" in capsys.readouterr().err
+
+
 def test_coverage_of_an_own_circular_model_is_constant(setup, capsys):
     assert main(["coverage", *setup.own, "--device", "cpu", "--compare-size", "0"]) == 0
     text = capsys.readouterr().out
-    row = next(line for line in text.splitlines() if line.startswith("32x32"))
-    corner, edge, centre = row.split()[1:4]
+    row = next(line for line in text.splitlines() if line.split()[1:2] == ["32x32"])
+    corner, edge, centre = row.split()[2:5]
     assert corner == edge == centre == "9" and "33x33" not in text
 
 

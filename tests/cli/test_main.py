@@ -202,7 +202,9 @@ def test_bias_command_writes_table_maps_and_figures(tmp_path, setup, capsys):
         assert m.shape == (32, 32) and "mean of 20/model[3][6]" in d.files
     for name in ("maps_normalized", "maps_pixel", "maps_mean_of_20", "mean_filters"):
         assert_paper_figure(out / f"{name}.png", out / f"{name}.svg", "model[1][0]", min_width=600)
-    assert "dataset mean over 20 test images" in (out / "maps_mean_of_20.svg").read_text()
+    mean_svg = (out / "maps_mean_of_20.svg").read_text()
+    assert "dataset mean over 20 test images" in mean_svg and "data: " in mean_svg
+    assert "data: " not in (out / "maps_normalized.svg").read_text(), "a blank input used no data set"
 
 
 def test_the_app_takes_data_and_device(monkeypatch, tmp_path):

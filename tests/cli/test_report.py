@@ -79,7 +79,7 @@ def test_a_write_that_fails_mid_report_says_what_is_kept(report_run, tmp_path, m
     rc = main(["report", "--checkpoints", str(report_run.ckpts[0]), "--out", str(tmp_path / "r"), "--data",
                str(report_run.data), "--device", "cpu", "--images", "10", "--range", "-2", "2", "--step", "2",
                "--mean-images", "10", "--eval-images", "20", "--precision", "fp32", "--modes", "roll",
-               "--no-figures"])
+               "--worst-case-images", "0", "--no-figures"])
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err and "No space left on device" in err
     assert f"writing the report into {tmp_path / 'r'} failed" in err and "finished translation grids are cached" in err
@@ -91,7 +91,7 @@ def test_a_damaged_cache_file_is_named_and_computed_again(report_run, tmp_path, 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     args = ["report", "--checkpoints", str(report_run.ckpts[0]), "--data", str(report_run.data), "--device", "cpu",
             "--images", "10", "--range", "-2", "2", "--step", "2", "--mean-images", "10", "--eval-images", "20",
-            "--precision", "fp32", "--modes", "roll", "--no-figures"]
+            "--precision", "fp32", "--modes", "roll", "--worst-case-images", "0", "--no-figures"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     cached, = (tmp_path / "cache" / "padlens" / "translation").glob("*.npz")
     cached.write_bytes(cached.read_bytes()[:100])   # truncated: BadZipFile broke the report for good

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from padlens.core.coverage import comparison_size, coverage_job, coverage_map, save_coverage
+from padlens.core.coverage import comparison_size, coverage_map, padding_coverage_job, save_coverage
 from padlens.core.jobs import run_job
 from tests.tiny import tiny
 
@@ -82,8 +82,10 @@ def test_a_functional_nonlinearity_is_refused():
 
 def test_job_sizes_and_files(tmp_path):
     assert comparison_size(32) == 33 and comparison_size(33) == 32 and comparison_size(48) == 32
-    maps = run_job(coverage_job(tiny()[0], [32, 33]))
-    assert [m.size for m in maps] == [32, 33]
+    both = run_job(padding_coverage_job(tiny()[0], ["zeros", "circular"], [32, 33]))
+    maps = both["zeros"]
+    assert list(both) == ["zeros", "circular"] and [m.size for m in maps] == [32, 33]
+    assert both["circular"][0].summary["constant"] and not maps[0].summary["constant"]
     written = save_coverage(maps, tmp_path)
     assert [p.name for p in written] == ["coverage.npz", "coverage.csv"], "the figure is the app's (gui)"
     with np.load(written[0]) as d:
@@ -91,7 +93,7 @@ def test_job_sizes_and_files(tmp_path):
     rows = written[1].read_text().splitlines()
     assert rows[0] == "input_size,y,x,paths" and len(rows) == 1 + 32 * 32 + 33 * 33
     with pytest.raises(ValueError, match="does not run"):
-        run_job(coverage_job(tiny()[0], [32, 4]))
+        run_job(padding_coverage_job(tiny()[0], ["zeros"], [32, 4]))
 
 
 def test_report_states_each_checkpoints_coverage(report_run):

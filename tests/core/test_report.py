@@ -42,7 +42,8 @@ def test_report_md_mentions_checkpoints_and_numbers(report_run):
     assert report_run.events and all(isinstance(e, Progress) for e in report_run.events)
     assert report_run.events[-1].done == report_run.events[-1].total
     heatmaps = [args for name, args in report_run.calls if name == "heatmaps"]
-    assert sorted((o.name, c) for _, o, _, c in heatmaps) == sorted([(m, 4) for m in ("affine", "affine-mean", "roll")] * 2)
+    assert sorted((o.name, c) for _, o, _, c in heatmaps) == sorted([(m, 4) for m in ("affine", "affine-mean", "roll",
+                                                                                       "worst_case")] * 2)
     assert all("JPEG" in t for _, _, t, _ in heatmaps)
 
 
@@ -95,7 +96,7 @@ def test_every_figure_is_drawn_by_the_writers_handed_in(report_run):
     calls = {}
     for name, args in report_run.calls:
         calls.setdefault(name, []).append(args)
-    assert {k: len(v) for k, v in calls.items()} == {"bias": 2, "heatmaps": 6, "coverage": 2, "equivariance": 2,
+    assert {k: len(v) for k, v in calls.items()} == {"bias": 2, "heatmaps": 8, "coverage": 2, "equivariance": 2,
                                                      "blindspots": 2, "channels": 2}
     maps, filters, folder, label, padding, what = calls["bias"][0][:6]
     assert (folder.name, label, padding) == ("tiny_zeros", "tiny_zeros", "zeros")
@@ -109,13 +110,15 @@ def test_every_figure_is_drawn_by_the_writers_handed_in(report_run):
 
 def test_grids_are_cached_and_reused(report_run, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(report_run.tmp / "cache"))
-    assert len(list((report_run.tmp / "cache" / "padlens" / "translation").glob("*.npz"))) == 6
+    assert len(list((report_run.tmp / "cache" / "padlens" / "translation").glob("*.npz"))) == 8   # 3 modes and the worst case, twice
     import padlens.core.grid_cache
     monkeypatch.setattr(padlens.core.grid_cache, "translation_grid", lambda *a, **k: pytest.fail("not from the cache"))
     md = run_job(report(report_run.ckpts[:1], report_run.tmp / "again", report_run.data, "cpu", images=20,
-                        grid=GridSpec(-4, 4, -4, 4, 4), modes=("roll",), mean_images=20, precision="fp32"))
+                        grid=GridSpec(-4, 4, -4, 4, 4), modes=("roll",), mean_images=20, precision="fp32",
+                        worst_case_images=12, worst_case_grid=GridSpec(-2, 2, -2, 2, 1)))
     doc = json.loads(md.with_name("report.json").read_text())
     assert doc["checkpoints"][0]["grids"]["roll"]["from_cache"] is True
+    assert doc["checkpoints"][0]["worst_case"]["from_cache"] is True
     assert doc["checkpoints"][0]["grids"]["roll"]["accuracy"] == report_run.doc["checkpoints"][0]["grids"]["roll"]["accuracy"]
 
 
@@ -209,7 +212,7 @@ def resized(report_run):
         mp.setenv("XDG_CACHE_HOME", str(report_run.tmp / "cache-resized"))
         md = run_job(report(ckpts, report_run.tmp / "resized", report_run.data, "cpu", images=10,
                             grid=GridSpec.square(-16, 16, 3), modes=("affine-mean",), mean_images=10,
-                            eval_images=20, precision="fp32", input_size=36,
+                            eval_images=20, precision="fp32", input_size=36, worst_case_images=0,
                             progress=events.append))
     return types.SimpleNamespace(md=md.read_text(), doc=json.loads(md.with_name("report.json").read_text()),
                                  out=md.parent, ckpts=ckpts, events=events, cache=report_run.tmp / "cache-resized")
@@ -262,7 +265,7 @@ def test_resizing_row_is_the_difference_from_a_run_at_32(report_run, resized, mo
     monkeypatch.setattr(padlens.core.grid_cache, "translation_grid", lambda *a, **k: pytest.fail("not from the cache"))
     md = run_job(report(resized.ckpts[:1], report_run.tmp / "plain32", report_run.data, "cpu", images=10,
                         grid=GridSpec.square(-16, 16, 3), modes=("affine-mean",), mean_images=10, eval_images=20,
-                        precision="fp32"))
+                        precision="fp32", worst_case_images=0))
     plain = json.loads(md.with_name("report.json").read_text())["checkpoints"][0]
     assert plain["grids"]["affine-mean"]["from_cache"] is True and "at_32" not in plain
     assert "resizing 32 ->" not in md.read_text() and "resizing 32 ->" not in report_run.md.read_text()

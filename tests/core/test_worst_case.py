@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,23 @@ def test_the_report_states_each_grids_worst_case_from_its_own_record(report_run)
             assert (f"| {r['label']} | {mode} | 20 | {100 * w['share'][0]:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] | "
                     in text) and text.count(f"| {r['label']} | {mode} | 20 | ") >= 1 and f" | {never} |" in text
     assert "lower bounds of the true worst case" in text and "Most flipped within r = 4" in text
+
+
+def test_the_report_measures_the_worst_case_on_every_whole_pixel_shift(report_run):
+    """The step-1 grid: every shift within its range tried, so the shares are exact (no lower bound) at every
+    radius, each recomputed here from the grid the report saved."""
+    text = report_run.md.read_text()
+    assert report_run.doc["settings"]["worst_case_images"] == 12
+    assert "Every whole-pixel shift within 2 px (24 shifts, `affine`, 12 class-balanced test images, fp32)" in text
+    for r in report_run.doc["checkpoints"]:
+        folder = report_run.out / r["label"]
+        grid = GridResult.load_npz(folder / "worst_case_grid.npz")
+        w = worst_case(grid)
+        assert list(grid.dxs) == [-2, -1, 0, 1, 2] and grid.images == 12 and grid.info["mode"] == "affine"
+        assert w["radii"] == [1, 2] and w["complete_radius"] == 2
+        assert {k: r["worst_case"][k] for k in w} == w
+        cells = [f"{100 * s:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]" for s, lo, hi in zip(w["share"], w["low"], w["high"])]
+        assert f"| {r['label']} | {r['padding_mode']} | 12 | {cells[0]} | {cells[1]} | " in text
+        assert (folder / "worst_case.csv").read_text().splitlines()[1].startswith("1,8,")
+    calls = [args for name, args in report_run.calls if name == "heatmaps" and Path(args[1]).name == "worst_case"]
+    assert len(calls) == 2 and all(list(a[0].dxs) == [-2, -1, 0, 1, 2] for a in calls), "each checkpoint's worst-case figure drawn"

@@ -83,3 +83,39 @@ def test_the_translation_heatmaps_show_their_axes_numbers_once_computed(window, 
     assert not any(_ticks_shown(p) for p in plots)
     run_small_grid(qtbot, tab, images=10)
     assert all(_ticks_shown(p) for p in plots)
+
+
+def test_hidden_columns_take_no_room_in_a_figure(qapp):
+    """Four of five columns hidden: the one left and its colour bar sit together, not at the figure's two ends
+    (a grid layout keeps a hidden item's room unless it is folded)."""
+    from PyQt6.QtCore import Qt
+    from PyQt6.QtWidgets import QApplication
+
+    from padlens.gui.style import PanelFigure, color_bar, image_panel
+    fig = PanelFigure()
+    fig.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    fig.resize(900, 400)
+    fig.show()
+    panels = [image_panel(fig, 0, k, f"panel {k}") for k in range(5)]
+    bar = color_bar("viridis", label="value")
+    bar.setImageItem([img for _, img in panels])
+    fig.addItem(bar, row=0, col=5)
+    for plot, img in panels:
+        img.setImage(np.random.default_rng(0).random((8, 8)).astype(np.float32))
+    for plot, _ in panels[1:]:
+        plot.setVisible(False)
+    fig.set_panels([panels[0][0]], 1, 1, 1.0)
+    QApplication.processEvents()
+    fig.fit()
+    first = panels[0][0].sceneBoundingRect()
+    gap = bar.sceneBoundingRect().left() - first.right()
+    assert 0 <= gap < 40, f"{gap:.0f} px between the only column and its colour bar"
+    assert all(p.sceneBoundingRect().width() == 0 for p, _ in panels[1:])
+    for plot, _ in panels[1:]:   # shown again: every column gets its room back
+        plot.setVisible(True)
+    fig.set_panels([p for p, _ in panels], 5, 1, 1.0)
+    QApplication.processEvents()
+    fig.fit()
+    widths = [p.sceneBoundingRect().width() for p, _ in panels]
+    assert min(widths) > 50 and max(widths) - min(widths) < 2, widths
+    fig.close()
