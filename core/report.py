@@ -422,7 +422,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
         if worst_requests[i] and worst is None:
             t = time.perf_counter()
             worst = yield from relay(worst_requests[i].job(should_stop), done, total,
-                                     f"{head}: worst case over shifts ({n_worst} images, step 1)", progress)
+                                     f"{head}: worst-case grid", progress)
             if should_stop() or worst.images < n_worst:
                 interrupted = True
                 break
@@ -487,7 +487,7 @@ def report(checkpoints: list, out_dir, data_root=None, device="auto", images: in
             figs["heatmaps"][mode] = drawn["figure"]
             notes_here += [drawn["figure_note"]] if drawn.get("figure_note") else []
         if worst:
-            title = f"{label}: every whole-pixel shift within {worst_case_grid.x_max} px ({n_worst} images)"
+            title = f"{label}: every whole-pixel shift within {worst_case_grid.x_max} px, {n_worst} images"
             if jpeg:
                 title += f" ({JPEG_LABEL})"
             drawn = draw(figures, "heatmaps", worst, folder / "worst_case", title, crop_pad)

@@ -392,13 +392,17 @@ def _worst_case_section(add, results: list[dict], jl: str, out: Path) -> None:
             f"{w0['images']} class-balanced test images, {w0['precision']}), so each share is exact for these "
             "images:\n")
         _worst_case_table(add, exact, "padding")
+        def flipped(g, k: int) -> str:
+            w = g[2]
+            return f"{w['flipped'][k]} of {w['images']} images, {_ci(w['share'][k], (w['low'][k], w['high'][k]))}"
         for r_at in sorted({1, w0["radii"][-1]}):
             k = w0["radii"].index(r_at)
+            if len(exact) == 1:
+                add(f"\nWithin r = {r_at} a shift flips {flipped(exact[0], k)}.")
+                continue
             top = max(exact, key=lambda g: g[2]["share"][k])
-            lo = min(exact, key=lambda g: g[2]["share"][k])
-            add(f"\nWithin r = {r_at}: most flipped {top[0]} ({top[2]['flipped'][k]} of {top[2]['images']}, "
-                f"{_ci(top[2]['share'][k], (top[2]['low'][k], top[2]['high'][k]))}), least {lo[0]} "
-                f"({lo[2]['flipped'][k]} of {lo[2]['images']}, {_ci(lo[2]['share'][k], (lo[2]['low'][k], lo[2]['high'][k]))}).")
+            low = min(exact, key=lambda g: g[2]["share"][k])
+            add(f"\nWithin r = {r_at}: most flipped {top[0]} ({flipped(top, k)}), least {low[0]} ({flipped(low, k)}).")
         add("\nFigures (the share per radius and the smallest flips; the step-1 grid's heatmaps beside them): " + ", ".join(
             _figure_link(r["label"], r.get("figures", {}).get("worst_case"), out, r.get("figures", {}).get("note", ""))
             for r in results if r.get("worst_case")) + f"{jl}.")

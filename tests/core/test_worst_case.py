@@ -122,6 +122,7 @@ def test_the_report_measures_the_worst_case_on_every_whole_pixel_shift(report_ru
     text = report_run.md.read_text()
     assert report_run.doc["settings"]["worst_case_images"] == 12
     assert "Every whole-pixel shift within 2 px (24 shifts, `affine`, 12 class-balanced test images, fp32)" in text
+    assert "Within r = 1: most flipped " in text and "Within r = 2: most flipped " in text
     for r in report_run.doc["checkpoints"]:
         folder = report_run.out / r["label"]
         grid = GridResult.load_npz(folder / "worst_case_grid.npz")
